@@ -1,0 +1,60 @@
+/* A loaded model: tokenizer(s), text encoder(s), U-Net (with MoE), VAE and
+ * the scheduler settings, from a diffusers folder or a single-file
+ * checkpoint. This is what the pipeline, the CLI and the ABI hold. */
+#ifndef MD_MODEL_H
+#define MD_MODEL_H
+
+#include <cjson/cJSON.h>
+
+#include "../text/text_encoder.h"
+#include "../text/tokenizer.h"
+#include "../unet/unet.h"
+#include "../vae/vae.h"
+#include "config.h"
+
+typedef enum md_family { MD_FAMILY_SD1 = 0, MD_FAMILY_SD2, MD_FAMILY_SDXL } md_family;
+
+#define MD_MODEL_MAX_FILES 8
+
+typedef struct md_model {
+    md_family family;
+    char path[1024];
+
+    md_tokenizer *tokenizer;   /* CLIP-L tokenizer (te1) */
+    md_tokenizer *tokenizer2;  /* SDXL te2 tokenizer, else NULL */
+    int32_t pad_id, pad_id2;   /* padding ids of the two tokenizers */
+
+    md_clip_config te_cfg, te2_cfg;
+    md_text_encoder *te, *te2; /* te2: SDXL only */
+
+    md_unet_config unet_cfg;
+    md_unet *unet;
+
+    md_vae_config vae_cfg;
+    md_vae *vae;
+
+    md_sched_config sched_cfg;
+    int force_zeros_for_empty_prompt; /* SDXL */
+
+    /* owned storage the components point into */
+    md_safetensors *files[MD_MODEL_MAX_FILES];
+    int nfiles;
+    md_weights *weights[MD_MODEL_MAX_FILES];
+    int nweights;
+} md_model;
+
+typedef struct md_model_options {
+    md_backend *backend;            /* required */
+    /* Architecture that a single file's shapes cannot tell: an object with
+     * optional "unet", "vae", "text_encoder", "text_encoder_2", "scheduler"
+     * members in diffusers config.json form (golden.json "architecture"). */
+    const cJSON *architecture;
+    const char *config_yaml;        /* an LDM/SGM .yaml (v-prediction, ...) */
+} md_model_options;
+
+/* `path` is a diffusers folder (model_index.json) or a .safetensors file. */
+md_status md_model_load(const char *path, const md_model_options *opt, md_model **out,
+                        md_error *err);
+void md_model_free(md_model *m);
+
+#endif

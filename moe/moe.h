@@ -1,0 +1,58 @@
+/* Mixture-of-Experts layers. A layer is a gate [E, D] and E experts of the
+ * same shape. One code path serves both routing modes; only the selection
+ * step differs (moe/router.h):
+ *   - sequence top-k (SegMoE): experts chosen once per call from the gate
+ *     logits summed over all rows, every row weighted by a softmax over the
+ *     chosen experts' logits;
+ *   - token top-k: each row picks its own top-k.
+ * Rows are grouped by expert, each expert runs one GEMM over just its rows,
+ * unchosen experts do no work, and the weighted outputs are scattered back. */
+#ifndef MD_MOE_H
+#define MD_MOE_H
+
+#include "../io/weights.h"
+#include "../models/config.h"
+#include "router.h"
+
+typedef enum md_moe_kind { MD_MOE_LINEAR, MD_MOE_GEGLU_FF } md_moe_kind;
+
+typedef struct md_moe_expert {
+    /* MD_MOE_LINEAR: w1 [out,in], b1 (optional). MD_MOE_GEGLU_FF: w1/b1 = net.0.proj
+     * [2*inner, dim], w2/b2 = net.2 [dim, inner]. */
+    md_tensor *w1, *b1, *w2, *b2;
+} md_moe_expert;
+
+typedef struct md_moe_layer {
+    char name[160];        /* diffusers module path, e.g. "...transformer_blocks.0.ff" */
+    md_moe_kind kind;
+    md_routing routing;
+    int num_experts, top_k;
+    int in_dim, out_dim;
+    md_tensor *gate;       /* [E, in_dim], no bias */
+    md_moe_expert *experts;
+    md_moe_expert shared;  /* always-on expert (w1 == NULL when absent) */
+} md_moe_layer;
+
+/* What one MoE call did; handed to an observer when one is set. Host
+ * memory, valid during the callback only. */
+typedef struct md_moe_trace {
+    const md_moe_layer *layer;
+    int64_t rows;
+    const float *input;         /* [rows, in_dim] */
+    const float *router_logits; /* [rows, E] */
+    const md_route_plan *plan;
+    const float *output;        /* [rows, out_dim] */
+} md_moe_trace;
+typedef void (*md_moe_observer)(void *user, const md_moe_trace *trace);
+
+/* Loads `prefix`.gate.weight and `prefix`.experts.{e}.* */
+md_status md_moe_layer_load(md_moe_layer *layer, md_moe_kind kind, const md_moe_config *cfg,
+                            md_weights *w, const char *prefix, int in_dim, int out_dim,
+                            md_backend *be, md_error *err);
+void md_moe_layer_free(md_moe_layer *layer);
+
+md_status md_moe_forward(md_backend *be, const md_moe_layer *layer, md_tensor *y,
+                         const md_tensor *x, md_moe_observer observer, void *observer_user,
+                         md_error *err);
+
+#endif

@@ -1,0 +1,31 @@
+/* Expert selection: turns gate logits into a routing plan (which rows go to
+ * which expert, with which weight). Host code, shared by every backend. */
+#ifndef MD_ROUTER_H
+#define MD_ROUTER_H
+
+#include <stdint.h>
+
+#include "../models/config.h"
+
+typedef struct md_route_plan {
+    int num_experts, top_k;
+    int64_t rows;
+    /* Sequence mode: the k experts chosen for the whole call, in descending
+     * order of summed logit. Token mode: unused (-1). */
+    int selected[16];
+    /* For expert e: count[e] rows, listed in rows_of[offset[e] ...] with
+     * weight_of[offset[e] ...]; offset has num_experts+1 entries. */
+    int64_t *offset;
+    int32_t *rows_of;
+    float *weight_of;
+    /* Per row, the chosen experts (rows * top_k), for statistics. */
+    int32_t *choice;
+} md_route_plan;
+
+md_route_plan *md_route_plan_new(int num_experts, int top_k, int64_t max_rows);
+void md_route_plan_free(md_route_plan *p);
+
+/* logits [rows, E] (host). Fills the plan; ties break to the lower index. */
+void md_router_plan(md_route_plan *plan, md_routing mode, const float *logits, int64_t rows);
+
+#endif

@@ -1,0 +1,125 @@
+/* The compute backend interface. The CPU backend fills it today; the Vulkan
+ * backend fills the same table. Model code (text encoder, U-Net, MoE, VAE)
+ * only ever calls these entries and never touches activation memory
+ * directly, so a model runs unchanged on any backend.
+ *
+ * Conventions:
+ *  - Activations are MD_F32, contiguous, row-major, allocated with
+ *    new_tensor() from the backend's arena. Outputs are allocated by the
+ *    caller; unless an entry says otherwise, y must not alias an input.
+ *  - Weights are md_tensor views of stored data (F32, F16 or BF16) that were
+ *    passed once through prepare_weight(); they are widened where used.
+ *  - Shapes are validated when a model is loaded, so ops trust them.
+ *  - Host arrays (ids, row lists, weights of MoE rows) are plain pointers. */
+#ifndef MD_BACKEND_H
+#define MD_BACKEND_H
+
+#include "status.h"
+#include "tensor.h"
+
+typedef enum md_act {
+    MD_ACT_NONE = 0,
+    MD_ACT_SILU,
+    MD_ACT_GELU,        /* exact erf GELU */
+    MD_ACT_GELU_TANH,
+    MD_ACT_QUICK_GELU   /* x * sigmoid(1.702 x) */
+} md_act;
+
+typedef struct md_backend md_backend;
+
+struct md_backend {
+    const char *name; /* "cpu", "vulkan" */
+    void *impl;
+
+    void (*destroy)(md_backend *be);
+
+    /* ---- memory ----
+     * The arena makes a denoising step allocation-free after the first:
+     * callers take a mark before a forward pass and reset to it after. */
+    size_t (*arena_mark)(md_backend *be);
+    void (*arena_reset)(md_backend *be, size_t mark);
+    /* F32 tensor of the given shape from the arena (uninitialised).
+     * On allocation failure the returned tensor has data == NULL. */
+    md_tensor (*new_tensor)(md_backend *be, int ndim, const int64_t *shape);
+    void (*upload)(md_backend *be, md_tensor *dst, const float *src);
+    void (*download)(md_backend *be, const md_tensor *src, float *dst);
+    /* Called once per weight at load time (CPU: nothing; Vulkan: upload). */
+    md_status (*prepare_weight)(md_backend *be, md_tensor *w, md_error *err);
+
+    /* ---- dense ops ---- */
+    /* x [B,Cin,H,W], w [Cout,Cin,kh,kw], b [Cout] or NULL, y [B,Cout,Ho,Wo],
+     * Ho = (H + 2*pad - kh)/stride + 1. */
+    void (*conv2d)(md_backend *be, md_tensor *y, const md_tensor *x, const md_tensor *w,
+                   const md_tensor *b, int stride, int pad);
+    /* x [..., in] viewed as rows, w [out, in] (or [out,in,1,1]), b [out] or
+     * NULL, y [..., out]. */
+    void (*linear)(md_backend *be, md_tensor *y, const md_tensor *x, const md_tensor *w,
+                   const md_tensor *b);
+    /* x [B, C, ...]: statistics per (batch, group) over C/groups channels and
+     * all trailing dims; optional SiLU after the affine. y may equal x. */
+    void (*group_norm)(md_backend *be, md_tensor *y, const md_tensor *x, const md_tensor *gamma,
+                       const md_tensor *beta, int groups, float eps, int fuse_silu);
+    /* Normalise over the last dim. y may equal x. */
+    void (*layer_norm)(md_backend *be, md_tensor *y, const md_tensor *x, const md_tensor *gamma,
+                       const md_tensor *beta, float eps);
+    /* Elementwise activation. y may equal x. */
+    void (*activation)(md_backend *be, md_tensor *y, const md_tensor *x, md_act act);
+    /* x [..., 2H] -> y [..., H] = x[..., :H] * gelu(x[..., H:]) (exact GELU). */
+    void (*geglu)(md_backend *be, md_tensor *y, const md_tensor *x);
+    /* Multi-head attention, tiled so memory does not grow with Nq*Nk.
+     * q [B,Nq,C], k [B,Nk,C], v [B,Nk,Cv], o [B,Nq,Cv]; head h uses channels
+     * [h*C/heads, (h+1)*C/heads) of q/k and likewise of v.
+     * scores = scale * q.k; causal masks key j > query i. */
+    void (*attention)(md_backend *be, md_tensor *o, const md_tensor *q, const md_tensor *k,
+                      const md_tensor *v, int heads, float scale, int causal);
+
+    /* ---- elementwise and layout ---- */
+    /* y = a + b (same shape). y may equal a or b. */
+    void (*add)(md_backend *be, md_tensor *y, const md_tensor *a, const md_tensor *b);
+    /* x [B, C, ...], bias [B, C] (an activation): y = x + bias[b, c]. y may equal x. */
+    void (*add_channel_bias)(md_backend *be, md_tensor *y, const md_tensor *x,
+                             const md_tensor *bias);
+    /* y = x * s. y may equal x. */
+    void (*scale)(md_backend *be, md_tensor *y, const md_tensor *x, float s);
+    /* y = a + s * b (same shape). y may equal a. */
+    void (*axpy)(md_backend *be, md_tensor *y, const md_tensor *a, const md_tensor *b, float s);
+    void (*fill)(md_backend *be, md_tensor *y, float value);
+    void (*copy)(md_backend *be, md_tensor *y, const md_tensor *x);
+    /* x [B,C,H,W] -> y [B,C,2H,2W] */
+    void (*upsample_nearest2x)(md_backend *be, md_tensor *y, const md_tensor *x);
+    /* a [B,Ca,...], b [B,Cb,...] -> y [B,Ca+Cb,...] (dim 1) */
+    void (*concat_channels)(md_backend *be, md_tensor *y, const md_tensor *a, const md_tensor *b);
+    /* Concatenate along the last dim: a [R, Da], b [R, Db] -> y [R, Da+Db]. */
+    void (*concat_last)(md_backend *be, md_tensor *y, const md_tensor *a, const md_tensor *b);
+    /* x [B,C,H,W] -> y [B,H*W,C] and back. */
+    void (*nchw_to_tokens)(md_backend *be, md_tensor *y, const md_tensor *x);
+    void (*tokens_to_nchw)(md_backend *be, md_tensor *y, const md_tensor *x);
+    /* y [n, dim] = table[ids[i]] (table is a weight [vocab, dim]). */
+    void (*embedding)(md_backend *be, md_tensor *y, const md_tensor *table, const int32_t *ids,
+                      int64_t n);
+    /* y [B,N,D] += pos[:N] (pos is a weight [Nmax, D]). */
+    void (*add_position)(md_backend *be, md_tensor *y, const md_tensor *pos);
+
+    /* ---- MoE row routing ---- */
+    /* y [n, D] = x[rows[i], :] */
+    void (*gather_rows)(md_backend *be, md_tensor *y, const md_tensor *x, const int32_t *rows,
+                        int64_t n);
+    /* y[rows[i], :] += weights[i] * x[i, :], for i < n (rows may repeat only
+     * across calls, never within one). */
+    void (*scatter_add_rows)(md_backend *be, md_tensor *y, const md_tensor *x,
+                             const int32_t *rows, const float *weights, int64_t n);
+    /* y [R, D] += w[r] * x [R, D] (one weight per row). */
+    void (*add_rows_weighted)(md_backend *be, md_tensor *y, const md_tensor *x, const float *w);
+};
+
+/* The CPU backend: OpenBLAS for GEMMs, `threads` worker threads for the rest
+ * (0 = number of online CPUs). */
+md_status md_backend_cpu_create(md_backend **out, int threads, md_error *err);
+
+static inline void md_backend_destroy(md_backend *be)
+{
+    if (be)
+        be->destroy(be);
+}
+
+#endif

@@ -1,0 +1,37 @@
+/* CLIP text transformer (HF CLIPTextModel / CLIPTextModelWithProjection
+ * naming: text_model.*, text_projection.weight). */
+#ifndef MD_TEXT_ENCODER_H
+#define MD_TEXT_ENCODER_H
+
+#include "../io/weights.h"
+#include "../models/config.h"
+
+typedef struct md_text_encoder md_text_encoder;
+
+md_status md_text_encoder_load(md_text_encoder **out, const md_clip_config *cfg, md_weights *w,
+                               md_backend *be, md_error *err);
+void md_text_encoder_free(md_text_encoder *te);
+const md_clip_config *md_text_encoder_config(const md_text_encoder *te);
+
+/* What to compute for `batch` rows of 77 ids. Every output is optional
+ * (NULL = not wanted), host memory, [batch, 77, hidden] unless noted. */
+typedef struct md_text_outputs {
+    float *last_hidden;        /* after final LayerNorm */
+    /* hidden state after the first (num_layers - skip) layers: skip = 1 is
+     * HF hidden_states[-2] ("penultimate"); optionally with final LayerNorm
+     * (the SD1 clip-skip convention) */
+    float *skipped_hidden;
+    int skip;
+    int skipped_final_ln;
+    /* [batch, projection_dim]: final-LN state at the first EOS position times
+     * text_projection^T (needs a projection; eos_first = first position whose
+     * id is cfg->eos_id) */
+    float *pooled_projected;
+    /* [batch, hidden]: final-LN state at the pooling position, no projection */
+    float *pooled;
+} md_text_outputs;
+
+md_status md_text_encoder_forward(md_text_encoder *te, const int32_t *ids, int batch,
+                                  md_text_outputs *out, md_error *err);
+
+#endif
