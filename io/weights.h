@@ -38,4 +38,21 @@ md_status md_weights_getf(const md_weights *w, md_tensor **out, md_error *err, i
 /* True when some weight name starts with prefix. */
 int md_weights_has_prefix(const md_weights *w, const char *prefix);
 
+/* Like md_weights_add, but the map takes ownership of t->data (from
+ * malloc) and frees it with the map, also when adding fails. For weights
+ * that had to be converted on load (e.g. a transposed projection). */
+md_status md_weights_add_owned(md_weights *w, const char *name, const md_tensor *t,
+                               const char *source, md_error *err);
+/* The i-th weight (insertion order) and the file it came from. */
+md_tensor *md_weights_tensor(const md_weights *w, size_t i);
+const char *md_weights_source(const md_weights *w, size_t i);
+
+/* Makes md_weights_get create weights that are absent instead of failing:
+ * fn fills *out with the requested shape and malloc'd data (the map then
+ * owns it) and returns 1, or returns 0 on failure. Lets a tool build a
+ * random model by having the component loaders ask for every weight. */
+typedef int (*md_weights_synth_fn)(void *user, const char *name, int ndim, const int64_t *shape,
+                                   md_tensor *out);
+void md_weights_set_synthesizer(md_weights *w, md_weights_synth_fn fn, void *user);
+
 #endif

@@ -14,7 +14,7 @@
 
 typedef enum md_family { MD_FAMILY_SD1 = 0, MD_FAMILY_SD2, MD_FAMILY_SDXL } md_family;
 
-#define MD_MODEL_MAX_FILES 8
+#define MD_MODEL_MAX_FILES 32 /* sharded weights count one per shard */
 
 typedef struct md_model {
     md_family family;

@@ -22,6 +22,9 @@ typedef struct md_moe_expert {
     md_tensor *w1, *b1, *w2, *b2;
 } md_moe_expert;
 
+/* Host-side buffers a layer reuses between calls (logits, plan, trace copies). */
+typedef struct md_moe_scratch md_moe_scratch;
+
 typedef struct md_moe_layer {
     char name[160];        /* diffusers module path, e.g. "...transformer_blocks.0.ff" */
     md_moe_kind kind;
@@ -31,6 +34,8 @@ typedef struct md_moe_layer {
     md_tensor *gate;       /* [E, in_dim], no bias */
     md_moe_expert *experts;
     md_moe_expert shared;  /* always-on expert (w1 == NULL when absent) */
+    int inner_dim;         /* MD_MOE_GEGLU_FF: the GEGLU width */
+    md_moe_scratch *scratch; /* grown on demand: steady-state calls do not allocate */
 } md_moe_layer;
 
 /* What one MoE call did; handed to an observer when one is set. Host
@@ -45,12 +50,17 @@ typedef struct md_moe_trace {
 } md_moe_trace;
 typedef void (*md_moe_observer)(void *user, const md_moe_trace *trace);
 
-/* Loads `prefix`.gate.weight and `prefix`.experts.{e}.* */
+/* Loads `prefix`.gate.weight and `prefix`.experts.{e}.* (and, with
+ * cfg->shared_expert, `prefix`.shared_expert.*). For MD_MOE_LINEAR an expert
+ * is `experts.{e}.weight` [out_dim, in_dim] with an optional bias; for
+ * MD_MOE_GEGLU_FF `experts.{e}.net.0.proj` and `experts.{e}.net.2`. */
 md_status md_moe_layer_load(md_moe_layer *layer, md_moe_kind kind, const md_moe_config *cfg,
                             md_weights *w, const char *prefix, int in_dim, int out_dim,
                             md_backend *be, md_error *err);
 void md_moe_layer_free(md_moe_layer *layer);
 
+/* x [..., in_dim] viewed as rows; y [..., out_dim] (allocated by the
+ * caller, not aliasing x). A layer serves one call at a time. */
 md_status md_moe_forward(md_backend *be, const md_moe_layer *layer, md_tensor *y,
                          const md_tensor *x, md_moe_observer observer, void *observer_user,
                          md_error *err);

@@ -22,7 +22,7 @@ typedef enum md_dtype {
     MD_DTYPE_COUNT
 } md_dtype;
 
-#define MD_MAX_DIMS 4
+#define MD_MAX_DIMS 6 /* reference records stack steps on a 4-d latent */
 
 typedef struct md_tensor {
     md_dtype dtype;

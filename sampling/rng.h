@@ -1,7 +1,8 @@
-/* The one noise source: Philox4x32-10 keyed by the seed, counter = element
- * index, so value i of a stream depends only on (seed, stream, i): the same
- * seed gives the same noise on every backend and thread count.
- * Normal samples use Box-Muller on consecutive uniform pairs. */
+/* The one noise source: Philox4x32-10 keyed by the seed, counter = (index
+ * of a block of 4 samples, stream), so value i of a stream depends only on
+ * (seed, stream, i): the same seed gives the same noise on every backend
+ * and thread count. Normal samples use Box-Muller on consecutive uniform
+ * pairs; rng.c documents the exact layout. */
 #ifndef MD_RNG_H
 #define MD_RNG_H
 

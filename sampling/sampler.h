@@ -40,17 +40,21 @@ float md_sampler_init_noise_sigma(const md_sampler *s);
 int md_sampler_needs_noise(const md_sampler *s);
 
 /* img2img: start the loop at step index `begin` (diffusers' set_begin_index
- * / t_start). Steps are then numbered from `begin`. */
+ * / t_start). Step indices stay indices into md_sampler_timesteps: the
+ * first step taken is then `begin`, and multistep history starts there. */
 void md_sampler_set_begin(md_sampler *s, int begin);
 
 /* y = scale_model_input(x, timesteps[i]) */
 void md_sampler_scale_input(const md_sampler *s, int i, const float *x, float *y, size_t n);
 /* prev = step(model_output, timesteps[i], sample); noise is used by
  * ancestral samplers (n values, N(0,1)), ignored otherwise. Steps must be
- * taken in order (multistep samplers keep history). */
+ * taken in order (multistep samplers keep history): i is the begin index
+ * (which starts a new loop) or the step after the last one taken.
+ * prev may be the same buffer as sample or model_output. */
 md_status md_sampler_step(md_sampler *s, int i, const float *model_output, const float *sample,
                           const float *noise, float *prev, size_t n, md_error *err);
-/* out = add_noise(original, noise, timesteps[i]) as the scheduler defines it. */
+/* out = add_noise(original, noise, timesteps[i]) as the scheduler defines it
+ * (sigma samplers also take i = steps, the final sigma 0). */
 void md_sampler_add_noise(const md_sampler *s, int i, const float *original, const float *noise,
                           float *out, size_t n);
 

@@ -8,6 +8,9 @@
 
 typedef struct md_text_encoder md_text_encoder;
 
+/* Validates every weight's shape against cfg. text_projection.weight is
+ * required when cfg->projection_dim > 0; when it is 0 a present projection
+ * is used anyway and md_text_encoder_config() reports its size. */
 md_status md_text_encoder_load(md_text_encoder **out, const md_clip_config *cfg, md_weights *w,
                                md_backend *be, md_error *err);
 void md_text_encoder_free(md_text_encoder *te);

@@ -1,4 +1,10 @@
-/* CLIP byte-level BPE tokenizer (OpenAI CLIP rules). */
+/* CLIP byte-level BPE tokenizer (OpenAI CLIP rules): html unescape (twice;
+ * numeric references and a documented subset of named ones, see
+ * html_unescape.h), whitespace runs to one space, strip, Python's
+ * str.lower(), CLIP's split pattern, byte-level BPE with "</w>" word ends.
+ * ftfy's repair of mis-decoded text is not applied; invalid UTF-8 decodes
+ * to U+FFFD. A tokenizer is immutable after loading: encoding from several
+ * threads at once is safe. */
 #ifndef MD_TOKENIZER_H
 #define MD_TOKENIZER_H
 

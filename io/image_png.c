@@ -1,0 +1,85 @@
+#include "image_png.h"
+
+#include <errno.h>
+#include <png.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void md_planes_to_rgb8(const float *planes, int width, int height, uint8_t *rgb)
+{
+    size_t plane = (size_t)width * height;
+    for (size_t i = 0; i < plane; i++)
+        for (int c = 0; c < 3; c++) {
+            float v = planes[c * plane + i] * 255.0f + 0.5f;
+            rgb[3 * i + c] = (uint8_t)(v < 0.0f ? 0.0f : v > 255.0f ? 255.0f : v);
+        }
+}
+
+/* libpng reports errors by longjmp; keeping all of it in one function keeps
+ * the jump target valid. */
+static int write_stream(FILE *f, const uint8_t *rgb, int width, int height,
+                        const md_text_chunk *text, size_t ntext)
+{
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    if (!png)
+        return 0;
+    png_infop info = png_create_info_struct(png);
+    png_text *chunks = ntext ? calloc(ntext, sizeof *chunks) : NULL;
+    if (!info || (ntext && !chunks)) {
+        png_destroy_write_struct(&png, info ? &info : NULL);
+        free(chunks);
+        return 0;
+    }
+    if (setjmp(png_jmpbuf(png))) {
+        png_destroy_write_struct(&png, &info);
+        free(chunks);
+        return 0;
+    }
+    png_init_io(png, f);
+    png_set_IHDR(png, info, (png_uint_32)width, (png_uint_32)height, 8, PNG_COLOR_TYPE_RGB,
+                 PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    for (size_t i = 0; i < ntext; i++) {
+        chunks[i].compression = PNG_TEXT_COMPRESSION_NONE;
+        chunks[i].key = (png_charp)text[i].key;
+        chunks[i].text = (png_charp)text[i].text;
+    }
+    if (ntext)
+        png_set_text(png, info, chunks, (int)ntext);
+    png_write_info(png, info);
+    for (int y = 0; y < height; y++)
+        png_write_row(png, (png_const_bytep)(rgb + (size_t)y * width * 3));
+    png_write_end(png, info);
+    png_destroy_write_struct(&png, &info);
+    free(chunks);
+    return 1;
+}
+
+md_status md_png_write(const char *path, const uint8_t *rgb, int width, int height,
+                       const md_text_chunk *text, size_t ntext, md_error *err)
+{
+    size_t len = strlen(path);
+    char *tmp = malloc(len + 16);
+    if (!tmp)
+        return md_fail(err, MD_ERR_NOMEM, "%s: out of memory", path);
+    snprintf(tmp, len + 16, "%s.tmp%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "wb");
+    if (!f) {
+        md_status st = md_fail(err, MD_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
+        free(tmp);
+        return st;
+    }
+    int ok = write_stream(f, rgb, width, height, text, ntext);
+    ok = (fflush(f) == 0) && ok;
+    ok = (fclose(f) == 0) && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        int e = errno;
+        unlink(tmp);
+        free(tmp);
+        return md_fail(err, MD_ERR_IO, "%s: cannot write the image: %s", path,
+                       ok ? strerror(e) : "write failed (disk full?)");
+    }
+    free(tmp);
+    return MD_OK;
+}

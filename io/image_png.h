@@ -1,0 +1,23 @@
+/* PNG output through libpng, written atomically (temp file + rename) so a
+ * failed or cancelled run never leaves a partial image. */
+#ifndef MD_IMAGE_PNG_H
+#define MD_IMAGE_PNG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../runtime/status.h"
+
+typedef struct md_text_chunk {
+    const char *key;
+    const char *text;
+} md_text_chunk;
+
+/* rgb: interleaved 8-bit RGB, width*height*3 bytes. */
+md_status md_png_write(const char *path, const uint8_t *rgb, int width, int height,
+                       const md_text_chunk *text, size_t ntext, md_error *err);
+
+/* planes [3, H, W] in [0, 1] -> interleaved 8-bit RGB, round(255 x). */
+void md_planes_to_rgb8(const float *planes, int width, int height, uint8_t *rgb);
+
+#endif

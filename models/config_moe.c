@@ -1,0 +1,93 @@
+/* "segmoe_config" / "moe_config" members of a UNet config.json. */
+#include <string.h>
+
+#include "config_json.h"
+#include "json_get.h"
+
+#define TRY(expr)                    \
+    do {                             \
+        md_status s_ = (expr);       \
+        if (s_ != MD_OK)             \
+            return s_;               \
+    } while (0)
+
+static md_status moe_layers(const char *s, const char *file, md_moe_config *cfg, md_error *err)
+{
+    if (!strcmp(s, "ff")) {
+        cfg->moe_ff = 1;
+    } else if (!strcmp(s, "attn")) {
+        cfg->moe_attn = 1;
+    } else if (!strcmp(s, "all")) {
+        cfg->moe_ff = 1;
+        cfg->moe_attn = 1;
+    } else {
+        return md_fail(err, MD_ERR_UNSUPPORTED,
+                       "%s: \"moe_layers\": \"%s\" is not supported (ff, attn, all)", file, s);
+    }
+    return MD_OK;
+}
+
+md_status md_moe_config_from_json(const cJSON *j, int is_segmoe, int levels, const char *file,
+                                  md_moe_config *cfg, md_error *err)
+{
+    const char *what = is_segmoe ? "segmoe_config" : "moe_config";
+    memset(cfg, 0, sizeof *cfg);
+    if (!cJSON_IsObject(j))
+        return md_fail(err, MD_ERR_INVALID, "%s: \"%s\" is not an object", file, what);
+    cfg->enabled = 1;
+    TRY(md_json_int(j, "num_experts", 0, file, &cfg->num_experts, err));
+    const char *layers = NULL;
+    /* Defaults of the index bounds: SegMoE's per pipeline type; our own
+     * format makes every down and up block MoE. */
+    int down_start = 0, down_end = levels, up_start = 0, up_end = levels;
+    if (is_segmoe) {
+        cfg->routing = MD_ROUTE_SEQUENCE_TOPK;
+        TRY(md_json_int(j, "num_experts_per_tok", 1, file, &cfg->top_k, err));
+        TRY(md_json_string(j, "moe_layers", "attn", file, &layers, err));
+        const char *type = NULL;
+        TRY(md_json_string(j, "type", "sd", file, &type, err));
+        if (!strcmp(type, "sd")) {
+            down_end = levels - 1;
+            up_start = 1;
+        } else if (!strcmp(type, "sdxl")) {
+            down_start = 1;
+            up_end = levels - 1;
+        } else {
+            return md_fail(err, MD_ERR_UNSUPPORTED,
+                           "%s: segmoe_config \"type\": \"%s\" is not supported (sd, sdxl)", file,
+                           type);
+        }
+    } else {
+        const cJSON *tk = cJSON_GetObjectItemCaseSensitive(j, "top_k");
+        TRY(md_json_int(j, (tk && !cJSON_IsNull(tk)) ? "top_k" : "num_experts_per_tok", 1, file,
+                        &cfg->top_k, err));
+        TRY(md_json_string(j, "moe_layers", "ff", file, &layers, err));
+        const char *routing = NULL;
+        TRY(md_json_string(j, "routing", "token", file, &routing, err));
+        if (!strcmp(routing, "token"))
+            cfg->routing = MD_ROUTE_TOKEN_TOPK;
+        else if (!strcmp(routing, "sequence"))
+            cfg->routing = MD_ROUTE_SEQUENCE_TOPK;
+        else
+            return md_fail(err, MD_ERR_UNSUPPORTED,
+                           "%s: moe_config \"routing\": \"%s\" is not supported (token, sequence)",
+                           file, routing);
+        TRY(md_json_bool(j, "shared_expert", 0, file, &cfg->shared_expert, err));
+    }
+    TRY(moe_layers(layers, file, cfg, err));
+    TRY(md_json_int(j, "down_idx_start", down_start, file, &cfg->down_start, err));
+    TRY(md_json_int(j, "down_idx_end", down_end, file, &cfg->down_end, err));
+    TRY(md_json_int(j, "up_idx_start", up_start, file, &cfg->up_start, err));
+    TRY(md_json_int(j, "up_idx_end", up_end, file, &cfg->up_end, err));
+    if (cfg->num_experts < 1)
+        return md_fail(err, MD_ERR_INVALID, "%s: %s \"num_experts\" must be at least 1", file, what);
+    if (cfg->top_k < 1 || cfg->top_k > cfg->num_experts)
+        return md_fail(err, MD_ERR_INVALID, "%s: %s top-k %d must be within 1..num_experts (%d)",
+                       file, what, cfg->top_k, cfg->num_experts);
+    if (cfg->down_start < 0 || cfg->down_start > cfg->down_end || cfg->down_end > levels ||
+        cfg->up_start < 0 || cfg->up_start > cfg->up_end || cfg->up_end > levels)
+        return md_fail(err, MD_ERR_INVALID,
+                       "%s: %s block ranges down [%d, %d) / up [%d, %d) do not fit %d levels", file,
+                       what, cfg->down_start, cfg->down_end, cfg->up_start, cfg->up_end, levels);
+    return MD_OK;
+}

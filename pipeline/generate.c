@@ -1,0 +1,356 @@
+/* The denoising loop shared by txt2img, img2img and inpainting. */
+#include "pipeline.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../sampling/rng.h"
+
+/* Noise streams of the seeded RNG (sampling/rng.h); per-step noise uses
+ * stream MD_STREAM_STEP0 + step. */
+enum { MD_STREAM_INITIAL = 0, MD_STREAM_ENCODER = 1, MD_STREAM_STEP0 = 16 };
+
+void md_gen_params_init(md_gen_params *p)
+{
+    memset(p, 0, sizeof *p);
+    p->prompt = "";
+    p->steps = 20;
+    p->cfg_scale = 7.5f;
+    p->sampler = MD_SAMPLER_DPMPP_2M_KARRAS;
+    p->strength = 0.75f;
+}
+
+typedef struct gen_state {
+    md_model *m;
+    const md_gen_params *p;
+    const md_gen_hooks *h;
+    int lat_c, lat_h, lat_w;
+    size_t n;           /* latent elements of one image */
+    int batch;          /* 2 with classifier-free guidance, else 1 */
+    int ctx_dim, pooled_dim;
+    float *embeds;      /* [batch, 77, ctx_dim]: uncond first */
+    float *pooled;      /* [batch, pooled_dim] (SDXL) */
+    float *time_ids;    /* [batch, 6] (SDXL) */
+    float *latents, *scaled, *model_in, *eps, *guided, *noise, *step_noise, *next;
+    float *image_latents, *mask_latent;
+    float *timestep_rows;
+} gen_state;
+
+static void emit(const gen_state *s, const char *name, int step, const float *data, size_t n)
+{
+    if (s->h && s->h->tensor)
+        s->h->tensor(s->h->user, name, step, data, n);
+}
+
+static void draw_noise(const gen_state *s, md_noise_kind kind, int step, float *out, size_t n)
+{
+    if (s->h && s->h->noise && s->h->noise(s->h->user, kind, step, out, n))
+        return;
+    uint64_t stream = kind == MD_NOISE_INITIAL ? MD_STREAM_INITIAL
+                      : kind == MD_NOISE_ENCODER ? MD_STREAM_ENCODER
+                                                 : (uint64_t)MD_STREAM_STEP0 + (uint64_t)step;
+    md_randn(s->p->seed, stream, 0, out, n);
+}
+
+static void free_state(gen_state *s)
+{
+    free(s->embeds);
+    free(s->pooled);
+    free(s->time_ids);
+    free(s->latents);
+    free(s->scaled);
+    free(s->model_in);
+    free(s->eps);
+    free(s->guided);
+    free(s->noise);
+    free(s->step_noise);
+    free(s->next);
+    free(s->image_latents);
+    free(s->mask_latent);
+    free(s->timestep_rows);
+}
+
+static md_status alloc_state(gen_state *s, md_error *err)
+{
+    size_t n = s->n, b = (size_t)s->batch;
+    s->embeds = calloc(b * MD_CLIP_CONTEXT * (size_t)s->ctx_dim, sizeof(float));
+    s->pooled = calloc(b * (size_t)(s->pooled_dim > 0 ? s->pooled_dim : 1), sizeof(float));
+    s->time_ids = calloc(b * 6, sizeof(float));
+    s->latents = calloc(n, sizeof(float));
+    s->scaled = calloc(n, sizeof(float));
+    s->model_in = calloc(n * b, sizeof(float));
+    s->eps = calloc(n * b, sizeof(float));
+    s->guided = calloc(n, sizeof(float));
+    s->noise = calloc(n, sizeof(float));
+    s->step_noise = calloc(n, sizeof(float));
+    s->next = calloc(n, sizeof(float));
+    s->image_latents = calloc(n, sizeof(float));
+    s->mask_latent = calloc(n, sizeof(float));
+    s->timestep_rows = calloc(b, sizeof(float));
+    if (!s->embeds || !s->pooled || !s->time_ids || !s->latents || !s->scaled || !s->model_in ||
+        !s->eps || !s->guided || !s->noise || !s->step_noise || !s->next || !s->image_latents ||
+        !s->mask_latent || !s->timestep_rows)
+        return md_fail(err, MD_ERR_NOMEM, "out of memory for a %dx%d generation", s->p->width,
+                       s->p->height);
+    return MD_OK;
+}
+
+static md_status encode_conditioning(gen_state *s, md_error *err)
+{
+    md_model *m = s->m;
+    const md_gen_params *p = s->p;
+    size_t row = (size_t)MD_CLIP_CONTEXT * s->ctx_dim;
+    float *cond = s->embeds + (s->batch - 1) * row;
+    float *cond_pooled = s->pooled_dim ? s->pooled + (size_t)(s->batch - 1) * s->pooled_dim : NULL;
+    md_status st = md_encode_prompt(m, p->prompt, p->clip_skip, cond, cond_pooled, err);
+    if (st != MD_OK)
+        return md_fail_context(err, "encoding the prompt: ");
+    if (s->batch == 2) {
+        int zero_uncond = m->family == MD_FAMILY_SDXL && m->force_zeros_for_empty_prompt &&
+                          p->negative_prompt == NULL;
+        if (!zero_uncond) { /* calloc'd rows already hold the zeros otherwise */
+            const char *neg = p->negative_prompt ? p->negative_prompt : "";
+            st = md_encode_prompt(m, neg, p->clip_skip, s->embeds, s->pooled_dim ? s->pooled : NULL,
+                                  err);
+            if (st != MD_OK)
+                return md_fail_context(err, "encoding the negative prompt: ");
+        }
+    }
+    emit(s, "prompt_embeds", -1, s->embeds, row * s->batch);
+    if (m->family == MD_FAMILY_SDXL) {
+        emit(s, "add_text_embeds", -1, s->pooled, (size_t)s->batch * s->pooled_dim);
+        float ids[6] = {
+            (float)(p->original_height ? p->original_height : p->height),
+            (float)(p->original_width ? p->original_width : p->width),
+            (float)p->crop_top,
+            (float)p->crop_left,
+            (float)(p->target_height ? p->target_height : p->height),
+            (float)(p->target_width ? p->target_width : p->width)};
+        for (int b = 0; b < s->batch; b++)
+            memcpy(s->time_ids + 6 * b, ids, sizeof ids);
+        emit(s, "add_time_ids", -1, s->time_ids, 6 * (size_t)s->batch);
+    }
+    return MD_OK;
+}
+
+/* image_latents = scaling * (mean + exp(logvar/2) * noise) of the init image. */
+static md_status encode_init_image(gen_state *s, md_error *err)
+{
+    const md_gen_params *p = s->p;
+    size_t npix = (size_t)p->width * p->height;
+    float *img = malloc(sizeof(float) * 3 * npix);
+    float *mean = malloc(sizeof(float) * s->n);
+    float *logvar = malloc(sizeof(float) * s->n);
+    md_status st = MD_OK;
+    if (!img || !mean || !logvar) {
+        st = md_fail(err, MD_ERR_NOMEM, "out of memory encoding the init image");
+        goto done;
+    }
+    for (size_t i = 0; i < 3 * npix; i++)
+        img[i] = 2.0f * p->init_image[i] - 1.0f;
+    st = md_vae_encode(s->m->vae, img, 1, p->height, p->width, mean, logvar, err);
+    if (st != MD_OK) {
+        md_fail_context(err, "encoding the init image: ");
+        goto done;
+    }
+    draw_noise(s, MD_NOISE_ENCODER, 0, s->noise, s->n);
+    float sf = s->m->vae_cfg.scaling_factor;
+    for (size_t i = 0; i < s->n; i++)
+        s->image_latents[i] = sf * (mean[i] + expf(0.5f * logvar[i]) * s->noise[i]);
+    emit(s, "image_latents", -1, s->image_latents, s->n);
+done:
+    free(img);
+    free(mean);
+    free(logvar);
+    return st;
+}
+
+/* Nearest-neighbour resize of the binarised mask to latent size, as
+ * F.interpolate(mode="nearest") indexes: src = floor(dst * in / out). */
+static void make_mask_latent(gen_state *s)
+{
+    const md_gen_params *p = s->p;
+    size_t plane = (size_t)s->lat_h * s->lat_w;
+    for (int y = 0; y < s->lat_h; y++) {
+        int sy = (int)((int64_t)y * p->height / s->lat_h);
+        for (int x = 0; x < s->lat_w; x++) {
+            int sx = (int)((int64_t)x * p->width / s->lat_w);
+            float v = p->mask[(size_t)sy * p->width + sx] >= 0.5f ? 1.0f : 0.0f;
+            for (int c = 0; c < s->lat_c; c++)
+                s->mask_latent[c * plane + (size_t)y * s->lat_w + x] = v;
+        }
+    }
+    emit(s, "mask_latent", -1, s->mask_latent, plane);
+}
+
+static md_status run_unet(gen_state *s, md_sampler *smp, int i, md_error *err)
+{
+    float t = md_sampler_timesteps(smp)[i];
+    md_sampler_scale_input(smp, i, s->latents, s->scaled, s->n);
+    for (int b = 0; b < s->batch; b++) {
+        memcpy(s->model_in + (size_t)b * s->n, s->scaled, sizeof(float) * s->n);
+        s->timestep_rows[b] = t;
+    }
+    int sdxl = s->m->family == MD_FAMILY_SDXL;
+    md_unet_inputs in = {
+        .batch = s->batch,
+        .height = s->lat_h,
+        .width = s->lat_w,
+        .sample = s->model_in,
+        .timesteps = s->timestep_rows,
+        .context = s->embeds,
+        .context_len = MD_CLIP_CONTEXT,
+        .text_embeds = sdxl ? s->pooled : NULL,
+        .time_ids = sdxl ? s->time_ids : NULL,
+    };
+    md_status st = md_unet_forward(s->m->unet, &in, s->eps, err);
+    if (st != MD_OK)
+        return md_fail_context(err, "U-Net at step %d: ", i);
+    if (s->batch == 2) {
+        const float *u = s->eps, *c = s->eps + s->n;
+        float g = s->p->cfg_scale;
+        for (size_t k = 0; k < s->n; k++)
+            s->guided[k] = u[k] + g * (c[k] - u[k]);
+    } else {
+        memcpy(s->guided, s->eps, sizeof(float) * s->n);
+    }
+    return MD_OK;
+}
+
+static md_status validate(const md_model *m, const md_gen_params *p, int factor, md_error *err)
+{
+    if (!p->prompt)
+        return md_fail(err, MD_ERR_INVALID, "no prompt given");
+    if (p->steps < 1 || p->steps > 1000)
+        return md_fail(err, MD_ERR_INVALID, "steps must be 1..1000 (got %d)", p->steps);
+    if (p->width <= 0 || p->height <= 0 || p->width > 8192 || p->height > 8192)
+        return md_fail(err, MD_ERR_INVALID, "image size %dx%d is out of range (1..8192)", p->width,
+                       p->height);
+    int mult = factor * (1 << (m->unet_cfg.levels - 1));
+    if (p->width % mult || p->height % mult)
+        return md_fail(err, MD_ERR_INVALID, "image size %dx%d must be a multiple of %d for this model",
+                       p->width, p->height, mult);
+    if (!(p->cfg_scale >= 0.0f && p->cfg_scale <= 100.0f))
+        return md_fail(err, MD_ERR_INVALID, "cfg scale must be 0..100");
+    if (p->mask && !p->init_image)
+        return md_fail(err, MD_ERR_INVALID, "inpainting needs an init image as well as a mask");
+    if (p->init_image && !(p->strength > 0.0f && p->strength <= 1.0f))
+        return md_fail(err, MD_ERR_INVALID, "strength must be in (0, 1] (got %g)", p->strength);
+    return MD_OK;
+}
+
+md_status md_generate(md_model *m, const md_gen_params *p, const md_gen_hooks *hooks, float *image,
+                      md_error *err)
+{
+    int factor = md_vae_factor(m->vae);
+    md_status st = validate(m, p, factor, err);
+    if (st != MD_OK)
+        return st;
+
+    gen_state s = {.m = m, .p = p, .h = hooks};
+    s.lat_c = m->unet_cfg.in_channels;
+    s.lat_h = p->height / factor;
+    s.lat_w = p->width / factor;
+    s.n = (size_t)s.lat_c * s.lat_h * s.lat_w;
+    s.batch = p->cfg_scale > 1.0f ? 2 : 1;
+    s.ctx_dim = m->unet_cfg.cross_attention_dim;
+    s.pooled_dim = m->family == MD_FAMILY_SDXL ? m->te2_cfg.projection_dim : 0;
+
+    md_sampler *smp = NULL;
+    float *decoded = NULL;
+    st = alloc_state(&s, err);
+    if (st == MD_OK)
+        st = md_sampler_create(&smp, p->sampler, &m->sched_cfg, p->steps, err);
+    if (st == MD_OK)
+        st = encode_conditioning(&s, err);
+    if (st != MD_OK)
+        goto done;
+
+    /* img2img and inpainting with strength < 1 start part-way down the schedule. */
+    int begin = 0;
+    int partial = p->init_image && p->strength < 1.0f;
+    if (partial) {
+        int init_steps = (int)(p->steps * p->strength);
+        if (init_steps < 1) {
+            st = md_fail(err, MD_ERR_INVALID,
+                         "strength %g with %d steps runs no step: raise --strength or --steps",
+                         p->strength, p->steps);
+            goto done;
+        }
+        begin = p->steps - init_steps;
+        md_sampler_set_begin(smp, begin);
+    }
+    const float *timesteps = md_sampler_timesteps(smp);
+    emit(&s, "timesteps", -1, timesteps + begin, (size_t)(p->steps - begin));
+
+    if (p->init_image && (st = encode_init_image(&s, err)) != MD_OK)
+        goto done;
+    if (p->mask)
+        make_mask_latent(&s);
+    draw_noise(&s, MD_NOISE_INITIAL, 0, s.noise, s.n);
+    if (partial) {
+        md_sampler_add_noise(smp, begin, s.image_latents, s.noise, s.latents, s.n);
+        emit(&s, "latents_init", -1, s.latents, s.n);
+    } else {
+        float sigma0 = md_sampler_init_noise_sigma(smp);
+        emit(&s, "init_noise_sigma", -1, &sigma0, 1);
+        for (size_t k = 0; k < s.n; k++)
+            s.latents[k] = s.noise[k] * sigma0;
+    }
+
+    for (int i = begin; i < p->steps; i++) {
+        int step = i - begin;
+        if ((st = run_unet(&s, smp, i, err)) != MD_OK)
+            goto done;
+        emit(&s, "noise_pred", step, s.guided, s.n);
+        if (md_sampler_needs_noise(smp))
+            draw_noise(&s, MD_NOISE_STEP, step, s.step_noise, s.n);
+        st = md_sampler_step(smp, i, s.guided, s.latents, s.step_noise, s.next, s.n, err);
+        if (st != MD_OK)
+            goto done;
+        memcpy(s.latents, s.next, sizeof(float) * s.n);
+        if (p->mask) {
+            /* Keep the unmasked area on the init image's noisy trajectory. */
+            const float *proper = s.image_latents;
+            if (i + 1 < p->steps) {
+                md_sampler_add_noise(smp, i + 1, s.image_latents, s.noise, s.next, s.n);
+                proper = s.next;
+            }
+            for (size_t k = 0; k < s.n; k++)
+                s.latents[k] = (1.0f - s.mask_latent[k]) * proper[k] + s.mask_latent[k] * s.latents[k];
+        }
+        emit(&s, "latents", step, s.latents, s.n);
+        if (hooks && hooks->progress && hooks->progress(hooks->user, step + 1, p->steps - begin)) {
+            st = md_fail(err, MD_ERR_CANCELLED, "cancelled at step %d of %d", step + 1,
+                         p->steps - begin);
+            goto done;
+        }
+    }
+    emit(&s, "final_latents", -1, s.latents, s.n);
+
+    float inv = 1.0f / m->vae_cfg.scaling_factor;
+    for (size_t k = 0; k < s.n; k++)
+        s.latents[k] *= inv;
+    size_t npix = (size_t)p->width * p->height;
+    decoded = malloc(sizeof(float) * (size_t)m->vae_cfg.out_channels * npix);
+    if (!decoded) {
+        st = md_fail(err, MD_ERR_NOMEM, "out of memory decoding the image");
+        goto done;
+    }
+    st = md_vae_decode(m->vae, s.latents, 1, s.lat_h, s.lat_w, decoded, err);
+    if (st != MD_OK) {
+        md_fail_context(err, "decoding the latents: ");
+        goto done;
+    }
+    for (size_t k = 0; k < 3 * npix; k++) {
+        float v = decoded[k] * 0.5f + 0.5f;
+        image[k] = v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
+    }
+    emit(&s, "image", -1, image, 3 * npix);
+done:
+    free(decoded);
+    md_sampler_free(smp);
+    free_state(&s);
+    return st;
+}

@@ -1,0 +1,62 @@
+/* Prompt to pixels: text encoding, classifier-free guidance, the sampler
+ * loop and the VAE, for txt2img, img2img and inpainting. Matches diffusers'
+ * StableDiffusion(XL)Pipeline / Img2Img / Inpaint semantics (see the
+ * golden README), with hooks so tests can feed recorded noise and observe
+ * every intermediate tensor. */
+#ifndef MD_PIPELINE_H
+#define MD_PIPELINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../models/model.h"
+#include "../sampling/sampler.h"
+
+typedef enum md_noise_kind {
+    MD_NOISE_INITIAL = 0, /* the latent noise of the first step (also add_noise's noise) */
+    MD_NOISE_ENCODER = 1, /* VAE posterior sample noise (img2img, inpaint) */
+    MD_NOISE_STEP = 2     /* per-step noise of ancestral samplers; step index given */
+} md_noise_kind;
+
+typedef struct md_gen_params {
+    const char *prompt;
+    const char *negative_prompt; /* NULL = none (SDXL then uses zeros) */
+    int steps;
+    float cfg_scale;             /* <= 1 disables classifier-free guidance */
+    md_sampler_kind sampler;
+    uint64_t seed;
+    int width, height;           /* pixels; multiples of the VAE factor */
+    int clip_skip;               /* 0 = model default; k >= 1 skips the last k layers */
+    /* img2img / inpaint: RGB [3, height, width] in [0, 1], row-major planes */
+    const float *init_image;
+    float strength;              /* img2img: 0..1 */
+    const float *mask;           /* inpaint: [height, width], 1 = repaint */
+    /* SDXL micro-conditioning; 0 = the image size / (0, 0) */
+    int original_width, original_height, crop_top, crop_left, target_width, target_height;
+} md_gen_params;
+
+void md_gen_params_init(md_gen_params *p);
+
+typedef struct md_gen_hooks {
+    void *user;
+    /* Supplies noise instead of the seeded RNG; return 1 when filled. */
+    int (*noise)(void *user, md_noise_kind kind, int step, float *out, size_t n);
+    /* Observes named intermediate tensors (host memory): "prompt_embeds",
+     * "add_text_embeds", "add_time_ids", "timesteps", "init_noise_sigma",
+     * "image_latents", "latents_init", "mask_latent", "noise_pred" and
+     * "latents" (once per step, `step` set), "final_latents", "image". */
+    void (*tensor)(void *user, const char *name, int step, const float *data, size_t n);
+    /* Progress after each step; a non-zero return cancels the run. */
+    int (*progress)(void *user, int step, int total);
+} md_gen_hooks;
+
+/* image: [3, height, width] in [0, 1]. */
+md_status md_generate(md_model *m, const md_gen_params *p, const md_gen_hooks *hooks, float *image,
+                      md_error *err);
+
+/* Text conditioning for one prompt (exposed for tests and tools):
+ * embeds [77, context_dim]; pooled [pooled_dim] (SDXL) may be NULL. */
+md_status md_encode_prompt(md_model *m, const char *text, int clip_skip, float *embeds,
+                           float *pooled, md_error *err);
+
+#endif

@@ -1,0 +1,136 @@
+/* EulerDiscreteScheduler (s_churn 0, optionally Karras sigmas) and
+ * EulerAncestralDiscreteScheduler. */
+#include "sampler_internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+#include "schedule.h"
+
+/* Sigmas of the Karras schedule and their fractional timesteps. For
+ * EulerDiscreteScheduler the Karras range is taken from the interpolated
+ * sigmas, so with "leading" spacing it ends at the first timestep rather
+ * than at the top of the training table. */
+static void karras_from_interp(int n, int nt, const float *table, float *log_table, double *sig,
+                               double *ts)
+{
+    for (int t = 0; t < nt; t++)
+        log_table[t] = logf(table[t]);
+    double smin = sig[n - 1], smax = sig[0];
+    md_sched_karras(smin, smax, n, sig);
+    for (int i = 0; i < n; i++)
+        ts[i] = md_sched_sigma_to_t(sig[i], log_table, nt);
+}
+
+md_status md_euler_setup(md_sampler *s, const md_sched_config *cfg, md_error *err)
+{
+    int n = s->steps, nt = s->num_train;
+    float *acp = malloc(sizeof *acp * (size_t)nt);
+    float *table = malloc(sizeof *table * (size_t)nt);
+    double *ts = malloc(sizeof *ts * (size_t)n);
+    double *sig = malloc(sizeof *sig * (size_t)n);
+    s->sigmas = malloc(sizeof *s->sigmas * (size_t)(n + 1));
+    md_status st = MD_OK;
+    if (!acp || !table || !ts || !sig || !s->sigmas) {
+        st = md_fail(err, MD_ERR_NOMEM, "sampler %s: out of memory", md_sampler_name(s->kind));
+        goto done;
+    }
+    st = md_sched_alphas_cumprod(cfg, acp, err);
+    if (st != MD_OK)
+        goto done;
+    md_sched_sigma_table(acp, nt, table);
+    st = md_sched_timesteps_ddpm(s->spacing, nt, cfg->steps_offset, n, 0, ts, err);
+    if (st != MD_OK)
+        goto done;
+    /* The reference holds these timesteps as float32 before interpolating. */
+    for (int i = 0; i < n; i++) {
+        ts[i] = (double)(float)ts[i];
+        sig[i] = md_sched_interp(ts[i], table, nt);
+    }
+    if (s->kind == MD_SAMPLER_EULER_KARRAS) {
+        /* acp is no longer needed: it holds the float32 log-sigma table. */
+        karras_from_interp(n, nt, table, acp, sig, ts);
+    }
+    float max_sigma = 0.0f;
+    for (int i = 0; i < n; i++) {
+        s->timesteps[i] = (float)ts[i];
+        s->sigmas[i] = (float)sig[i];
+        if (s->sigmas[i] > max_sigma)
+            max_sigma = s->sigmas[i];
+    }
+    s->sigmas[n] = 0.0f;
+    /* diffusers scales the initial noise by sqrt(sigma_max^2 + 1) only for
+     * "leading" spacing. */
+    s->init_noise_sigma = s->spacing == MD_SPACING_LEADING
+                              ? sqrtf(max_sigma * max_sigma + 1.0f)
+                              : max_sigma;
+done:
+    free(acp);
+    free(table);
+    free(ts);
+    free(sig);
+    return st;
+}
+
+void md_euler_scale_input(const md_sampler *s, int i, const float *x, float *y, size_t n)
+{
+    float sigma = s->sigmas[i];
+    float d = sqrtf(sigma * sigma + 1.0f);
+    for (size_t k = 0; k < n; k++)
+        y[k] = x[k] / d;
+}
+
+/* Denoised estimate x0 for one element. */
+static float predict_x0(md_prediction pred, float sigma, float v_c, float v_q, float x, float m)
+{
+    switch (pred) {
+    case MD_PRED_V:
+        return m * v_c + x / v_q;
+    case MD_PRED_SAMPLE:
+        return m;
+    default:
+        return x - sigma * m;
+    }
+}
+
+void md_euler_step(const md_sampler *s, int i, const float *model_output, const float *sample,
+                   float *prev, size_t n)
+{
+    float sigma = s->sigmas[i];
+    float v_q = sigma * sigma + 1.0f;
+    float v_c = -sigma / sqrtf(v_q);
+    float dt = s->sigmas[i + 1] - sigma;
+    for (size_t k = 0; k < n; k++) {
+        float x = sample[k];
+        float x0 = predict_x0(s->pred, sigma, v_c, v_q, x, model_output[k]);
+        float d = (x - x0) / sigma;
+        prev[k] = x + d * dt;
+    }
+}
+
+void md_euler_a_step(const md_sampler *s, int i, const float *model_output, const float *sample,
+                     const float *noise, float *prev, size_t n)
+{
+    float sigma = s->sigmas[i], to = s->sigmas[i + 1];
+    float v_q = sigma * sigma + 1.0f;
+    float v_c = -sigma / sqrtf(v_q);
+    float from2 = sigma * sigma, to2 = to * to;
+    float up = sqrtf(to2 * (from2 - to2) / from2);
+    float down = sqrtf(to2 - up * up);
+    float dt = down - sigma;
+    for (size_t k = 0; k < n; k++) {
+        float x = sample[k];
+        float x0 = predict_x0(s->pred, sigma, v_c, v_q, x, model_output[k]);
+        float d = (x - x0) / sigma;
+        float y = x + d * dt;
+        prev[k] = y + noise[k] * up;
+    }
+}
+
+void md_euler_add_noise(const md_sampler *s, int i, const float *x, const float *noise, float *out,
+                        size_t n)
+{
+    float sigma = s->sigmas[i];
+    for (size_t k = 0; k < n; k++)
+        out[k] = x[k] + noise[k] * sigma;
+}

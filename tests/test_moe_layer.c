@@ -1,0 +1,347 @@
+/* md_moe_forward against a host reference, for both routing modes, k = 1
+ * and 2, linear and GEGLU experts, with and without a shared expert; also
+ * checks that only chosen experts run (rows through expert GEMMs = rows*k),
+ * that the observer sees the plan, and that the arena is given back. */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "io/weights.h"
+#include "moe/moe.h"
+
+static int failures;
+
+static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void fail(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    failures++;
+    fprintf(stderr, "FAIL: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+}
+
+static uint64_t rng = 88172645463325252ull;
+static float frand(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (float)((double)(rng >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+}
+
+/* A backend that forwards to the CPU backend and counts rows through linear
+ * layers whose weight is not the gate. */
+typedef struct counting {
+    md_backend be; /* first member: the ops receive a pointer to it */
+    md_backend *cpu;
+    const md_tensor *gate;
+    int64_t expert_rows, expert_calls;
+} counting;
+
+static void counting_linear(md_backend *be, md_tensor *y, const md_tensor *x, const md_tensor *w,
+                            const md_tensor *b)
+{
+    counting *c = (counting *)be;
+    if (w != c->gate) {
+        c->expert_rows += md_tensor_numel(x) / x->shape[x->ndim - 1];
+        c->expert_calls++;
+    }
+    c->cpu->linear(be, y, x, w, b);
+}
+
+/* Host storage for the random weights, registered in an md_weights. */
+typedef struct store {
+    float *buf[256];
+    md_tensor t[256];
+    int n;
+} store;
+
+static void add_weight(store *s, md_weights *w, const char *name, int64_t a, int64_t b)
+{
+    int64_t n = a * (b ? b : 1);
+    float *d = malloc((size_t)n * sizeof(float));
+    for (int64_t i = 0; i < n; i++)
+        d[i] = frand() * 0.5f;
+    md_tensor *t = &s->t[s->n];
+    *t = (md_tensor){.dtype = MD_F32, .ndim = b ? 2 : 1, .shape = {a, b}, .data = d};
+    s->buf[s->n++] = d;
+    md_error err;
+    if (md_weights_add(w, name, t, "test", &err) != MD_OK)
+        fail("adding %s: %s", name, err.msg);
+}
+
+static void add_expert(store *s, md_weights *w, const char *p, md_moe_kind kind, int D, int O,
+                       int I)
+{
+    char n[128];
+    if (kind == MD_MOE_LINEAR) {
+        snprintf(n, sizeof(n), "%s.weight", p);
+        add_weight(s, w, n, O, D);
+        snprintf(n, sizeof(n), "%s.bias", p);
+        add_weight(s, w, n, O, 0);
+        return;
+    }
+    snprintf(n, sizeof(n), "%s.net.0.proj.weight", p);
+    add_weight(s, w, n, 2 * I, D);
+    snprintf(n, sizeof(n), "%s.net.0.proj.bias", p);
+    add_weight(s, w, n, 2 * I, 0);
+    snprintf(n, sizeof(n), "%s.net.2.weight", p);
+    add_weight(s, w, n, D, I);
+    snprintf(n, sizeof(n), "%s.net.2.bias", p);
+    add_weight(s, w, n, D, 0);
+}
+
+static const float *wdata(md_tensor *t)
+{
+    return t ? (const float *)t->data : NULL;
+}
+
+/* out[O] = expert(x[D]) in double. */
+static void ref_expert(const md_moe_layer *l, const md_moe_expert *e, const float *x, double *out)
+{
+    const int D = l->in_dim, O = l->out_dim, I = l->inner_dim;
+    if (l->kind == MD_MOE_LINEAR) {
+        for (int o = 0; o < O; o++) {
+            double s = e->b1 ? wdata(e->b1)[o] : 0;
+            for (int d = 0; d < D; d++)
+                s += (double)wdata(e->w1)[o * D + d] * x[d];
+            out[o] = s;
+        }
+        return;
+    }
+    double *h = malloc(sizeof(double) * 2 * (size_t)I), *g = malloc(sizeof(double) * (size_t)I);
+    for (int o = 0; o < 2 * I; o++) {
+        double s = wdata(e->b1)[o];
+        for (int d = 0; d < D; d++)
+            s += (double)wdata(e->w1)[o * D + d] * x[d];
+        h[o] = s;
+    }
+    for (int i = 0; i < I; i++)
+        g[i] = h[i] * 0.5 * h[I + i] * (1.0 + erf(h[I + i] / sqrt(2.0)));
+    for (int o = 0; o < O; o++) {
+        double s = wdata(e->b2)[o];
+        for (int i = 0; i < I; i++)
+            s += (double)wdata(e->w2)[o * I + i] * g[i];
+        out[o] = s;
+    }
+    free(h);
+    free(g);
+}
+
+/* Top-k by descending value, lower index first on ties. */
+static void ref_topk(const double *v, int n, int k, int *sel)
+{
+    int used[64] = {0};
+    for (int i = 0; i < k; i++) {
+        int b = -1;
+        for (int e = 0; e < n; e++)
+            if (!used[e] && (b < 0 || v[e] > v[b]))
+                b = e;
+        used[b] = 1;
+        sel[i] = b;
+    }
+}
+
+static void reference(const md_moe_layer *l, const float *x, int64_t rows, double *y)
+{
+    const int E = l->num_experts, k = l->top_k, D = l->in_dim, O = l->out_dim;
+    double *logit = malloc(sizeof(double) * (size_t)(rows * E));
+    double sum[64] = {0};
+    for (int64_t r = 0; r < rows; r++)
+        for (int e = 0; e < E; e++) {
+            double s = 0;
+            for (int d = 0; d < D; d++)
+                s += (double)wdata(l->gate)[e * D + d] * x[r * D + d];
+            logit[r * E + e] = s;
+            sum[e] += s;
+        }
+    int seq_sel[16];
+    ref_topk(sum, E, k, seq_sel);
+    double *eo = malloc(sizeof(double) * (size_t)O);
+    for (int64_t r = 0; r < rows; r++) {
+        int sel[16];
+        if (l->routing == MD_ROUTE_SEQUENCE_TOPK)
+            memcpy(sel, seq_sel, sizeof(sel));
+        else
+            ref_topk(logit + r * E, E, k, sel);
+        double m = -INFINITY, z = 0, w[16];
+        for (int i = 0; i < k; i++)
+            m = fmax(m, logit[r * E + sel[i]]);
+        for (int i = 0; i < k; i++)
+            z += w[i] = exp(logit[r * E + sel[i]] - m);
+        for (int o = 0; o < O; o++)
+            y[r * O + o] = 0;
+        for (int i = 0; i < k; i++) {
+            ref_expert(l, &l->experts[sel[i]], x + r * D, eo);
+            for (int o = 0; o < O; o++)
+                y[r * O + o] += w[i] / z * eo[o];
+        }
+        if (l->shared.w1) {
+            ref_expert(l, &l->shared, x + r * D, eo);
+            for (int o = 0; o < O; o++)
+                y[r * O + o] += eo[o];
+        }
+    }
+    free(eo);
+    free(logit);
+}
+
+typedef struct seen {
+    int calls;
+    int64_t rows;
+    int64_t routed; /* sum of per-expert row counts */
+} seen;
+
+static void observe(void *user, const md_moe_trace *tr)
+{
+    seen *s = user;
+    s->calls++;
+    s->rows = tr->rows;
+    s->routed = tr->plan->offset[tr->layer->num_experts];
+}
+
+static void run(md_backend *cpu, md_moe_kind kind, md_routing mode, int k, int shared)
+{
+    const int E = 4, D = 16, O = kind == MD_MOE_LINEAR ? 24 : 16, I = 32;
+    const int64_t B = 2, N = 37, rows = B * N;
+    const char *label = kind == MD_MOE_LINEAR ? "linear" : "geglu";
+    const char *mname = mode == MD_ROUTE_TOKEN_TOPK ? "token" : "sequence";
+    store st = {.n = 0};
+    md_weights *w = md_weights_new("moe-test");
+    add_weight(&st, w, "blk.ff.gate.weight", E, D);
+    for (int e = 0; e < E; e++) {
+        char p[64];
+        snprintf(p, sizeof(p), "blk.ff.experts.%d", e);
+        add_expert(&st, w, p, kind, D, O, I);
+    }
+    if (shared)
+        add_expert(&st, w, "blk.ff.shared_expert", kind, D, O, I);
+
+    counting cb = {.be = *cpu, .cpu = cpu};
+    cb.be.linear = counting_linear;
+    md_backend *be = &cb.be;
+
+    md_moe_config cfg = {.enabled = 1,
+                         .num_experts = E,
+                         .top_k = k,
+                         .moe_ff = 1,
+                         .routing = mode,
+                         .shared_expert = shared};
+    md_moe_layer layer;
+    md_error err = {0};
+    if (md_moe_layer_load(&layer, kind, &cfg, w, "blk.ff", D, O, be, &err) != MD_OK) {
+        fail("load: %s", err.msg);
+        goto out;
+    }
+    cb.gate = layer.gate;
+
+    float *x = malloc(sizeof(float) * (size_t)(rows * D)),
+          *y = malloc(sizeof(float) * (size_t)(rows * O));
+    double *ref = malloc(sizeof(double) * (size_t)(rows * O));
+    for (int64_t i = 0; i < rows * D; i++)
+        x[i] = frand();
+    reference(&layer, x, rows, ref);
+
+    for (int rep = 0; rep < 2; rep++) {
+        size_t mark = be->arena_mark(be);
+        md_tensor xt = be->new_tensor(be, 3, (int64_t[]){B, N, D});
+        md_tensor yt = be->new_tensor(be, 3, (int64_t[]){B, N, O});
+        be->upload(be, &xt, x);
+        size_t mark2 = be->arena_mark(be);
+        seen s = {0};
+        cb.expert_rows = cb.expert_calls = 0;
+        md_status st2 = md_moe_forward(be, &layer, &yt, &xt, rep ? observe : NULL, &s, &err);
+        if (st2 != MD_OK) {
+            fail("%s %s k=%d: forward: %s", label, mname, k, err.msg);
+            break;
+        }
+        if (be->arena_mark(be) != mark2)
+            fail("%s %s k=%d: the layer did not give its arena back", label, mname, k);
+        be->download(be, &yt, y);
+        be->arena_reset(be, mark);
+
+        double md = 0, mb = 0;
+        for (int64_t i = 0; i < rows * O; i++) {
+            md = fmax(md, fabs(y[i] - ref[i]));
+            mb = fmax(mb, fabs(ref[i]));
+        }
+        /* Linear experts: one GEMM per chosen expert over its rows, plus the
+         * shared expert. GEGLU experts run two GEMMs over the same rows. */
+        int per = kind == MD_MOE_LINEAR ? 1 : 2;
+        int64_t want_rows = per * (rows * k + (shared ? rows : 0));
+        if (rep == 0)
+            printf("  %-6s %-8s k=%d shared=%d  max_rel_err %.2e  expert GEMM rows %lld (%lld "
+                   "calls)\n",
+                   label, mname, k, shared, md / mb, (long long)cb.expert_rows,
+                   (long long)cb.expert_calls);
+        if (!(md / mb <= 1e-5))
+            fail("%s %s k=%d shared=%d: error %g", label, mname, k, shared, md / mb);
+        if (cb.expert_rows != want_rows)
+            fail("%s %s k=%d: %lld rows through experts, expected %lld", label, mname, k,
+                 (long long)cb.expert_rows, (long long)want_rows);
+        if (mode == MD_ROUTE_SEQUENCE_TOPK && cb.expert_calls != per * (k + shared))
+            fail("%s sequence k=%d: %lld expert GEMMs, expected %d", label, k,
+                 (long long)cb.expert_calls, per * (k + shared));
+        if (rep == 1 && (s.calls != 1 || s.rows != rows || s.routed != rows * k))
+            fail("%s %s k=%d: observer saw %d calls, %lld rows, %lld routed", label, mname, k,
+                 s.calls, (long long)s.rows, (long long)s.routed);
+    }
+    free(x);
+    free(y);
+    free(ref);
+    md_moe_layer_free(&layer);
+out:
+    md_weights_free(w);
+    for (int i = 0; i < st.n; i++)
+        free(st.buf[i]);
+}
+
+static void test_bad_config(md_backend *be)
+{
+    store st = {.n = 0};
+    md_weights *w = md_weights_new("moe-test");
+    add_weight(&st, w, "m.gate.weight", 2, 4);
+    add_expert(&st, w, "m.experts.0", MD_MOE_LINEAR, 4, 4, 0);
+    md_moe_config cfg = {.enabled = 1, .num_experts = 2, .top_k = 1, .moe_attn = 1};
+    md_moe_layer layer;
+    md_error err = {0};
+    /* expert 1 is missing: the error must name it */
+    if (md_moe_layer_load(&layer, MD_MOE_LINEAR, &cfg, w, "m", 4, 4, be, &err) == MD_OK ||
+        !strstr(err.msg, "m.experts.1.weight"))
+        fail("a missing expert must fail naming it (got: %s)", err.msg);
+    cfg.top_k = 3;
+    if (md_moe_layer_load(&layer, MD_MOE_LINEAR, &cfg, w, "m", 4, 4, be, &err) == MD_OK)
+        fail("top_k > num_experts must fail");
+    md_weights_free(w);
+    for (int i = 0; i < st.n; i++)
+        free(st.buf[i]);
+}
+
+int main(void)
+{
+    md_backend *be = NULL;
+    md_error err = {0};
+    if (md_backend_cpu_create(&be, 0, &err) != MD_OK) {
+        fprintf(stderr, "cpu backend: %s\n", err.msg);
+        return 1;
+    }
+    for (int kind = 0; kind < 2; kind++)
+        for (int mode = 0; mode < 2; mode++)
+            for (int k = 1; k <= 2; k++)
+                run(be, (md_moe_kind)kind, (md_routing)mode, k, 0);
+    run(be, MD_MOE_GEGLU_FF, MD_ROUTE_TOKEN_TOPK, 2, 1);
+    run(be, MD_MOE_LINEAR, MD_ROUTE_SEQUENCE_TOPK, 1, 1);
+    test_bad_config(be);
+    md_backend_destroy(be);
+    if (failures) {
+        fprintf(stderr, "test_moe_layer: %d failure(s)\n", failures);
+        return 1;
+    }
+    printf("test_moe_layer: all passed\n");
+    return 0;
+}

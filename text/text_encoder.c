@@ -1,0 +1,325 @@
+/* CLIP text transformer: pre-LayerNorm blocks with causal self-attention,
+ * every step through the backend's ops. */
+#include "text_encoder.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../models/config_json.h"
+#include "tokenizer.h"
+
+typedef struct te_layer {
+    md_tensor *ln1_w, *ln1_b, *ln2_w, *ln2_b;
+    md_tensor *q_w, *q_b, *k_w, *k_b, *v_w, *v_b, *o_w, *o_b;
+    md_tensor *fc1_w, *fc1_b, *fc2_w, *fc2_b;
+} te_layer;
+
+struct md_text_encoder {
+    md_clip_config cfg;
+    md_backend *be;
+    md_tensor *tok_emb, *pos_emb, *final_w, *final_b;
+    md_tensor *proj; /* [projection_dim, hidden] or NULL */
+    te_layer *layers;
+};
+
+/* Looks up one weight, checks its shape and hands it to the backend. */
+static md_status get_weight(md_text_encoder *te, md_weights *w, md_tensor **out, int ndim,
+                            const int64_t *shape, const char *name, md_error *err)
+{
+    md_status st = md_weights_get(w, name, ndim, shape, out, err);
+    if (st == MD_OK)
+        st = te->be->prepare_weight(te->be, *out, err);
+    return st;
+}
+
+static md_status load_linear(md_text_encoder *te, md_weights *w, const char *prefix, int64_t out_dim,
+                             int64_t in_dim, md_tensor **weight, md_tensor **bias, md_error *err)
+{
+    char name[256];
+    snprintf(name, sizeof name, "%s.weight", prefix);
+    md_status st = get_weight(te, w, weight, 2, (int64_t[]){out_dim, in_dim}, name, err);
+    if (st != MD_OK)
+        return st;
+    snprintf(name, sizeof name, "%s.bias", prefix);
+    return get_weight(te, w, bias, 1, (int64_t[]){out_dim}, name, err);
+}
+
+static md_status load_norm(md_text_encoder *te, md_weights *w, const char *prefix, int64_t dim,
+                           md_tensor **gamma, md_tensor **beta, md_error *err)
+{
+    char name[256];
+    snprintf(name, sizeof name, "%s.weight", prefix);
+    md_status st = get_weight(te, w, gamma, 1, (int64_t[]){dim}, name, err);
+    if (st != MD_OK)
+        return st;
+    snprintf(name, sizeof name, "%s.bias", prefix);
+    return get_weight(te, w, beta, 1, (int64_t[]){dim}, name, err);
+}
+
+static md_status load_layer(md_text_encoder *te, md_weights *w, int i, md_error *err)
+{
+    const int64_t d = te->cfg.hidden_size, f = te->cfg.intermediate_size;
+    te_layer *l = &te->layers[i];
+    char p[128];
+    md_status st;
+#define LOAD(call)                                                                                 \
+    do {                                                                                           \
+        st = (call);                                                                               \
+        if (st != MD_OK)                                                                           \
+            return st;                                                                             \
+    } while (0)
+    snprintf(p, sizeof p, "text_model.encoder.layers.%d.layer_norm1", i);
+    LOAD(load_norm(te, w, p, d, &l->ln1_w, &l->ln1_b, err));
+    snprintf(p, sizeof p, "text_model.encoder.layers.%d.self_attn.q_proj", i);
+    LOAD(load_linear(te, w, p, d, d, &l->q_w, &l->q_b, err));
+    snprintf(p, sizeof p, "text_model.encoder.layers.%d.self_attn.k_proj", i);
+    LOAD(load_linear(te, w, p, d, d, &l->k_w, &l->k_b, err));
+    snprintf(p, sizeof p, "text_model.encoder.layers.%d.self_attn.v_proj", i);
+    LOAD(load_linear(te, w, p, d, d, &l->v_w, &l->v_b, err));
+    snprintf(p, sizeof p, "text_model.encoder.layers.%d.self_attn.out_proj", i);
+    LOAD(load_linear(te, w, p, d, d, &l->o_w, &l->o_b, err));
+    snprintf(p, sizeof p, "text_model.encoder.layers.%d.layer_norm2", i);
+    LOAD(load_norm(te, w, p, d, &l->ln2_w, &l->ln2_b, err));
+    snprintf(p, sizeof p, "text_model.encoder.layers.%d.mlp.fc1", i);
+    LOAD(load_linear(te, w, p, f, d, &l->fc1_w, &l->fc1_b, err));
+    snprintf(p, sizeof p, "text_model.encoder.layers.%d.mlp.fc2", i);
+    LOAD(load_linear(te, w, p, d, f, &l->fc2_w, &l->fc2_b, err));
+#undef LOAD
+    return MD_OK;
+}
+
+/* The projection is optional: configs of plain CLIPTextModel may name a
+ * projection_dim the weights do not have, so an absent weight with
+ * projection_dim from such a config is only an error when the config says
+ * the model has one (projection_dim > 0 from CLIPTextModelWithProjection),
+ * and a present one with projection_dim 0 sets it. */
+static md_status load_projection(md_text_encoder *te, md_weights *w, md_error *err)
+{
+    const char *name = "text_projection.weight";
+    md_tensor *t = md_weights_find(w, name);
+    if (!t && te->cfg.projection_dim == 0)
+        return MD_OK;
+    int64_t rows = te->cfg.projection_dim;
+    if (rows == 0)
+        rows = t->ndim == 2 ? t->shape[0] : -1;
+    md_status st = get_weight(te, w, &te->proj, 2, (int64_t[]){rows, te->cfg.hidden_size}, name,
+                              err);
+    if (st == MD_OK)
+        te->cfg.projection_dim = (int)rows;
+    return st;
+}
+
+md_status md_text_encoder_load(md_text_encoder **out, const md_clip_config *cfg, md_weights *w,
+                               md_backend *be, md_error *err)
+{
+    *out = NULL;
+    if (!cfg || !w || !be)
+        return md_fail(err, MD_ERR_INVALID, "text encoder: invalid argument");
+    const char *label = md_weights_label(w);
+    md_status st = md_clip_config_validate(cfg, label, err);
+    if (st != MD_OK)
+        return st;
+    if (cfg->max_positions < MD_CLIP_CONTEXT)
+        return md_fail(err, MD_ERR_INVALID, "%s: max_position_embeddings %d is below %d", label,
+                       cfg->max_positions, MD_CLIP_CONTEXT);
+    if (cfg->act != MD_ACT_QUICK_GELU && cfg->act != MD_ACT_GELU && cfg->act != MD_ACT_GELU_TANH)
+        return md_fail(err, MD_ERR_UNSUPPORTED, "%s: unsupported activation %d", label,
+                       (int)cfg->act);
+    md_text_encoder *te = calloc(1, sizeof *te);
+    if (te)
+        te->layers = calloc((size_t)cfg->num_layers, sizeof *te->layers);
+    if (!te || !te->layers) {
+        md_text_encoder_free(te);
+        return md_fail(err, MD_ERR_NOMEM, "%s: out of memory", label);
+    }
+    te->cfg = *cfg;
+    te->be = be;
+    const int64_t d = cfg->hidden_size;
+    st = get_weight(te, w, &te->tok_emb, 2, (int64_t[]){cfg->vocab_size, d},
+                    "text_model.embeddings.token_embedding.weight", err);
+    if (st == MD_OK)
+        st = get_weight(te, w, &te->pos_emb, 2, (int64_t[]){cfg->max_positions, d},
+                        "text_model.embeddings.position_embedding.weight", err);
+    for (int i = 0; i < cfg->num_layers && st == MD_OK; i++)
+        st = load_layer(te, w, i, err);
+    if (st == MD_OK)
+        st = load_norm(te, w, "text_model.final_layer_norm", d, &te->final_w, &te->final_b, err);
+    if (st == MD_OK)
+        st = load_projection(te, w, err);
+    if (st != MD_OK) {
+        md_text_encoder_free(te);
+        return st;
+    }
+    *out = te;
+    return MD_OK;
+}
+
+void md_text_encoder_free(md_text_encoder *te)
+{
+    if (!te)
+        return;
+    free(te->layers);
+    free(te);
+}
+
+const md_clip_config *md_text_encoder_config(const md_text_encoder *te)
+{
+    return &te->cfg;
+}
+
+/* The same storage seen with other dims (contiguous data, same count). */
+static md_tensor view2(const md_tensor *t, int64_t rows, int64_t cols)
+{
+    md_tensor v = *t;
+    v.ndim = 2;
+    v.shape[0] = rows;
+    v.shape[1] = cols;
+    v.shape[2] = v.shape[3] = 0;
+    return v;
+}
+
+typedef struct te_scratch {
+    md_tensor x, h, q, k, v, a, f;
+} te_scratch;
+
+static void run_layer(md_text_encoder *te, const te_layer *l, te_scratch *s)
+{
+    md_backend *be = te->be;
+    const md_clip_config *c = &te->cfg;
+    const float scale = 1.0f / sqrtf((float)(c->hidden_size / c->num_heads));
+    be->layer_norm(be, &s->h, &s->x, l->ln1_w, l->ln1_b, c->layer_norm_eps);
+    be->linear(be, &s->q, &s->h, l->q_w, l->q_b);
+    be->linear(be, &s->k, &s->h, l->k_w, l->k_b);
+    be->linear(be, &s->v, &s->h, l->v_w, l->v_b);
+    be->attention(be, &s->a, &s->q, &s->k, &s->v, c->num_heads, scale, 1);
+    be->linear(be, &s->h, &s->a, l->o_w, l->o_b);
+    be->add(be, &s->x, &s->x, &s->h);
+    be->layer_norm(be, &s->h, &s->x, l->ln2_w, l->ln2_b, c->layer_norm_eps);
+    be->linear(be, &s->f, &s->h, l->fc1_w, l->fc1_b);
+    be->activation(be, &s->f, &s->f, c->act);
+    be->linear(be, &s->h, &s->f, l->fc2_w, l->fc2_b);
+    be->add(be, &s->x, &s->x, &s->h);
+}
+
+/* Checks the request and finds each row's pooling position (first EOS). */
+static md_status check_request(const md_text_encoder *te, const int32_t *ids, int batch,
+                               const md_text_outputs *out, int32_t *pool_rows, md_error *err)
+{
+    const md_clip_config *c = &te->cfg;
+    if (!ids || !out || batch < 1)
+        return md_fail(err, MD_ERR_INVALID, "text encoder: invalid argument (batch %d)", batch);
+    if (out->skipped_hidden && (out->skip < 0 || out->skip > c->num_layers))
+        return md_fail(err, MD_ERR_INVALID, "text encoder: skip %d is outside 0..%d layers",
+                       out->skip, c->num_layers);
+    if (out->pooled_projected && !te->proj)
+        return md_fail(err, MD_ERR_INVALID,
+                       "text encoder: a projected pooled output needs text_projection.weight, "
+                       "which this model does not have");
+    for (int b = 0; b < batch; b++) {
+        const int32_t *row = ids + (size_t)b * MD_CLIP_CONTEXT;
+        int eos = -1;
+        for (int t = 0; t < MD_CLIP_CONTEXT; t++) {
+            if (row[t] < 0 || row[t] >= c->vocab_size)
+                return md_fail(err, MD_ERR_INVALID,
+                               "text encoder: token id %d (row %d, position %d) is outside the "
+                               "vocabulary of %d",
+                               (int)row[t], b, t, c->vocab_size);
+            if (eos < 0 && row[t] == c->eos_id)
+                eos = t;
+        }
+        if (eos < 0 && (out->pooled || out->pooled_projected))
+            return md_fail(err, MD_ERR_INVALID,
+                           "text encoder: row %d holds no end-of-text id %d to pool at", b,
+                           c->eos_id);
+        if (pool_rows)
+            pool_rows[b] = b * MD_CLIP_CONTEXT + eos;
+    }
+    return MD_OK;
+}
+
+/* Writes the state after `done` layers when that is the requested skip. */
+static void emit_skipped(md_text_encoder *te, te_scratch *s, int done, const md_text_outputs *out)
+{
+    if (!out->skipped_hidden || done != te->cfg.num_layers - out->skip)
+        return;
+    md_backend *be = te->be;
+    if (out->skipped_final_ln) {
+        be->layer_norm(be, &s->h, &s->x, te->final_w, te->final_b, te->cfg.layer_norm_eps);
+        be->download(be, &s->h, out->skipped_hidden);
+    } else {
+        be->download(be, &s->x, out->skipped_hidden);
+    }
+}
+
+md_status md_text_encoder_forward(md_text_encoder *te, const int32_t *ids, int batch,
+                                  md_text_outputs *out, md_error *err)
+{
+    if (!te)
+        return md_fail(err, MD_ERR_INVALID, "text encoder: invalid argument");
+    const int want_pool = out && (out->pooled || out->pooled_projected);
+    int32_t *pool_rows = want_pool && batch > 0 ? malloc((size_t)batch * sizeof *pool_rows) : NULL;
+    if (want_pool && batch > 0 && !pool_rows)
+        return md_fail(err, MD_ERR_NOMEM, "text encoder: out of memory");
+    md_status st = check_request(te, ids, batch, out, pool_rows, err);
+    if (st != MD_OK) {
+        free(pool_rows);
+        return st;
+    }
+
+    md_backend *be = te->be;
+    const md_clip_config *c = &te->cfg;
+    const int64_t rows = (int64_t)batch * MD_CLIP_CONTEXT, d = c->hidden_size;
+    const int64_t act_shape[3] = {batch, MD_CLIP_CONTEXT, d};
+    const int64_t ff_shape[3] = {batch, MD_CLIP_CONTEXT, c->intermediate_size};
+    size_t mark = be->arena_mark(be);
+    te_scratch s;
+    s.x = be->new_tensor(be, 3, act_shape);
+    s.h = be->new_tensor(be, 3, act_shape);
+    s.q = be->new_tensor(be, 3, act_shape);
+    s.k = be->new_tensor(be, 3, act_shape);
+    s.v = be->new_tensor(be, 3, act_shape);
+    s.a = be->new_tensor(be, 3, act_shape);
+    s.f = be->new_tensor(be, 3, ff_shape);
+    md_tensor pooled = {0}, projected = {0};
+    if (want_pool)
+        pooled = be->new_tensor(be, 2, (int64_t[]){batch, d});
+    if (out->pooled_projected)
+        projected = be->new_tensor(be, 2, (int64_t[]){batch, c->projection_dim});
+    if (!s.x.data || !s.h.data || !s.q.data || !s.k.data || !s.v.data || !s.a.data || !s.f.data ||
+        (want_pool && !pooled.data) || (out->pooled_projected && !projected.data)) {
+        be->arena_reset(be, mark);
+        free(pool_rows);
+        return md_fail(err, MD_ERR_NOMEM, "text encoder: out of backend memory for batch %d",
+                       batch);
+    }
+
+    md_tensor x_rows = view2(&s.x, rows, d);
+    be->embedding(be, &x_rows, te->tok_emb, ids, rows);
+    be->add_position(be, &s.x, te->pos_emb);
+    for (int i = 0; i < c->num_layers; i++) {
+        emit_skipped(te, &s, i, out);
+        run_layer(te, &te->layers[i], &s);
+    }
+    emit_skipped(te, &s, c->num_layers, out);
+
+    if (out->last_hidden || want_pool) {
+        be->layer_norm(be, &s.h, &s.x, te->final_w, te->final_b, c->layer_norm_eps);
+        if (out->last_hidden)
+            be->download(be, &s.h, out->last_hidden);
+    }
+    if (want_pool) {
+        md_tensor h_rows = view2(&s.h, rows, d);
+        be->gather_rows(be, &pooled, &h_rows, pool_rows, batch);
+        if (out->pooled)
+            be->download(be, &pooled, out->pooled);
+        if (out->pooled_projected) {
+            be->linear(be, &projected, &pooled, te->proj, NULL);
+            be->download(be, &projected, out->pooled_projected);
+        }
+    }
+    be->arena_reset(be, mark);
+    free(pool_rows);
+    return MD_OK;
+}

@@ -1,0 +1,54 @@
+/* golden-check: runs every record of a reference case through the engine
+ * (contract: shared/golden/CHECKING.md). Records that are inputs of a call
+ * are fed; every other record must be produced by some runner and is
+ * compared; a record no runner produced is reported as unsupported. */
+#ifndef MD_GC_H
+#define MD_GC_H
+
+#include <cjson/cJSON.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "io/safetensors.h"
+#include "models/model.h"
+
+typedef struct gc_result {
+    char *name;
+    float *values; /* produced values (integers stored as floats) */
+    size_t n;
+    int integer;
+} gc_result;
+
+typedef struct gc_case {
+    const char *dir;
+    char model_path[2048];
+    cJSON *golden_json;    /* records, prompts, pipelines, scheduler configs */
+    cJSON *case_json;      /* the case's own golden.json (architecture for single files) */
+    md_safetensors *gold;
+    md_backend *be;
+    md_model *model;       /* loaded on first use */
+    md_error model_err;
+    int model_tried;
+    gc_result *results;
+    size_t nresults, cap;
+} gc_case;
+
+/* Golden tensor as float (int32 converted); NULL when absent. Caller frees. */
+float *gc_gold_f32(gc_case *c, const char *name, size_t *n);
+int gc_has(gc_case *c, const char *name);
+/* Stores a produced record (values copied). */
+void gc_put(gc_case *c, const char *name, const float *values, size_t n, int integer);
+/* The model, loaded once; NULL (and a message on stderr once) on failure. */
+md_model *gc_model(gc_case *c);
+/* Scheduler config from a diffusers scheduler JSON object. */
+int gc_sched_config(const cJSON *json, md_sched_config *out);
+
+/* Runners: each produces the records of its kind that the case holds. */
+void gc_run_tokenizer(gc_case *c);
+void gc_run_text_encoder(gc_case *c);
+void gc_run_unet(gc_case *c);
+void gc_run_vae(gc_case *c);
+void gc_run_schedulers(gc_case *c);
+void gc_run_pipelines(gc_case *c);
+
+#endif

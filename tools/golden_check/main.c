@@ -1,0 +1,224 @@
+/* golden-check CASE_DIR [--backend cpu|vulkan] */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gc.h"
+
+/* The reference files are Python's json output, which writes -Infinity,
+ * and Infinity; strict JSON parsers reject those, so they become null
+ * (outside strings) before parsing. */
+static void null_out_nonfinite(char *s)
+{
+    static const char *const words[] = {"-Infinity", "Infinity"};
+    int in_string = 0;
+    for (char *p = s; *p; p++) {
+        if (in_string) {
+            if (*p == '\\' && p[1])
+                p++;
+            else if (*p == '"')
+                in_string = 0;
+            continue;
+        }
+        if (*p == '"') {
+            in_string = 1;
+            continue;
+        }
+        for (size_t w = 0; w < 2; w++) {
+            size_t n = strlen(words[w]);
+            if (strncmp(p, words[w], n) == 0) {
+                memcpy(p, "null", 4);
+                memset(p + 4, ' ', n - 4);
+                p += n - 1;
+                break;
+            }
+        }
+    }
+}
+
+static cJSON *read_json(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)len + 1);
+    cJSON *j = NULL;
+    if (buf && fread(buf, 1, (size_t)len, f) == (size_t)len) {
+        buf[len] = '\0';
+        null_out_nonfinite(buf);
+        j = cJSON_Parse(buf);
+    }
+    free(buf);
+    fclose(f);
+    return j;
+}
+
+/* CHECKING.md rule 1: records given to a call are inputs, never checks. */
+static int is_input(const char *name)
+{
+    static const char *const suffixes[] = {
+        ".initial_noise", ".ancestral_noise", ".encoder_noise", ".noise", ".init_image",
+        ".mask_image", ".traj.sample", ".traj.model_output", "text_encoder.ids",
+        "text_encoder_2.ids", "vae.decode.latent", "vae.encode.image"};
+    for (size_t i = 0; i < sizeof suffixes / sizeof *suffixes; i++) {
+        size_t ls = strlen(suffixes[i]), ln = strlen(name);
+        if (ln >= ls && strcmp(name + ln - ls, suffixes[i]) == 0)
+            return 1;
+    }
+    if (strncmp(name, "unet.call", 9) == 0) {
+        const char *field = strchr(name + 9, '.');
+        return field && strcmp(field, ".eps") != 0;
+    }
+    return 0;
+}
+
+static const gc_result *find_result(const gc_case *c, const char *name)
+{
+    for (size_t i = 0; i < c->nresults; i++)
+        if (strcmp(c->results[i].name, name) == 0)
+            return &c->results[i];
+    return NULL;
+}
+
+/* err = max|a-b| / max|b|; exact comparison for integers or max|b| = 0. */
+static int compare(gc_case *c, const char *name, double tol, int *passed, int *failed)
+{
+    const gc_result *r = find_result(c, name);
+    if (!r) {
+        printf("%-48s %12s %10.1e FAIL (unsupported)\n", name, "-", tol);
+        return (*failed)++, 0;
+    }
+    size_t n = 0;
+    float *gold = gc_gold_f32(c, name, &n);
+    if (!gold || n != r->n) {
+        printf("%-48s %12s %10.1e FAIL (produced %zu values, golden has %zu)\n", name, "-", tol,
+               r->n, n);
+        free(gold);
+        return (*failed)++, 0;
+    }
+    double maxdiff = 0, maxref = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)r->values[i] - gold[i]);
+        if (!(d <= maxdiff)) /* also catches NaN */
+            maxdiff = isnan(d) ? INFINITY : d;
+        if (fabs(gold[i]) > maxref)
+            maxref = fabs(gold[i]);
+    }
+    free(gold);
+    double err = maxref > 0 ? maxdiff / maxref : maxdiff;
+    int ok = (r->integer || maxref == 0) ? maxdiff == 0 : err <= tol;
+    printf("%-48s %12.3e %10.1e %s\n", name, err, tol, ok ? "PASS" : "FAIL");
+    if (ok)
+        (*passed)++;
+    else
+        (*failed)++;
+    return ok;
+}
+
+static int usage(void)
+{
+    fprintf(stderr, "usage: golden-check CASE_DIR [--backend cpu|vulkan]\n");
+    return 2;
+}
+
+int main(int argc, char **argv)
+{
+    const char *dir = NULL, *backend = "cpu";
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--backend") == 0 && i + 1 < argc)
+            backend = argv[++i];
+        else if (argv[i][0] == '-')
+            return usage();
+        else if (!dir)
+            dir = argv[i];
+        else
+            return usage();
+    }
+    if (!dir)
+        return usage();
+    if (strcmp(backend, "cpu") != 0) {
+        fprintf(stderr, "golden-check: backend '%s' is not available in this build\n", backend);
+        return 2;
+    }
+
+    gc_case c = {.dir = dir};
+    char path[2048];
+    snprintf(path, sizeof path, "%s/golden.json", dir);
+    c.case_json = read_json(path);
+    if (!c.case_json) {
+        fprintf(stderr, "golden-check: %s: missing or not valid JSON\n", path);
+        return 2;
+    }
+    /* Single-file cases point at another case's records (CHECKING.md rule 4). */
+    const cJSON *ref_json = cJSON_GetObjectItem(c.case_json, "golden_json");
+    const cJSON *ref_st = cJSON_GetObjectItem(c.case_json, "golden_reference");
+    if (cJSON_IsString(ref_json) && cJSON_IsString(ref_st)) {
+        snprintf(path, sizeof path, "%s/%s", dir, ref_json->valuestring);
+        c.golden_json = read_json(path);
+        if (!c.golden_json) {
+            fprintf(stderr, "golden-check: %s: missing or not valid JSON\n", path);
+            return 2;
+        }
+        snprintf(path, sizeof path, "%s/%s", dir, ref_st->valuestring);
+        snprintf(c.model_path, sizeof c.model_path, "%s/model.safetensors", dir);
+    } else {
+        c.golden_json = c.case_json;
+        snprintf(path, sizeof path, "%s/golden.safetensors", dir);
+        snprintf(c.model_path, sizeof c.model_path, "%s", dir);
+    }
+    md_error err = {0};
+    if (md_safetensors_open(path, &c.gold, &err) != MD_OK) {
+        fprintf(stderr, "golden-check: %s\n", err.msg);
+        return 2;
+    }
+    if (md_backend_cpu_create(&c.be, 0, &err) != MD_OK) {
+        fprintf(stderr, "golden-check: %s\n", err.msg);
+        return 2;
+    }
+    printf("case %s, backend %s, tolerance factor 1\n", dir, backend);
+
+    gc_run_tokenizer(&c);
+    gc_run_text_encoder(&c);
+    gc_run_unet(&c);
+    gc_run_vae(&c);
+    gc_run_schedulers(&c);
+    gc_run_pipelines(&c);
+
+    int passed = 0, failed = 0;
+    const cJSON *tensors = cJSON_GetObjectItem(c.golden_json, "tensors");
+    const cJSON *rec;
+    cJSON_ArrayForEach(rec, tensors)
+    {
+        if (is_input(rec->string))
+            continue;
+        const cJSON *tol = cJSON_GetObjectItem(rec, "tolerance");
+        compare(&c, rec->string, cJSON_IsNumber(tol) ? tol->valuedouble : 0.0, &passed, &failed);
+    }
+    /* Extra checks produced by runners that are not tensors of the file. */
+    for (size_t i = 0; i < c.nresults; i++) {
+        if (strncmp(c.results[i].name, "check:", 6) != 0)
+            continue;
+        int ok = c.results[i].values[0] == 0.0f;
+        printf("%-48s %12.3e %10.1e %s\n", c.results[i].name + 6, (double)c.results[i].values[0],
+               0.0, ok ? "PASS" : "FAIL");
+        ok ? passed++ : failed++;
+    }
+    printf("%d passed, %d failed\n", passed, failed);
+
+    for (size_t i = 0; i < c.nresults; i++) {
+        free(c.results[i].name);
+        free(c.results[i].values);
+    }
+    free(c.results);
+    md_model_free(c.model);
+    md_backend_destroy(c.be);
+    md_safetensors_close(c.gold);
+    if (c.golden_json != c.case_json)
+        cJSON_Delete(c.golden_json);
+    cJSON_Delete(c.case_json);
+    return failed ? 1 : 0;
+}

@@ -1,0 +1,145 @@
+/* Architectures of the random models, as diffusers config.json objects. */
+#include <string.h>
+
+#include "random_model.h"
+
+static cJSON *int_array(const int *v, int n)
+{
+    return cJSON_CreateIntArray(v, n);
+}
+
+static cJSON *string_array(const char *const *v, int n)
+{
+    return cJSON_CreateStringArray(v, n);
+}
+
+static cJSON *unet_config(int levels, const int *channels, int layers, int heads, int cross_dim,
+                          int groups, int sample_size, int linear_proj)
+{
+    static const char *const down_attn = "CrossAttnDownBlock2D", *const down_plain = "DownBlock2D";
+    static const char *const up_attn = "CrossAttnUpBlock2D", *const up_plain = "UpBlock2D";
+    const char *down[8], *up[8];
+    for (int i = 0; i < levels; i++) {
+        down[i] = i < levels - 1 ? down_attn : down_plain; /* SD: no attention at the lowest level */
+        up[i] = i == 0 ? up_plain : up_attn;
+    }
+    cJSON *c = cJSON_CreateObject();
+    cJSON_AddStringToObject(c, "_class_name", "UNet2DConditionModel");
+    cJSON_AddNumberToObject(c, "in_channels", 4);
+    cJSON_AddNumberToObject(c, "out_channels", 4);
+    cJSON_AddNumberToObject(c, "sample_size", sample_size);
+    cJSON_AddItemToObject(c, "block_out_channels", int_array(channels, levels));
+    cJSON_AddNumberToObject(c, "layers_per_block", layers);
+    cJSON_AddItemToObject(c, "down_block_types", string_array(down, levels));
+    cJSON_AddItemToObject(c, "up_block_types", string_array(up, levels));
+    cJSON_AddStringToObject(c, "mid_block_type", "UNetMidBlock2DCrossAttn");
+    cJSON_AddNumberToObject(c, "attention_head_dim", heads);
+    cJSON_AddNumberToObject(c, "cross_attention_dim", cross_dim);
+    cJSON_AddNumberToObject(c, "norm_num_groups", groups);
+    cJSON_AddNumberToObject(c, "norm_eps", 1e-5);
+    cJSON_AddBoolToObject(c, "flip_sin_to_cos", 1);
+    cJSON_AddNumberToObject(c, "freq_shift", 0);
+    cJSON_AddBoolToObject(c, "use_linear_projection", linear_proj);
+    cJSON_AddNumberToObject(c, "transformer_layers_per_block", 1);
+    return c;
+}
+
+static cJSON *vae_config(int levels, const int *channels, int layers, int groups, int sample_size)
+{
+    const char *down[8], *up[8];
+    for (int i = 0; i < levels; i++) {
+        down[i] = "DownEncoderBlock2D";
+        up[i] = "UpDecoderBlock2D";
+    }
+    cJSON *c = cJSON_CreateObject();
+    cJSON_AddStringToObject(c, "_class_name", "AutoencoderKL");
+    cJSON_AddNumberToObject(c, "in_channels", 3);
+    cJSON_AddNumberToObject(c, "out_channels", 3);
+    cJSON_AddNumberToObject(c, "latent_channels", 4);
+    cJSON_AddItemToObject(c, "block_out_channels", int_array(channels, levels));
+    cJSON_AddItemToObject(c, "down_block_types", string_array(down, levels));
+    cJSON_AddItemToObject(c, "up_block_types", string_array(up, levels));
+    cJSON_AddNumberToObject(c, "layers_per_block", layers);
+    cJSON_AddNumberToObject(c, "norm_num_groups", groups);
+    cJSON_AddNumberToObject(c, "sample_size", sample_size);
+    cJSON_AddNumberToObject(c, "scaling_factor", 0.18215);
+    return c;
+}
+
+static cJSON *clip_config(int hidden, int layers, int heads, int inner)
+{
+    cJSON *c = cJSON_CreateObject();
+    cJSON_AddItemToObject(c, "architectures", cJSON_CreateStringArray((const char *[]){"CLIPTextModel"}, 1));
+    cJSON_AddStringToObject(c, "hidden_act", "quick_gelu");
+    cJSON_AddNumberToObject(c, "hidden_size", hidden);
+    cJSON_AddNumberToObject(c, "intermediate_size", inner);
+    cJSON_AddNumberToObject(c, "num_attention_heads", heads);
+    cJSON_AddNumberToObject(c, "num_hidden_layers", layers);
+    cJSON_AddNumberToObject(c, "max_position_embeddings", 77);
+    cJSON_AddNumberToObject(c, "vocab_size", 49408);
+    cJSON_AddNumberToObject(c, "layer_norm_eps", 1e-5);
+    cJSON_AddNumberToObject(c, "bos_token_id", 49406);
+    cJSON_AddNumberToObject(c, "eos_token_id", 49407);
+    cJSON_AddNumberToObject(c, "pad_token_id", 49407);
+    return c;
+}
+
+static cJSON *scheduler_config(void)
+{
+    cJSON *c = cJSON_CreateObject();
+    cJSON_AddStringToObject(c, "_class_name", "PNDMScheduler");
+    cJSON_AddNumberToObject(c, "beta_start", 0.00085);
+    cJSON_AddNumberToObject(c, "beta_end", 0.012);
+    cJSON_AddStringToObject(c, "beta_schedule", "scaled_linear");
+    cJSON_AddNumberToObject(c, "num_train_timesteps", 1000);
+    cJSON_AddNumberToObject(c, "steps_offset", 1);
+    cJSON_AddBoolToObject(c, "set_alpha_to_one", 0);
+    cJSON_AddBoolToObject(c, "skip_prk_steps", 1);
+    return c;
+}
+
+/* SegMoE layout (sequence routing): transformer blocks of down_blocks[0, L-1)
+ * and up_blocks[1, L) become MoE, as SegMoE does for SD 1.x/2.x. Token
+ * routing uses the engine's own "moe_config" form with the same bounds. */
+static void add_moe(cJSON *unet, int levels, const rm_options *o)
+{
+    cJSON *m = cJSON_CreateObject();
+    cJSON_AddNumberToObject(m, "num_experts", o->experts);
+    cJSON_AddNumberToObject(m, "num_experts_per_tok", o->top_k);
+    cJSON_AddStringToObject(m, "moe_layers", o->moe_layers);
+    cJSON_AddNumberToObject(m, "down_idx_start", 0);
+    cJSON_AddNumberToObject(m, "down_idx_end", levels - 1);
+    cJSON_AddNumberToObject(m, "up_idx_start", 1);
+    cJSON_AddNumberToObject(m, "up_idx_end", levels);
+    if (o->token_routing) {
+        cJSON_AddStringToObject(m, "routing", "token");
+        cJSON_AddItemToObject(unet, "moe_config", m);
+    } else {
+        cJSON_AddStringToObject(m, "type", "sd");
+        cJSON_AddItemToObject(unet, "segmoe_config", m);
+    }
+}
+
+int rm_preset(const rm_options *o, rm_configs *out)
+{
+    memset(out, 0, sizeof *out);
+    if (strcmp(o->preset, "tiny") == 0) {
+        const int ch[] = {32, 64};
+        out->unet = unet_config(2, ch, 1, 8, 32, 16, 32, 0);
+        out->vae = vae_config(2, ch, 1, 16, 64);
+        out->text_encoder = clip_config(32, 2, 4, 128);
+        if (o->experts)
+            add_moe(out->unet, 2, o);
+    } else if (strcmp(o->preset, "sd15") == 0) {
+        const int ch[] = {320, 640, 1280, 1280}, vch[] = {128, 256, 512, 512};
+        out->unet = unet_config(4, ch, 2, 8, 768, 32, 64, 0);
+        out->vae = vae_config(4, vch, 2, 32, 512);
+        out->text_encoder = clip_config(768, 12, 12, 3072);
+        if (o->experts)
+            add_moe(out->unet, 4, o);
+    } else {
+        return 0;
+    }
+    out->scheduler = scheduler_config();
+    return 1;
+}

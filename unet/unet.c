@@ -1,0 +1,226 @@
+/* UNet2DConditionModel: time embedding, conv_in, down blocks, mid block,
+ * up blocks with skip connections, GroupNorm+SiLU, conv_out. */
+#include "unet.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "unet_internal.h"
+
+struct md_unet {
+    md_unet_config cfg;
+    md_backend *be;
+    md_time_embed temb;
+    md_nn_conv conv_in, conv_out;
+    md_nn_norm norm_out;
+    md_unet_block down[MD_MAX_LEVELS], up[MD_MAX_LEVELS], mid;
+    int has_mid;
+    int skip_cap;
+    md_tensor *skips; /* skip_cap entries, reused by every call */
+    float *host;      /* host scratch for the embeddings, grown on demand */
+    size_t host_cap;  /* floats */
+    md_moe_observer observer;
+    void *observer_user;
+};
+
+static md_status check_config(const md_unet_config *c, const char *label, md_error *err)
+{
+    if (c->levels < 1 || c->levels > MD_MAX_LEVELS)
+        return md_fail(err, MD_ERR_INVALID, "%s: %d levels (1..%d supported)", label, c->levels,
+                       MD_MAX_LEVELS);
+    if (c->in_channels < 1 || c->out_channels < 1 || c->layers_per_block < 1 ||
+        c->norm_groups < 1 || c->cross_attention_dim < 1)
+        return md_fail(err, MD_ERR_INVALID,
+                       "%s: bad config (in %d, out %d, layers_per_block %d, groups %d, "
+                       "cross_attention_dim %d)",
+                       label, c->in_channels, c->out_channels, c->layers_per_block, c->norm_groups,
+                       c->cross_attention_dim);
+    for (int l = 0; l < c->levels; l++) {
+        if (c->block_out_channels[l] < 1 || c->block_out_channels[l] % c->norm_groups != 0)
+            return md_fail(err, MD_ERR_INVALID,
+                           "%s: block_out_channels[%d] = %d is not a multiple of %d groups", label,
+                           l, c->block_out_channels[l], c->norm_groups);
+        int attn = c->down_has_attn[l] || c->up_has_attn[c->levels - 1 - l] ||
+                   (l == c->levels - 1 && c->mid_has_attn);
+        if (attn && (c->heads[l] < 1 || c->transformer_layers[l] < 1))
+            return md_fail(err, MD_ERR_INVALID, "%s: level %d: %d heads, %d transformer layers",
+                           label, l, c->heads[l], c->transformer_layers[l]);
+    }
+    if (c->conv_in_kernel % 2 == 0 || c->conv_out_kernel % 2 == 0 || c->conv_in_kernel < 1 ||
+        c->conv_out_kernel < 1)
+        return md_fail(err, MD_ERR_UNSUPPORTED, "%s: conv_in/conv_out kernels %d/%d must be odd",
+                       label, c->conv_in_kernel, c->conv_out_kernel);
+    return MD_OK;
+}
+
+static md_status unet_load(md_unet *u, md_weights *w, md_error *err)
+{
+    const md_unet_config *c = &u->cfg;
+    md_backend *be = u->be;
+    const char *label = md_weights_label(w);
+    MD_TRY(check_config(c, label, err));
+    MD_TRY(md_time_embed_load(&u->temb, w, be, err, c));
+    MD_TRY(md_nn_conv_load(&u->conv_in, w, be, err, "conv_in", c->in_channels,
+                           c->block_out_channels[0], c->conv_in_kernel));
+
+    /* Channel counts of the skip stack, as the down path will push it. */
+    u->skip_cap = 1 + c->levels * (c->layers_per_block + 1);
+    int *skip_ch = calloc((size_t)u->skip_cap, sizeof(int));
+    u->skips = calloc((size_t)u->skip_cap, sizeof(*u->skips));
+    if (!skip_ch || !u->skips) {
+        free(skip_ch);
+        return md_fail(err, MD_ERR_NOMEM, "%s: out of memory", label);
+    }
+    int nskip = 0, ch = c->block_out_channels[0];
+    skip_ch[nskip++] = ch;
+    md_status s = MD_OK;
+    for (int l = 0; l < c->levels && s == MD_OK; l++) {
+        s = md_down_block_load(&u->down[l], w, be, err, c, l, ch);
+        ch = c->block_out_channels[l];
+        for (int j = 0; j < u->down[l].nres + u->down[l].has_sampler; j++)
+            skip_ch[nskip++] = ch;
+    }
+    if (s == MD_OK) {
+        if (c->mid_has_attn) {
+            u->has_mid = 1;
+            s = md_mid_block_load(&u->mid, w, be, err, c);
+        } else if (md_weights_has_prefix(w, "mid_block.")) {
+            s = md_fail(err, MD_ERR_UNSUPPORTED,
+                        "%s: a mid block without cross-attention is not supported", label);
+        }
+    }
+    for (int i = 0; i < c->levels && s == MD_OK; i++) {
+        s = md_up_block_load(&u->up[i], w, be, err, c, i, ch, skip_ch, &nskip);
+        ch = c->block_out_channels[c->levels - 1 - i];
+    }
+    free(skip_ch);
+    MD_TRY(s);
+    MD_TRY(md_nn_norm_load(&u->norm_out, w, be, err, "conv_norm_out", ch));
+    MD_TRY(md_nn_conv_load(&u->conv_out, w, be, err, "conv_out", ch, c->out_channels,
+                           c->conv_out_kernel));
+    return MD_OK;
+}
+
+md_status md_unet_load(md_unet **out, const md_unet_config *cfg, md_weights *w, md_backend *be,
+                       md_error *err)
+{
+    *out = NULL;
+    md_unet *u = calloc(1, sizeof(*u));
+    if (!u)
+        return md_fail(err, MD_ERR_NOMEM, "%s: out of memory", md_weights_label(w));
+    u->cfg = *cfg;
+    u->be = be;
+    md_status s = unet_load(u, w, err);
+    if (s != MD_OK) {
+        md_unet_free(u);
+        return md_fail_context(err, "loading unet: ");
+    }
+    *out = u;
+    return MD_OK;
+}
+
+void md_unet_free(md_unet *u)
+{
+    if (!u)
+        return;
+    for (int l = 0; l < MD_MAX_LEVELS; l++) {
+        md_unet_block_free(&u->down[l]);
+        md_unet_block_free(&u->up[l]);
+    }
+    md_unet_block_free(&u->mid);
+    free(u->skips);
+    free(u->host);
+    free(u);
+}
+
+const md_unet_config *md_unet_config_of(const md_unet *u)
+{
+    return &u->cfg;
+}
+
+void md_unet_set_moe_observer(md_unet *u, md_moe_observer fn, void *user)
+{
+    u->observer = fn;
+    u->observer_user = user;
+}
+
+static md_status check_inputs(const md_unet *u, const md_unet_inputs *in, md_error *err)
+{
+    const md_unet_config *c = &u->cfg;
+    const int f = 1 << (c->levels - 1);
+    if (in->batch < 1 || in->height < 1 || in->width < 1 || in->context_len < 1 || !in->sample ||
+        !in->timesteps || !in->context)
+        return md_fail(err, MD_ERR_INVALID,
+                       "unet: bad inputs (batch %d, %dx%d, context_len %d, or a NULL array)",
+                       in->batch, in->height, in->width, in->context_len);
+    if (in->height % f != 0 || in->width % f != 0)
+        return md_fail(err, MD_ERR_UNSUPPORTED,
+                       "unet: latent size %dx%d must be a multiple of %d for %d levels", in->height,
+                       in->width, f, c->levels);
+    if (c->text_time_embedding && (!in->text_embeds || !in->time_ids))
+        return md_fail(err, MD_ERR_INVALID,
+                       "unet: this model needs text_embeds and time_ids (SDXL conditioning)");
+    return MD_OK;
+}
+
+static md_status unet_run(md_unet *u, const md_unet_inputs *in, float *eps, md_error *err)
+{
+    const md_unet_config *c = &u->cfg;
+    md_backend *be = u->be;
+    const int64_t B = in->batch, H = in->height, W = in->width;
+
+    size_t need = (size_t)B * (size_t)(u->temb.in_dim > u->temb.add_in_dim ? u->temb.in_dim
+                                                                           : u->temb.add_in_dim);
+    if (need > u->host_cap) {
+        float *p = realloc(u->host, need * sizeof(float));
+        if (!p)
+            return md_fail(err, MD_ERR_NOMEM, "unet: out of memory");
+        u->host = p;
+        u->host_cap = need;
+    }
+
+    md_tensor temb, ctx, x, h;
+    MD_TRY(md_nn_tensor(be, &temb, err, 2, (int64_t[]){B, u->temb.dim}));
+    MD_TRY(md_time_embed_forward(&u->temb, be, c, in, u->host, &temb, err));
+    MD_TRY(md_nn_tensor(be, &ctx, err, 3, (int64_t[]){B, in->context_len, c->cross_attention_dim}));
+    be->upload(be, &ctx, in->context);
+    md_unet_run run = {.be = be,
+                       .err = err,
+                       .temb = &temb,
+                       .context = &ctx,
+                       .observer = u->observer,
+                       .observer_user = u->observer_user};
+
+    MD_TRY(md_nn_tensor(be, &x, err, 4, (int64_t[]){B, c->in_channels, H, W}));
+    be->upload(be, &x, in->sample);
+    MD_TRY(md_nn_tensor(be, &h, err, 4, (int64_t[]){B, u->conv_in.cout, H, W}));
+    be->conv2d(be, &h, &x, u->conv_in.w, u->conv_in.b, 1, (c->conv_in_kernel - 1) / 2);
+
+    md_skip_stack skips = {.t = u->skips, .n = 0, .cap = u->skip_cap};
+    skips.t[skips.n++] = h;
+    for (int l = 0; l < c->levels; l++)
+        MD_TRY(md_down_block_forward(&run, &u->down[l], &h, &skips));
+    if (u->has_mid)
+        MD_TRY(md_mid_block_forward(&run, &u->mid, &h));
+    for (int i = 0; i < c->levels; i++)
+        MD_TRY(md_up_block_forward(&run, &u->up[i], &h, &skips));
+
+    md_tensor y;
+    MD_TRY(md_nn_tensor(be, &y, err, 4, (int64_t[]){B, c->out_channels, H, W}));
+    be->group_norm(be, &h, &h, u->norm_out.g, u->norm_out.b, c->norm_groups, c->norm_eps, 1);
+    be->conv2d(be, &y, &h, u->conv_out.w, u->conv_out.b, 1, (c->conv_out_kernel - 1) / 2);
+    be->download(be, &y, eps);
+    return MD_OK;
+}
+
+md_status md_unet_forward(md_unet *u, const md_unet_inputs *in, float *eps, md_error *err)
+{
+    MD_TRY(check_inputs(u, in, err));
+    md_backend *be = u->be;
+    /* Everything of this call lives above the mark; resetting to it makes a
+     * second call of the same shape allocation-free. */
+    size_t mark = be->arena_mark(be);
+    md_status s = unet_run(u, in, eps, err);
+    be->arena_reset(be, mark);
+    return s;
+}
