@@ -161,7 +161,14 @@ int main(int argc, char **argv)
         md_weights_set_synthesizer(wu, synthesize, &ss);
         md_weights_set_synthesizer(wv, synthesize, &ss);
         md_weights_set_synthesizer(wt, synthesize, &ss);
-        ok = md_unet_load(&unet, &ucfg, wu, be, &err) == MD_OK &&
+        /* The VAE loads the halves it finds, so make both exist first. */
+        int c0 = vcfg.block_out_channels[0], cl = vcfg.block_out_channels[vcfg.levels - 1];
+        md_tensor *seed_tensor;
+        ok = md_weights_get(wv, "encoder.conv_in.weight", 4,
+                            (int64_t[]){c0, vcfg.in_channels, 3, 3}, &seed_tensor, &err) == MD_OK &&
+             md_weights_get(wv, "decoder.conv_in.weight", 4,
+                            (int64_t[]){cl, vcfg.latent_channels, 3, 3}, &seed_tensor, &err) == MD_OK;
+        ok = ok && md_unet_load(&unet, &ucfg, wu, be, &err) == MD_OK &&
              md_vae_load(&vae, &vcfg, wv, be, &err) == MD_OK &&
              md_text_encoder_load(&te, &tcfg, wt, be, &err) == MD_OK;
     }
