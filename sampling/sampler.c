@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "schedule.h"
+
 static const char *const k_names[MD_SAMPLER_COUNT] = {
     [MD_SAMPLER_DDIM] = "ddim",
     [MD_SAMPLER_EULER] = "euler",
@@ -89,6 +91,40 @@ md_status md_sampler_create(md_sampler **out, md_sampler_kind kind, const md_sch
     }
     *out = s;
     return MD_OK;
+}
+
+md_status md_sigma_setup_begin(md_sampler *s, const md_sched_config *cfg, md_sigma_setup *w,
+                               md_error *err)
+{
+    int n = s->steps, nt = s->num_train;
+    w->acp = malloc(sizeof *w->acp * (size_t)nt);
+    w->table = malloc(sizeof *w->table * (size_t)nt);
+    w->ts = malloc(sizeof *w->ts * (size_t)n);
+    w->sig = malloc(sizeof *w->sig * (size_t)n);
+    s->sigmas = malloc(sizeof *s->sigmas * (size_t)(n + 1));
+    if (!w->acp || !w->table || !w->ts || !w->sig || !s->sigmas)
+        return md_fail(err, MD_ERR_NOMEM, "sampler %s: out of memory", md_sampler_name(s->kind));
+    md_status st = md_sched_alphas_cumprod(cfg, w->acp, err);
+    if (st == MD_OK)
+        md_sched_sigma_table(w->acp, nt, w->table);
+    return st;
+}
+
+void md_sigma_setup_store(md_sampler *s, const md_sigma_setup *w)
+{
+    for (int i = 0; i < s->steps; i++) {
+        s->timesteps[i] = (float)w->ts[i];
+        s->sigmas[i] = (float)w->sig[i];
+    }
+    s->sigmas[s->steps] = 0.0f;
+}
+
+void md_sigma_setup_free(md_sigma_setup *w)
+{
+    free(w->acp);
+    free(w->table);
+    free(w->ts);
+    free(w->sig);
 }
 
 void md_sampler_free(md_sampler *s)

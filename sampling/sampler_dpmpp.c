@@ -12,47 +12,29 @@
 md_status md_dpm_setup(md_sampler *s, const md_sched_config *cfg, md_error *err)
 {
     int n = s->steps, nt = s->num_train;
-    float *acp = malloc(sizeof *acp * (size_t)nt);
-    float *table = malloc(sizeof *table * (size_t)nt);
-    double *ts = malloc(sizeof *ts * (size_t)n);
-    double *sig = malloc(sizeof *sig * (size_t)n);
-    s->sigmas = malloc(sizeof *s->sigmas * (size_t)(n + 1));
-    md_status st = MD_OK;
-    if (!acp || !table || !ts || !sig || !s->sigmas) {
-        st = md_fail(err, MD_ERR_NOMEM, "sampler %s: out of memory", md_sampler_name(s->kind));
-        goto done;
-    }
-    st = md_sched_alphas_cumprod(cfg, acp, err);
-    if (st != MD_OK)
-        goto done;
-    md_sched_sigma_table(acp, nt, table);
-    st = md_sched_timesteps_dpm(s->spacing, nt, cfg->steps_offset, n, ts, err);
+    md_sigma_setup w;
+    md_status st = md_sigma_setup_begin(s, cfg, &w, err);
+    if (st == MD_OK)
+        st = md_sched_timesteps_dpm(s->spacing, nt, cfg->steps_offset, n, w.ts, err);
     if (st != MD_OK)
         goto done;
     if (s->kind == MD_SAMPLER_DPMPP_2M_KARRAS) {
         /* The Karras range spans the whole training table; timesteps are
          * the rounded fractional timesteps of those sigmas. */
-        float *log_table = acp; /* acp is no longer needed */
+        float *log_table = w.acp; /* acp is no longer needed */
         for (int t = 0; t < nt; t++)
-            log_table[t] = logf(table[t]);
-        md_sched_karras((double)table[0], (double)table[nt - 1], n, sig);
+            log_table[t] = logf(w.table[t]);
+        md_sched_karras((double)w.table[0], (double)w.table[nt - 1], n, w.sig);
         for (int i = 0; i < n; i++)
-            ts[i] = rint(md_sched_sigma_to_t(sig[i], log_table, nt));
+            w.ts[i] = rint(md_sched_sigma_to_t(w.sig[i], log_table, nt));
     } else {
         for (int i = 0; i < n; i++)
-            sig[i] = md_sched_interp(ts[i], table, nt);
+            w.sig[i] = md_sched_interp(w.ts[i], w.table, nt);
     }
-    for (int i = 0; i < n; i++) {
-        s->timesteps[i] = (float)ts[i];
-        s->sigmas[i] = (float)sig[i];
-    }
-    s->sigmas[n] = 0.0f;
+    md_sigma_setup_store(s, &w);
     s->init_noise_sigma = 1.0f;
 done:
-    free(acp);
-    free(table);
-    free(ts);
-    free(sig);
+    md_sigma_setup_free(&w);
     return st;
 }
 

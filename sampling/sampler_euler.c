@@ -3,7 +3,6 @@
 #include "sampler_internal.h"
 
 #include <math.h>
-#include <stdlib.h>
 
 #include "schedule.h"
 
@@ -25,50 +24,33 @@ static void karras_from_interp(int n, int nt, const float *table, float *log_tab
 md_status md_euler_setup(md_sampler *s, const md_sched_config *cfg, md_error *err)
 {
     int n = s->steps, nt = s->num_train;
-    float *acp = malloc(sizeof *acp * (size_t)nt);
-    float *table = malloc(sizeof *table * (size_t)nt);
-    double *ts = malloc(sizeof *ts * (size_t)n);
-    double *sig = malloc(sizeof *sig * (size_t)n);
-    s->sigmas = malloc(sizeof *s->sigmas * (size_t)(n + 1));
-    md_status st = MD_OK;
-    if (!acp || !table || !ts || !sig || !s->sigmas) {
-        st = md_fail(err, MD_ERR_NOMEM, "sampler %s: out of memory", md_sampler_name(s->kind));
-        goto done;
-    }
-    st = md_sched_alphas_cumprod(cfg, acp, err);
-    if (st != MD_OK)
-        goto done;
-    md_sched_sigma_table(acp, nt, table);
-    st = md_sched_timesteps_ddpm(s->spacing, nt, cfg->steps_offset, n, 0, ts, err);
+    md_sigma_setup w;
+    md_status st = md_sigma_setup_begin(s, cfg, &w, err);
+    if (st == MD_OK)
+        st = md_sched_timesteps_ddpm(s->spacing, nt, cfg->steps_offset, n, 0, w.ts, err);
     if (st != MD_OK)
         goto done;
     /* The reference holds these timesteps as float32 before interpolating. */
     for (int i = 0; i < n; i++) {
-        ts[i] = (double)(float)ts[i];
-        sig[i] = md_sched_interp(ts[i], table, nt);
+        w.ts[i] = (double)(float)w.ts[i];
+        w.sig[i] = md_sched_interp(w.ts[i], w.table, nt);
     }
     if (s->kind == MD_SAMPLER_EULER_KARRAS) {
         /* acp is no longer needed: it holds the float32 log-sigma table. */
-        karras_from_interp(n, nt, table, acp, sig, ts);
+        karras_from_interp(n, nt, w.table, w.acp, w.sig, w.ts);
     }
+    md_sigma_setup_store(s, &w);
     float max_sigma = 0.0f;
-    for (int i = 0; i < n; i++) {
-        s->timesteps[i] = (float)ts[i];
-        s->sigmas[i] = (float)sig[i];
+    for (int i = 0; i < n; i++)
         if (s->sigmas[i] > max_sigma)
             max_sigma = s->sigmas[i];
-    }
-    s->sigmas[n] = 0.0f;
     /* diffusers scales the initial noise by sqrt(sigma_max^2 + 1) only for
      * "leading" spacing. */
     s->init_noise_sigma = s->spacing == MD_SPACING_LEADING
                               ? sqrtf(max_sigma * max_sigma + 1.0f)
                               : max_sigma;
 done:
-    free(acp);
-    free(table);
-    free(ts);
-    free(sig);
+    md_sigma_setup_free(&w);
     return st;
 }
 

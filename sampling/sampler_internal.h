@@ -44,6 +44,21 @@ void md_euler_a_step(const md_sampler *s, int i, const float *model_output, cons
 void md_euler_add_noise(const md_sampler *s, int i, const float *x, const float *noise, float *out,
                         size_t n);
 
+/* Scratch of a sigma sampler's setup (Euler, DPM-Solver++): the float32
+ * training tables and the float64 timesteps and sigmas of the steps. */
+typedef struct md_sigma_setup {
+    float *acp;       /* [num_train] alphas_cumprod; free for reuse once table is made */
+    float *table;     /* [num_train] sigma of every training timestep */
+    double *ts, *sig; /* [steps] */
+} md_sigma_setup;
+/* Allocates the scratch and s->sigmas and fills acp and table. Every
+ * pointer is set even on failure, so md_sigma_setup_free is always safe. */
+md_status md_sigma_setup_begin(md_sampler *s, const md_sched_config *cfg, md_sigma_setup *w,
+                               md_error *err);
+/* ts and sig become s->timesteps and s->sigmas, then final sigma 0. */
+void md_sigma_setup_store(md_sampler *s, const md_sigma_setup *w);
+void md_sigma_setup_free(md_sigma_setup *w);
+
 /* dpmpp_2m and dpmpp_2m_karras */
 md_status md_dpm_setup(md_sampler *s, const md_sched_config *cfg, md_error *err);
 md_status md_dpm_step(md_sampler *s, int i, const float *model_output, const float *sample,

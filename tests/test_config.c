@@ -2,48 +2,14 @@
  * architecture notes of the golden README give; then bad configs. */
 #include <math.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "models/config_json.h"
-
-static int failures;
-
-#define CHECK(cond)                                                                   \
-    do {                                                                              \
-        if (!(cond)) {                                                                \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-            failures++;                                                               \
-        }                                                                             \
-    } while (0)
-
-static const char *golden;
-
-static cJSON *load(const char *rel)
-{
-    char path[1024];
-    snprintf(path, sizeof path, "%s/%s", golden, rel);
-    cJSON *j = NULL;
-    md_error err = {0};
-    if (md_json_read_file(path, &j, &err) != MD_OK) {
-        fprintf(stderr, "%s\n", err.msg);
-        failures++;
-    }
-    return j;
-}
-
-static int exists(const char *rel)
-{
-    char path[1024];
-    struct stat sb;
-    snprintf(path, sizeof path, "%s/%s", golden, rel);
-    return stat(path, &sb) == 0;
-}
+#include "test_support.h"
 
 static md_status parse_unet(const char *rel, md_unet_config *c)
 {
-    cJSON *j = load(rel);
+    cJSON *j = md_test_load_golden_config(rel);
     md_error err = {0};
     md_status s = j ? md_unet_config_from_json(j, rel, c, &err) : MD_ERR_IO;
     if (s != MD_OK)
@@ -54,7 +20,7 @@ static md_status parse_unet(const char *rel, md_unet_config *c)
 
 static md_status parse_vae(const char *rel, md_vae_config *c)
 {
-    cJSON *j = load(rel);
+    cJSON *j = md_test_load_golden_config(rel);
     md_error err = {0};
     md_status s = j ? md_vae_config_from_json(j, rel, c, &err) : MD_ERR_IO;
     if (s != MD_OK)
@@ -65,7 +31,7 @@ static md_status parse_vae(const char *rel, md_vae_config *c)
 
 static md_status parse_clip(const char *rel, md_clip_config *c)
 {
-    cJSON *j = load(rel);
+    cJSON *j = md_test_load_golden_config(rel);
     md_error err = {0};
     md_status s = j ? md_clip_config_from_json(j, rel, c, &err) : MD_ERR_IO;
     if (s != MD_OK)
@@ -76,7 +42,7 @@ static md_status parse_clip(const char *rel, md_clip_config *c)
 
 static md_status parse_sched(const char *rel, md_sched_config *c)
 {
-    cJSON *j = load(rel);
+    cJSON *j = md_test_load_golden_config(rel);
     md_error err = {0};
     md_status s = j ? md_sched_config_from_json(j, rel, c, &err) : MD_ERR_IO;
     if (s != MD_OK)
@@ -212,7 +178,7 @@ static void test_singlefile_architecture(void)
 {
     const char *cases[] = {"tiny-sd-dense-singlefile/golden.json", "tiny-sdxl-singlefile/golden.json"};
     for (int c = 0; c < 2; c++) {
-        cJSON *g = load(cases[c]);
+        cJSON *g = md_test_load_golden_config(cases[c]);
         if (!g)
             continue;
         const cJSON *a = cJSON_GetObjectItemCaseSensitive(g, "architecture");
@@ -254,9 +220,8 @@ static void expect_unet(const char *json, md_status code, const char *needle)
     md_status s = md_unet_config_from_json(j, "bad/unet/config.json", &u, &err);
     if (s != code || (code != MD_OK && (!strstr(err.msg, "bad/unet/config.json") ||
                                         (needle && !strstr(err.msg, needle))))) {
-        fprintf(stderr, "unet config %s: got %d '%s', want %d '%s'\n", json, (int)s, err.msg,
-                (int)code, needle ? needle : "");
-        failures++;
+        FAIL("unet config %s: got %d '%s', want %d '%s'", json, (int)s, err.msg, (int)code,
+             needle ? needle : "");
     }
     cJSON_Delete(j);
 }
@@ -385,18 +350,14 @@ static void test_bad_configs(void)
 
 int main(void)
 {
-    golden = getenv("MD_GOLDEN_DIR");
-    if (!golden || !exists("tiny-sd-dense/unet/config.json")) {
+    char path[1024];
+    if (!md_test_golden_path(path, sizeof path, "tiny-sd-dense/unet/config.json") ||
+        !md_test_exists(path)) {
         fprintf(stderr, "MD_GOLDEN_DIR is not set or has no golden cases\n");
         return 1;
     }
     test_golden_folders();
     test_singlefile_architecture();
     test_bad_configs();
-    if (failures) {
-        fprintf(stderr, "%d check(s) failed\n", failures);
-        return 1;
-    }
-    printf("test_config: all checks passed\n");
-    return 0;
+    return md_test_finish("test_config");
 }

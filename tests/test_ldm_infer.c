@@ -9,35 +9,12 @@
 #include "models/ldm_infer.h"
 #include "models/ldm_names.h"
 #include "models/ldm_yaml.h"
-
-static int failures;
-
-#define CHECK(cond)                                                                   \
-    do {                                                                              \
-        if (!(cond)) {                                                                \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-            failures++;                                                               \
-        }                                                                             \
-    } while (0)
-
-static const char *golden;
-
-static md_safetensors *open_rel(const char *rel)
-{
-    char path[1024];
-    snprintf(path, sizeof path, "%s/%s", golden, rel);
-    md_safetensors *st = NULL;
-    md_error err = {0};
-    if (md_safetensors_open(path, &st, &err) != MD_OK) {
-        fprintf(stderr, "%s\n", err.msg);
-        failures++;
-    }
-    return st;
-}
+#include "test_support.h"
 
 static void test_sd(void)
 {
-    md_safetensors *st = open_rel("tiny-sd-dense-singlefile/model.safetensors");
+    md_safetensors *st =
+        md_test_open_golden_safetensors("tiny-sd-dense-singlefile/model.safetensors");
     if (!st)
         return;
     md_family fam;
@@ -69,7 +46,8 @@ static void test_sd(void)
 
 static void test_sdxl(void)
 {
-    md_safetensors *st = open_rel("tiny-sdxl-singlefile/model.safetensors");
+    md_safetensors *st =
+        md_test_open_golden_safetensors("tiny-sdxl-singlefile/model.safetensors");
     if (!st)
         return;
     md_family fam;
@@ -121,8 +99,7 @@ static void test_yaml(void)
                        "        num_head_channels: 64\n"
                        "        use_linear_in_transformer: True\n"
                        "        context_dim: 1024\n";
-    if (write(fd, text, strlen(text)) != (ssize_t)strlen(text))
-        failures++;
+    CHECK(write(fd, text, strlen(text)) == (ssize_t)strlen(text));
     close(fd);
     md_ldm_yaml y;
     md_error err = {0};
@@ -168,18 +145,10 @@ static void test_yaml(void)
 
 int main(void)
 {
-    golden = getenv("MD_GOLDEN_DIR");
-    if (!golden) {
-        fprintf(stderr, "MD_GOLDEN_DIR is not set\n");
+    if (!md_test_golden_dir_required())
         return 1;
-    }
     test_sd();
     test_sdxl();
     test_yaml();
-    if (failures) {
-        fprintf(stderr, "%d check(s) failed\n", failures);
-        return 1;
-    }
-    printf("test_ldm_infer: all checks passed\n");
-    return 0;
+    return md_test_finish("test_ldm_infer");
 }

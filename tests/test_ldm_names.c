@@ -9,31 +9,7 @@
 #include "io/weights.h"
 #include "models/config_json.h"
 #include "models/ldm_names.h"
-
-static int failures;
-
-#define CHECK(cond)                                                                   \
-    do {                                                                              \
-        if (!(cond)) {                                                                \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-            failures++;                                                               \
-        }                                                                             \
-    } while (0)
-
-static const char *golden;
-
-static md_safetensors *open_rel(const char *rel)
-{
-    char path[1024];
-    snprintf(path, sizeof path, "%s/%s", golden, rel);
-    md_safetensors *st = NULL;
-    md_error err = {0};
-    if (md_safetensors_open(path, &st, &err) != MD_OK) {
-        fprintf(stderr, "%s\n", err.msg);
-        failures++;
-    }
-    return st;
-}
+#include "test_support.h"
 
 static int same_values(const md_tensor *a, const md_tensor *b)
 {
@@ -52,15 +28,12 @@ static int same_values(const md_tensor *a, const md_tensor *b)
 /* The renamed map must hold exactly the tensors of the reference file. */
 static void compare(const md_weights *w, const char *ref_rel)
 {
-    md_safetensors *ref = open_rel(ref_rel);
+    md_safetensors *ref = md_test_open_golden_safetensors(ref_rel);
     if (!ref)
         return;
     size_t n = md_safetensors_count(ref);
-    if (md_weights_count(w) != n) {
-        fprintf(stderr, "%s: %zu renamed weights, %zu in the reference\n", ref_rel,
-                md_weights_count(w), n);
-        failures++;
-    }
+    CHECK(md_weights_count(w) == n, "%s: %zu renamed weights, %zu in the reference", ref_rel,
+          md_weights_count(w), n);
     int bad = 0;
     for (size_t i = 0; i < n; i++) {
         const char *name = md_safetensors_name(ref, i);
@@ -84,10 +57,7 @@ static void compare(const md_weights *w, const char *ref_rel)
         if (!same_values(t, r) && bad++ < 10)
             fprintf(stderr, "%s: '%s' values differ\n", ref_rel, name);
     }
-    if (bad) {
-        fprintf(stderr, "%s: %d mismatching weights\n", ref_rel, bad);
-        failures++;
-    }
+    CHECK(!bad, "%s: %d mismatching weights", ref_rel, bad);
     md_safetensors_close(ref);
 }
 
@@ -99,19 +69,14 @@ typedef struct arch {
 
 static int load_arch(const char *rel, arch *a)
 {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/%s", golden, rel);
-    md_error err = {0};
-    if (md_json_read_file(path, &a->json, &err) != MD_OK) {
-        fprintf(stderr, "%s\n", err.msg);
-        failures++;
+    a->json = md_test_load_golden_config(rel);
+    if (!a->json)
         return 0;
-    }
+    md_error err = {0};
     const cJSON *ar = cJSON_GetObjectItemCaseSensitive(a->json, "architecture");
     if (md_unet_config_from_json(cJSON_GetObjectItem(ar, "unet"), rel, &a->unet, &err) != MD_OK ||
         md_vae_config_from_json(cJSON_GetObjectItem(ar, "vae"), rel, &a->vae, &err) != MD_OK) {
-        fprintf(stderr, "%s\n", err.msg);
-        failures++;
+        FAIL("%s", err.msg);
         return 0;
     }
     return 1;
@@ -120,7 +85,8 @@ static int load_arch(const char *rel, arch *a)
 static void test_sd(void)
 {
     arch a = {0};
-    md_safetensors *st = open_rel("tiny-sd-dense-singlefile/model.safetensors");
+    md_safetensors *st =
+        md_test_open_golden_safetensors("tiny-sd-dense-singlefile/model.safetensors");
     if (!st || !load_arch("tiny-sd-dense-singlefile/golden.json", &a))
         goto out;
     md_weights *u = md_weights_new("unet"), *v = md_weights_new("vae"), *t = md_weights_new("te");
@@ -128,7 +94,7 @@ static void test_sd(void)
     CHECK(md_ldm_rename_unet(st, &a.unet, u, &err) == MD_OK);
     CHECK(md_ldm_rename_vae(st, &a.vae, v, &err) == MD_OK);
     CHECK(md_ldm_rename_clip(st, MD_LDM_SD1_TE_PREFIX, t, &err) == MD_OK);
-    if (failures)
+    if (md_test_failures())
         fprintf(stderr, "%s\n", err.msg);
     compare(u, "tiny-sd-dense/unet/diffusion_pytorch_model.safetensors");
     compare(v, "tiny-sd-dense/vae/diffusion_pytorch_model.safetensors");
@@ -166,7 +132,8 @@ out:
 static void test_sdxl(void)
 {
     arch a = {0};
-    md_safetensors *st = open_rel("tiny-sdxl-singlefile/model.safetensors");
+    md_safetensors *st =
+        md_test_open_golden_safetensors("tiny-sdxl-singlefile/model.safetensors");
     if (!st || !load_arch("tiny-sdxl-singlefile/golden.json", &a))
         goto out;
     md_weights *u = md_weights_new("unet"), *v = md_weights_new("vae");
@@ -178,7 +145,7 @@ static void test_sdxl(void)
     int layers = md_ldm_open_clip_layers(st, MD_LDM_SDXL_TE2_PREFIX);
     CHECK(layers == 3);
     CHECK(md_ldm_rename_open_clip(st, MD_LDM_SDXL_TE2_PREFIX, layers, 1, t2, &err) == MD_OK);
-    if (failures)
+    if (md_test_failures())
         fprintf(stderr, "%s\n", err.msg);
     compare(u, "tiny-sdxl/unet/diffusion_pytorch_model.safetensors");
     compare(v, "tiny-sdxl/vae/diffusion_pytorch_model.safetensors");
@@ -209,17 +176,9 @@ out:
 
 int main(void)
 {
-    golden = getenv("MD_GOLDEN_DIR");
-    if (!golden) {
-        fprintf(stderr, "MD_GOLDEN_DIR is not set\n");
+    if (!md_test_golden_dir_required())
         return 1;
-    }
     test_sd();
     test_sdxl();
-    if (failures) {
-        fprintf(stderr, "%d check(s) failed\n", failures);
-        return 1;
-    }
-    printf("test_ldm_names: all checks passed\n");
-    return 0;
+    return md_test_finish("test_ldm_names");
 }

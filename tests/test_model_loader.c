@@ -1,6 +1,7 @@
 /* md_model_load on the golden folders and single files, variants of the
  * diffusers layout (fp16 file names, legacy VAE attention names) built in
  * a temp folder, and the errors for broken models. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,18 +10,8 @@
 
 #include "models/config_json.h"
 #include "models/model.h"
+#include "test_support.h"
 
-static int failures;
-
-#define CHECK(cond)                                                                   \
-    do {                                                                              \
-        if (!(cond)) {                                                                \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-            failures++;                                                               \
-        }                                                                             \
-    } while (0)
-
-static const char *golden;
 static md_backend *be;
 static char tmp[256];
 
@@ -31,32 +22,26 @@ static md_model *load(const char *path, const cJSON *arch, const char *yaml, md_
     md_model *m = NULL;
     md_error err = {0};
     md_status s = md_model_load(path, &opt, &m, &err);
-    if (s != want || (needle && !strstr(err.msg, needle)) || (s == MD_OK) != (m != NULL)) {
-        fprintf(stderr, "loading %s: got %d '%s', want %d '%s'\n", path, (int)s, err.msg,
-                (int)want, needle ? needle : "");
-        failures++;
-    }
+    CHECK(s == want && (!needle || strstr(err.msg, needle)) && (s == MD_OK) == (m != NULL),
+          "loading %s: got %d '%s', want %d '%s'", path, (int)s, err.msg, (int)want,
+          needle ? needle : "");
     return m;
 }
 
 static md_model *load_golden(const char *rel, const cJSON *arch, const char *yaml)
 {
     char path[1024];
-    snprintf(path, sizeof path, "%s/%s", golden, rel);
+    md_test_golden_path(path, sizeof path, rel);
     return load(path, arch, yaml, MD_OK, NULL);
 }
 
 static cJSON *architecture_of(const char *case_name)
 {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/%s/golden.json", golden, case_name);
-    cJSON *j = NULL;
-    md_error err = {0};
-    if (md_json_read_file(path, &j, &err) != MD_OK) {
-        fprintf(stderr, "%s\n", err.msg);
-        failures++;
+    char rel[512];
+    snprintf(rel, sizeof rel, "%s/golden.json", case_name);
+    cJSON *j = md_test_load_golden_config(rel);
+    if (!j)
         return NULL;
-    }
     cJSON *a = cJSON_DetachItemFromObject(j, "architecture");
     cJSON_Delete(j);
     return a;
@@ -146,19 +131,17 @@ static void test_golden(void)
 
     /* The tiny text encoder (width 32) cannot be inferred: 64-wide heads. */
     char path[1024];
-    snprintf(path, sizeof path, "%s/tiny-sd-dense-singlefile/model.safetensors", golden);
+    md_test_golden_path(path, sizeof path, "tiny-sd-dense-singlefile/model.safetensors");
     load(path, NULL, NULL, MD_ERR_INVALID, "model.safetensors");
 }
 
 static void link_to(const char *target_rel, const char *link_rel)
 {
     char target[1024], link[1024];
-    snprintf(target, sizeof target, "%s/%s", golden, target_rel);
+    md_test_golden_path(target, sizeof target, target_rel);
     snprintf(link, sizeof link, "%s/%s", tmp, link_rel);
-    if (symlink(target, link) != 0) {
-        perror(link);
-        failures++;
-    }
+    int rc = symlink(target, link);
+    CHECK(rc == 0, "%s: %s", link, strerror(errno));
 }
 
 static void make_dir(const char *rel)
@@ -194,7 +177,7 @@ static void test_variants(void)
     link_to("tiny-sd-dense/vae/config.json", "m/vae/config.json");
 
     char path[1024];
-    snprintf(path, sizeof path, "%s/tiny-sd-dense/vae/diffusion_pytorch_model.safetensors", golden);
+    md_test_golden_path(path, sizeof path, "tiny-sd-dense/vae/diffusion_pytorch_model.safetensors");
     md_safetensors *st = NULL;
     md_error err = {0};
     CHECK(md_safetensors_open(path, &st, &err) == MD_OK);
@@ -242,7 +225,8 @@ static void test_variants(void)
     link_to("tiny-sd-dense/vae", "sharded/vae");
     make_dir("sharded/unet");
     link_to("tiny-sd-dense/unet/config.json", "sharded/unet/config.json");
-    snprintf(path, sizeof path, "%s/tiny-sd-dense/unet/diffusion_pytorch_model.safetensors", golden);
+    md_test_golden_path(path, sizeof path,
+                        "tiny-sd-dense/unet/diffusion_pytorch_model.safetensors");
     CHECK(md_safetensors_open(path, &st, &err) == MD_OK);
     if (st) {
         n = md_safetensors_count(st);
@@ -314,35 +298,20 @@ static void test_variants(void)
     snprintf(path, sizeof path, "%s/nothing-here", tmp);
     load(path, NULL, NULL, MD_ERR_IO, "nothing-here");
     /* A safetensors file that is not a Stable Diffusion checkpoint. */
-    snprintf(path, sizeof path, "%s/tiny-sd-dense/unet/diffusion_pytorch_model.safetensors", golden);
+    md_test_golden_path(path, sizeof path,
+                        "tiny-sd-dense/unet/diffusion_pytorch_model.safetensors");
     load(path, NULL, NULL, MD_ERR_FORMAT, "model.diffusion_model");
 }
 
 int main(void)
 {
-    golden = getenv("MD_GOLDEN_DIR");
-    if (!golden) {
-        fprintf(stderr, "MD_GOLDEN_DIR is not set\n");
+    if (!md_test_golden_dir_required())
         return 1;
-    }
-    const char *base = getenv("TMPDIR");
-    snprintf(tmp, sizeof tmp, "%s/md_loader_XXXXXX", base && *base ? base : "/tmp");
-    md_error err = {0};
-    if (!mkdtemp(tmp) || md_backend_cpu_create(&be, 1, &err) != MD_OK) {
-        fprintf(stderr, "setup failed: %s\n", err.msg);
+    if (!md_test_make_temp_dir(tmp, sizeof tmp, "md_loader_") || !(be = md_test_cpu_backend(1)))
         return 1;
-    }
     test_golden();
     test_variants();
     md_backend_destroy(be);
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", tmp);
-    if (failures) {
-        fprintf(stderr, "%d check(s) failed\n", failures);
-        return 1;
-    }
-    printf("test_model_loader: all checks passed\n");
-    return 0;
+    md_test_remove_tree(tmp);
+    return md_test_finish("test_model_loader");
 }

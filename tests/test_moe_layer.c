@@ -3,35 +3,18 @@
  * checks that only chosen experts run (rows through expert GEMMs = rows*k),
  * that the observer sees the plan, and that the arena is given back. */
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "io/weights.h"
 #include "moe/moe.h"
+#include "test_support.h"
 
-static int failures;
-
-static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void fail(const char *fmt, ...)
+/* Uniform in [-1, 1). */
+static float frand(md_test_rng *rng)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    failures++;
-    fprintf(stderr, "FAIL: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
-    va_end(ap);
-}
-
-static uint64_t rng = 88172645463325252ull;
-static float frand(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (float)((double)(rng >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+    return (float)(md_test_uniform(rng) * 2.0 - 1.0);
 }
 
 /* A backend that forwards to the CPU backend and counts rows through linear
@@ -59,6 +42,7 @@ typedef struct store {
     float *buf[256];
     md_tensor t[256];
     int n;
+    md_test_rng *rng; /* one sequence through all runs */
 } store;
 
 static void add_weight(store *s, md_weights *w, const char *name, int64_t a, int64_t b)
@@ -66,13 +50,12 @@ static void add_weight(store *s, md_weights *w, const char *name, int64_t a, int
     int64_t n = a * (b ? b : 1);
     float *d = malloc((size_t)n * sizeof(float));
     for (int64_t i = 0; i < n; i++)
-        d[i] = frand() * 0.5f;
+        d[i] = frand(s->rng) * 0.5f;
     md_tensor *t = &s->t[s->n];
     *t = (md_tensor){.dtype = MD_F32, .ndim = b ? 2 : 1, .shape = {a, b}, .data = d};
     s->buf[s->n++] = d;
     md_error err;
-    if (md_weights_add(w, name, t, "test", &err) != MD_OK)
-        fail("adding %s: %s", name, err.msg);
+    CHECK(md_weights_add(w, name, t, "test", &err) == MD_OK, "adding %s: %s", name, err.msg);
 }
 
 static void add_expert(store *s, md_weights *w, const char *p, md_moe_kind kind, int D, int O,
@@ -205,13 +188,14 @@ static void observe(void *user, const md_moe_trace *tr)
     s->routed = tr->plan->offset[tr->layer->num_experts];
 }
 
-static void run(md_backend *cpu, md_moe_kind kind, md_routing mode, int k, int shared)
+static void run(md_backend *cpu, md_test_rng *rng, md_moe_kind kind, md_routing mode, int k,
+                int shared)
 {
     const int E = 4, D = 16, O = kind == MD_MOE_LINEAR ? 24 : 16, I = 32;
     const int64_t B = 2, N = 37, rows = B * N;
     const char *label = kind == MD_MOE_LINEAR ? "linear" : "geglu";
     const char *mname = mode == MD_ROUTE_TOKEN_TOPK ? "token" : "sequence";
-    store st = {.n = 0};
+    store st = {.n = 0, .rng = rng};
     md_weights *w = md_weights_new("moe-test");
     add_weight(&st, w, "blk.ff.gate.weight", E, D);
     for (int e = 0; e < E; e++) {
@@ -235,7 +219,7 @@ static void run(md_backend *cpu, md_moe_kind kind, md_routing mode, int k, int s
     md_moe_layer layer;
     md_error err = {0};
     if (md_moe_layer_load(&layer, kind, &cfg, w, "blk.ff", D, O, be, &err) != MD_OK) {
-        fail("load: %s", err.msg);
+        FAIL("load: %s", err.msg);
         goto out;
     }
     cb.gate = layer.gate;
@@ -244,7 +228,7 @@ static void run(md_backend *cpu, md_moe_kind kind, md_routing mode, int k, int s
           *y = malloc(sizeof(float) * (size_t)(rows * O));
     double *ref = malloc(sizeof(double) * (size_t)(rows * O));
     for (int64_t i = 0; i < rows * D; i++)
-        x[i] = frand();
+        x[i] = frand(rng);
     reference(&layer, x, rows, ref);
 
     for (int rep = 0; rep < 2; rep++) {
@@ -256,12 +240,10 @@ static void run(md_backend *cpu, md_moe_kind kind, md_routing mode, int k, int s
         seen s = {0};
         cb.expert_rows = cb.expert_calls = 0;
         md_status st2 = md_moe_forward(be, &layer, &yt, &xt, rep ? observe : NULL, &s, &err);
-        if (st2 != MD_OK) {
-            fail("%s %s k=%d: forward: %s", label, mname, k, err.msg);
+        if (!CHECK(st2 == MD_OK, "%s %s k=%d: forward: %s", label, mname, k, err.msg))
             break;
-        }
-        if (be->arena_mark(be) != mark2)
-            fail("%s %s k=%d: the layer did not give its arena back", label, mname, k);
+        CHECK(be->arena_mark(be) == mark2, "%s %s k=%d: the layer did not give its arena back",
+              label, mname, k);
         be->download(be, &yt, y);
         be->arena_reset(be, mark);
 
@@ -279,17 +261,17 @@ static void run(md_backend *cpu, md_moe_kind kind, md_routing mode, int k, int s
                    "calls)\n",
                    label, mname, k, shared, md / mb, (long long)cb.expert_rows,
                    (long long)cb.expert_calls);
-        if (!(md / mb <= 1e-5))
-            fail("%s %s k=%d shared=%d: error %g", label, mname, k, shared, md / mb);
-        if (cb.expert_rows != want_rows)
-            fail("%s %s k=%d: %lld rows through experts, expected %lld", label, mname, k,
-                 (long long)cb.expert_rows, (long long)want_rows);
-        if (mode == MD_ROUTE_SEQUENCE_TOPK && cb.expert_calls != per * (k + shared))
-            fail("%s sequence k=%d: %lld expert GEMMs, expected %d", label, k,
-                 (long long)cb.expert_calls, per * (k + shared));
-        if (rep == 1 && (s.calls != 1 || s.rows != rows || s.routed != rows * k))
-            fail("%s %s k=%d: observer saw %d calls, %lld rows, %lld routed", label, mname, k,
-                 s.calls, (long long)s.rows, (long long)s.routed);
+        CHECK(md / mb <= 1e-5, "%s %s k=%d shared=%d: error %g", label, mname, k, shared, md / mb);
+        CHECK(cb.expert_rows == want_rows, "%s %s k=%d: %lld rows through experts, expected %lld",
+              label, mname, k, (long long)cb.expert_rows, (long long)want_rows);
+        if (mode == MD_ROUTE_SEQUENCE_TOPK)
+            CHECK(cb.expert_calls == per * (k + shared),
+                  "%s sequence k=%d: %lld expert GEMMs, expected %d", label, k,
+                  (long long)cb.expert_calls, per * (k + shared));
+        if (rep == 1)
+            CHECK(s.calls == 1 && s.rows == rows && s.routed == rows * k,
+                  "%s %s k=%d: observer saw %d calls, %lld rows, %lld routed", label, mname, k,
+                  s.calls, (long long)s.rows, (long long)s.routed);
     }
     free(x);
     free(y);
@@ -301,9 +283,9 @@ out:
         free(st.buf[i]);
 }
 
-static void test_bad_config(md_backend *be)
+static void test_bad_config(md_backend *be, md_test_rng *rng)
 {
-    store st = {.n = 0};
+    store st = {.n = 0, .rng = rng};
     md_weights *w = md_weights_new("moe-test");
     add_weight(&st, w, "m.gate.weight", 2, 4);
     add_expert(&st, w, "m.experts.0", MD_MOE_LINEAR, 4, 4, 0);
@@ -311,12 +293,12 @@ static void test_bad_config(md_backend *be)
     md_moe_layer layer;
     md_error err = {0};
     /* expert 1 is missing: the error must name it */
-    if (md_moe_layer_load(&layer, MD_MOE_LINEAR, &cfg, w, "m", 4, 4, be, &err) == MD_OK ||
-        !strstr(err.msg, "m.experts.1.weight"))
-        fail("a missing expert must fail naming it (got: %s)", err.msg);
+    md_status st1 = md_moe_layer_load(&layer, MD_MOE_LINEAR, &cfg, w, "m", 4, 4, be, &err);
+    CHECK(st1 != MD_OK && strstr(err.msg, "m.experts.1.weight"),
+          "a missing expert must fail naming it (got: %s)", err.msg);
     cfg.top_k = 3;
-    if (md_moe_layer_load(&layer, MD_MOE_LINEAR, &cfg, w, "m", 4, 4, be, &err) == MD_OK)
-        fail("top_k > num_experts must fail");
+    CHECK(md_moe_layer_load(&layer, MD_MOE_LINEAR, &cfg, w, "m", 4, 4, be, &err) != MD_OK,
+          "top_k > num_experts must fail");
     md_weights_free(w);
     for (int i = 0; i < st.n; i++)
         free(st.buf[i]);
@@ -324,24 +306,17 @@ static void test_bad_config(md_backend *be)
 
 int main(void)
 {
-    md_backend *be = NULL;
-    md_error err = {0};
-    if (md_backend_cpu_create(&be, 0, &err) != MD_OK) {
-        fprintf(stderr, "cpu backend: %s\n", err.msg);
+    md_backend *be = md_test_cpu_backend(0);
+    if (!be)
         return 1;
-    }
+    md_test_rng rng = {88172645463325252ull};
     for (int kind = 0; kind < 2; kind++)
         for (int mode = 0; mode < 2; mode++)
             for (int k = 1; k <= 2; k++)
-                run(be, (md_moe_kind)kind, (md_routing)mode, k, 0);
-    run(be, MD_MOE_GEGLU_FF, MD_ROUTE_TOKEN_TOPK, 2, 1);
-    run(be, MD_MOE_LINEAR, MD_ROUTE_SEQUENCE_TOPK, 1, 1);
-    test_bad_config(be);
+                run(be, &rng, (md_moe_kind)kind, (md_routing)mode, k, 0);
+    run(be, &rng, MD_MOE_GEGLU_FF, MD_ROUTE_TOKEN_TOPK, 2, 1);
+    run(be, &rng, MD_MOE_LINEAR, MD_ROUTE_SEQUENCE_TOPK, 1, 1);
+    test_bad_config(be, &rng);
     md_backend_destroy(be);
-    if (failures) {
-        fprintf(stderr, "test_moe_layer: %d failure(s)\n", failures);
-        return 1;
-    }
-    printf("test_moe_layer: all passed\n");
-    return 0;
+    return md_test_finish("test_moe_layer");
 }

@@ -7,28 +7,7 @@
 #include <string.h>
 
 #include "moe/router.h"
-
-static int failures;
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            failures++;                                                                            \
-            fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);                                        \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fprintf(stderr, "\n");                                                                 \
-            return;                                                                                \
-        }                                                                                          \
-    } while (0)
-
-static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
-static double urand(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (double)(rng_state >> 11) / 9007199254740992.0;
-}
+#include "test_support.h"
 
 typedef struct {
     double v;
@@ -145,34 +124,35 @@ static void check_plan(md_route_plan *p, md_routing mode, const float *logits, i
     free(expect);
     free(got);
     free(ref_sel);
-    CHECK(ok, "%s k=%d E=%d rows=%lld: malformed plan", mode ? "token" : "sequence", k, E,
-          (long long)rows);
-    CHECK(!mismatched_choice, "%s k=%d E=%d: expert choice differs from the reference",
-          mode ? "token" : "sequence", k, E);
-    CHECK(max_diff < 1e-6, "%s k=%d E=%d: weights differ by %g", mode ? "token" : "sequence", k, E,
-          max_diff);
+    const char *mname = mode ? "token" : "sequence";
+    REQUIRE(ok, "%s k=%d E=%d rows=%lld: malformed plan", mname, k, E, (long long)rows);
+    REQUIRE(!mismatched_choice, "%s k=%d E=%d: expert choice differs from the reference", mname, k,
+            E);
+    REQUIRE(max_diff < 1e-6, "%s k=%d E=%d: weights differ by %g", mname, k, E, max_diff);
 }
 
-static void fill_random(float *l, int64_t n, int ties)
+static void fill_random(md_test_rng *rng, float *l, int64_t n, int ties)
 {
     for (int64_t i = 0; i < n; i++)
-        l[i] = ties ? (float)(int)(urand() * 3.0) : (float)(urand() * 8.0 - 4.0);
+        l[i] = ties ? (float)(int)(md_test_uniform(rng) * 3.0)
+                    : (float)(md_test_uniform(rng) * 8.0 - 4.0);
 }
 
 static void test_modes(void)
 {
     const int64_t rows = 200;
+    md_test_rng rng = {0x9E3779B97F4A7C15ull};
     for (int ties = 0; ties < 2; ties++)
         for (int E = 2; E <= 8; E += 2)
             for (int k = 1; k <= 2; k++)
                 for (int mode = 0; mode < 2; mode++) {
                     md_route_plan *p = md_route_plan_new(E, k, 4);
-                    CHECK(p, "plan_new failed");
-                    CHECK(md_route_plan_reserve(p, rows) == 0 && p->max_rows >= rows,
-                          "reserve failed");
+                    REQUIRE(p, "plan_new failed");
+                    REQUIRE(md_route_plan_reserve(p, rows) == 0 && p->max_rows >= rows,
+                            "reserve failed");
                     float *l = malloc(sizeof(float) * (size_t)(rows * E));
                     for (int rep = 0; rep < 3; rep++) {
-                        fill_random(l, rows * E, ties);
+                        fill_random(&rng, l, rows * E, ties);
                         check_plan(p, (md_routing)mode, l, rows - rep * 50, E, k);
                     }
                     free(l);
@@ -184,41 +164,37 @@ static void test_modes(void)
 static void test_explicit_ties(void)
 {
     md_route_plan *p = md_route_plan_new(4, 2, 2);
-    CHECK(p, "plan_new failed");
+    REQUIRE(p, "plan_new failed");
     const float l[8] = {1, 2, 2, 1, /* row 0 */ 1, 0, 0, 1};
     md_router_plan(p, MD_ROUTE_SEQUENCE_TOPK, l, 2);
     /* sums 2, 2, 2, 2 -> experts 0 and 1 */
-    CHECK(p->selected[0] == 0 && p->selected[1] == 1, "sequence tie picked %d,%d", p->selected[0],
-          p->selected[1]);
-    CHECK(p->offset[1] - p->offset[0] == 2 && p->offset[2] - p->offset[1] == 2 &&
-              p->offset[4] == p->offset[2],
-          "sequence tie: wrong groups");
+    REQUIRE(p->selected[0] == 0 && p->selected[1] == 1, "sequence tie picked %d,%d",
+            p->selected[0], p->selected[1]);
+    REQUIRE(p->offset[1] - p->offset[0] == 2 && p->offset[2] - p->offset[1] == 2 &&
+                p->offset[4] == p->offset[2],
+            "sequence tie: wrong groups");
     md_router_plan(p, MD_ROUTE_TOKEN_TOPK, l, 2);
     /* row 0: 2,2 at experts 1,2; row 1: 1,1 at experts 0,3 */
-    CHECK(p->choice[0] == 1 && p->choice[1] == 2 && p->choice[2] == 0 && p->choice[3] == 3,
-          "token tie picked %d,%d / %d,%d", p->choice[0], p->choice[1], p->choice[2], p->choice[3]);
-    CHECK(fabsf(p->weight_of[0] - 0.5f) < 1e-7f, "tied weights should be 1/2");
+    REQUIRE(p->choice[0] == 1 && p->choice[1] == 2 && p->choice[2] == 0 && p->choice[3] == 3,
+            "token tie picked %d,%d / %d,%d", p->choice[0], p->choice[1], p->choice[2],
+            p->choice[3]);
+    REQUIRE(fabsf(p->weight_of[0] - 0.5f) < 1e-7f, "tied weights should be 1/2");
     md_route_plan_free(p);
 
     /* top-1: weight exactly 1 */
     p = md_route_plan_new(3, 1, 1);
     const float m[3] = {-1, 5, 3};
     md_router_plan(p, MD_ROUTE_SEQUENCE_TOPK, m, 1);
-    CHECK(p->selected[0] == 1 && p->weight_of[p->offset[1]] == 1.0f, "top-1 weight");
+    REQUIRE(p->selected[0] == 1 && p->weight_of[p->offset[1]] == 1.0f, "top-1 weight");
     md_route_plan_free(p);
 
-    CHECK(md_route_plan_new(2, 3, 1) == NULL, "k > E must be refused");
-    CHECK(md_route_plan_new(2, 0, 1) == NULL, "k = 0 must be refused");
+    REQUIRE(md_route_plan_new(2, 3, 1) == NULL, "k > E must be refused");
+    REQUIRE(md_route_plan_new(2, 0, 1) == NULL, "k = 0 must be refused");
 }
 
 int main(void)
 {
     test_modes();
     test_explicit_ties();
-    if (failures) {
-        fprintf(stderr, "test_router: %d failure(s)\n", failures);
-        return 1;
-    }
-    printf("test_router: all passed\n");
-    return 0;
+    return md_test_finish("test_router");
 }

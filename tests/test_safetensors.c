@@ -8,16 +8,7 @@
 #include <unistd.h>
 
 #include "io/safetensors.h"
-
-static int failures;
-
-#define CHECK(cond)                                                                   \
-    do {                                                                              \
-        if (!(cond)) {                                                                \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-            failures++;                                                               \
-        }                                                                             \
-    } while (0)
+#include "test_support.h"
 
 static char dir[256];
 
@@ -36,22 +27,6 @@ static void write_bytes(const char *path, const void *data, size_t n)
     if (n && fwrite(data, 1, n, f) != n)
         exit(2);
     fclose(f);
-}
-
-static unsigned char *read_bytes(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc((size_t)sz + 1);
-    if (fread(b, 1, (size_t)sz, f) != (size_t)sz)
-        exit(2);
-    fclose(f);
-    *n = (size_t)sz;
-    return b;
 }
 
 /* A raw file: 8-byte length (hlen_override when non-zero) + header + data. */
@@ -81,11 +56,9 @@ static void expect_fail(const char *name, md_status code, const char *needle)
     md_safetensors *st = (md_safetensors *)1;
     md_error err = {0};
     md_status s = md_safetensors_open(path, &st, &err);
-    if (s != code || st != NULL || !strstr(err.msg, name) || (needle && !strstr(err.msg, needle))) {
-        fprintf(stderr, "%s: got status %d, message '%s' (want %d, '%s')\n", name, (int)s,
-                err.msg, (int)code, needle ? needle : "");
-        failures++;
-    }
+    CHECK(s == code && st == NULL && strstr(err.msg, name) && (!needle || strstr(err.msg, needle)),
+          "%s: got status %d, message '%s' (want %d, '%s')", name, (int)s, err.msg, (int)code,
+          needle ? needle : "");
     if (s == MD_OK)
         md_safetensors_close(st);
 }
@@ -156,7 +129,9 @@ static void test_roundtrip(void)
 
     /* Truncations at every interesting point of the good file. */
     size_t n = 0;
-    unsigned char *bytes = read_bytes(path, &n);
+    unsigned char *bytes = (unsigned char *)md_test_read_file(path, &n);
+    if (!CHECK(bytes != NULL, "cannot read %s", path))
+        return;
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--)
         hlen = (hlen << 8) | bytes[i];
@@ -286,30 +261,13 @@ static void test_corrupt(void)
     }
 }
 
-static void remove_dir(void)
-{
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", dir);
-}
-
 int main(void)
 {
-    const char *base = getenv("TMPDIR");
-    snprintf(dir, sizeof dir, "%s/md_st_test_XXXXXX", base && *base ? base : "/tmp");
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
+    if (!md_test_make_temp_dir(dir, sizeof dir, "md_st_test_"))
         return 2;
-    }
     test_roundtrip();
     test_write_errors();
     test_corrupt();
-    remove_dir();
-    if (failures) {
-        fprintf(stderr, "%d check(s) failed\n", failures);
-        return 1;
-    }
-    printf("test_safetensors: all checks passed\n");
-    return 0;
+    md_test_remove_tree(dir);
+    return md_test_finish("test_safetensors");
 }

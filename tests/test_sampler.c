@@ -4,26 +4,13 @@
  * 4-step trajectory (the recorded sample and model output of each step are
  * fed in; scale_model_input and prev_sample are compared). Error is
  * max|a-b| / max|b| against the tolerance golden.json gives each record. */
-#include <cjson/cJSON.h>
-#include <dirent.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "io/safetensors.h"
 #include "sampling/sampler.h"
-
-static int failures;
-
-#define CHECK(cond)                                                                   \
-    do {                                                                              \
-        if (!(cond)) {                                                                \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-            failures++;                                                               \
-        }                                                                             \
-    } while (0)
+#include "test_support.h"
 
 /* Largest error seen per record kind, over all cases and schedulers. */
 enum { K_TIMESTEPS, K_SIGMAS, K_INIT_SIGMA, K_TRAJ_TIMESTEPS, K_SCALED, K_PREV, K_COUNT };
@@ -53,49 +40,6 @@ static void test_names(void)
 
 /* ---- golden.json ---------------------------------------------------- */
 
-static char *read_text(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    if (fseek(f, 0, SEEK_END) != 0) {
-        fclose(f);
-        return NULL;
-    }
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = sz >= 0 ? malloc((size_t)sz + 1) : NULL;
-    if (!b || fread(b, 1, (size_t)sz, f) != (size_t)sz) {
-        free(b);
-        fclose(f);
-        return NULL;
-    }
-    b[sz] = '\0';
-    fclose(f);
-    return b;
-}
-
-/* Python's json writes -Infinity / Infinity (lambda_min_clipped), which
- * cJSON rejects; outside strings they become numbers strtod turns into
- * +-inf. */
-static void patch_nonfinite(char *s)
-{
-    int in_str = 0;
-    for (char *p = s; *p; p++) {
-        if (in_str) {
-            if (*p == '\\' && p[1])
-                p++;
-            else if (*p == '"')
-                in_str = 0;
-            continue;
-        }
-        if (*p == '"')
-            in_str = 1;
-        else if (strncmp(p, "Infinity", 8) == 0)
-            memcpy(p, "1e999   ", 8);
-    }
-}
-
 static md_sched_config sched_from_json(const cJSON *j, const char *name)
 {
     md_sched_config c = {1000, 0.0001f, 0.02f, MD_BETA_LINEAR, 0, 1, MD_PRED_EPSILON, -1};
@@ -115,10 +59,9 @@ static md_sched_config sched_from_json(const cJSON *j, const char *name)
             c.beta_schedule = MD_BETA_SCALED_LINEAR;
         else if (strcmp(v->valuestring, "squaredcos_cap_v2") == 0)
             c.beta_schedule = MD_BETA_SQUAREDCOS;
-        else if (strcmp(v->valuestring, "linear") != 0) {
-            fprintf(stderr, "%s: unknown beta_schedule %s\n", name, v->valuestring);
-            failures++;
-        }
+        else
+            CHECK(strcmp(v->valuestring, "linear") == 0, "%s: unknown beta_schedule %s", name,
+                  v->valuestring);
     }
     if ((v = cJSON_GetObjectItemCaseSensitive(j, "prediction_type")) && cJSON_IsString(v)) {
         if (strcmp(v->valuestring, "v_prediction") == 0)
@@ -138,29 +81,12 @@ static md_sched_config sched_from_json(const cJSON *j, const char *name)
      * make sure the config agrees with it. */
     int karras = strstr(name, "karras") != NULL;
     v = cJSON_GetObjectItemCaseSensitive(j, "use_karras_sigmas");
-    if ((v && cJSON_IsTrue(v)) != karras) {
-        fprintf(stderr, "%s: use_karras_sigmas does not match the name\n", name);
-        failures++;
-    }
+    CHECK((v && cJSON_IsTrue(v)) == karras, "%s: use_karras_sigmas does not match the name",
+          name);
     return c;
 }
 
 /* ---- comparisons ---------------------------------------------------- */
-
-static double rel_err(const float *a, const float *b, size_t n)
-{
-    double maxd = 0.0, maxb = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - (double)b[i]);
-        if (!(d <= maxd))
-            maxd = d; /* also catches NaN */
-        if (fabs((double)b[i]) > maxb)
-            maxb = fabs((double)b[i]);
-    }
-    if (maxb == 0.0)
-        return maxd == 0.0 ? 0.0 : INFINITY;
-    return maxd / maxb;
-}
 
 typedef struct golden {
     const char *case_name;
@@ -173,12 +99,10 @@ static const float *gfind(const golden *g, const char *name, size_t expect_n)
     const md_tensor *t = md_safetensors_find(g->st, name);
     if (!t)
         return NULL;
-    if (t->dtype != MD_F32 || (size_t)md_tensor_numel(t) != expect_n) {
-        fprintf(stderr, "%s: %s has dtype %s and %lld values, expected F32 x %zu\n", g->case_name,
-                name, md_dtype_name(t->dtype), (long long)md_tensor_numel(t), expect_n);
-        failures++;
+    if (!CHECK(t->dtype == MD_F32 && (size_t)md_tensor_numel(t) == expect_n,
+               "%s: %s has dtype %s and %lld values, expected F32 x %zu", g->case_name, name,
+               md_dtype_name(t->dtype), (long long)md_tensor_numel(t), expect_n))
         return NULL;
-    }
     return (const float *)t->data;
 }
 
@@ -186,11 +110,9 @@ static double gtol(const golden *g, const char *name)
 {
     const cJSON *e = cJSON_GetObjectItemCaseSensitive(g->tensors, name);
     const cJSON *t = e ? cJSON_GetObjectItemCaseSensitive(e, "tolerance") : NULL;
-    if (!t || !cJSON_IsNumber(t)) {
-        fprintf(stderr, "%s: no tolerance for %s in golden.json\n", g->case_name, name);
-        failures++;
+    if (!CHECK(t && cJSON_IsNumber(t), "%s: no tolerance for %s in golden.json", g->case_name,
+               name))
         return 0.0;
-    }
     return t->valuedouble;
 }
 
@@ -200,8 +122,7 @@ static void report(const golden *g, const char *name, int kind, double err)
     int pass = err <= tol;
     printf("%-16s %-44s %.3e  tol %.0e  %s\n", g->case_name, name, err, tol,
            pass ? "PASS" : "FAIL");
-    if (!pass)
-        failures++;
+    CHECK(pass, "%s: %s error %.3e over %.0e", g->case_name, name, err, tol);
     if (!(err <= g_max_err[kind]))
         g_max_err[kind] = err;
     g_records++;
@@ -211,12 +132,9 @@ static void report(const golden *g, const char *name, int kind, double err)
 static void compare(const golden *g, const char *name, int kind, const float *ours, size_t n)
 {
     const float *ref = gfind(g, name, n);
-    if (!ref) {
-        fprintf(stderr, "%s: missing record %s\n", g->case_name, name);
-        failures++;
+    if (!CHECK(ref != NULL, "%s: missing record %s", g->case_name, name))
         return;
-    }
-    report(g, name, kind, rel_err(ours, ref, n));
+    report(g, name, kind, md_test_rel_err(ours, ref, n));
 }
 
 static void check_tables(const golden *g, const char *sname, md_sampler_kind kind,
@@ -225,11 +143,9 @@ static void check_tables(const golden *g, const char *sname, md_sampler_kind kin
     char name[160];
     md_error err = {0};
     md_sampler *s = NULL;
-    if (md_sampler_create(&s, kind, cfg, steps, &err) != MD_OK) {
-        fprintf(stderr, "%s: create %s n%d: %s\n", g->case_name, sname, steps, err.msg);
-        failures++;
+    if (!CHECK(md_sampler_create(&s, kind, cfg, steps, &err) == MD_OK, "%s: create %s n%d: %s",
+               g->case_name, sname, steps, err.msg))
         return;
-    }
     CHECK(md_sampler_steps(s) == steps);
     snprintf(name, sizeof name, "sched.%s.n%d.timesteps", sname, steps);
     compare(g, name, K_TIMESTEPS, md_sampler_timesteps(s), (size_t)steps);
@@ -239,13 +155,10 @@ static void check_tables(const golden *g, const char *sname, md_sampler_kind kin
     snprintf(name, sizeof name, "sched.%s.n%d.sigmas", sname, steps);
     const float *sig = md_sampler_sigmas(s);
     int have = md_safetensors_find(g->st, name) != NULL;
-    if (have != (sig != NULL)) {
-        fprintf(stderr, "%s: %s: golden %s sigmas, sampler %s\n", g->case_name, sname,
-                have ? "has" : "has no", sig ? "has" : "has none");
-        failures++;
-    } else if (sig) {
+    int agree = CHECK(have == (sig != NULL), "%s: %s: golden %s sigmas, sampler %s", g->case_name,
+                      sname, have ? "has" : "has no", sig ? "has" : "has none");
+    if (agree && sig)
         compare(g, name, K_SIGMAS, sig, (size_t)steps + 1);
-    }
     md_sampler_free(s);
 }
 
@@ -256,11 +169,8 @@ static void check_traj(const golden *g, const char *sname, md_sampler_kind kind,
     md_error err = {0};
     snprintf(name, sizeof name, "sched.%s.traj.sample", sname);
     const md_tensor *ts = md_safetensors_find(g->st, name);
-    if (!ts || ts->ndim < 2) {
-        fprintf(stderr, "%s: missing %s\n", g->case_name, name);
-        failures++;
+    if (!CHECK(ts && ts->ndim >= 2, "%s: missing %s", g->case_name, name))
         return;
-    }
     int steps = (int)ts->shape[0];
     size_t total = (size_t)md_tensor_numel(ts), n = total / (size_t)steps;
     const float *sample = gfind(g, name, total);
@@ -268,17 +178,12 @@ static void check_traj(const golden *g, const char *sname, md_sampler_kind kind,
     const float *mout = gfind(g, name, total);
     snprintf(name, sizeof name, "sched.%s.traj.noise", sname);
     const float *noise = md_safetensors_find(g->st, name) ? gfind(g, name, total) : NULL;
-    if (!sample || !mout) {
-        fprintf(stderr, "%s: %s: incomplete trajectory records\n", g->case_name, sname);
-        failures++;
+    if (!CHECK(sample && mout, "%s: %s: incomplete trajectory records", g->case_name, sname))
         return;
-    }
     md_sampler *s = NULL;
-    if (md_sampler_create(&s, kind, cfg, steps, &err) != MD_OK) {
-        fprintf(stderr, "%s: create %s: %s\n", g->case_name, sname, err.msg);
-        failures++;
+    if (!CHECK(md_sampler_create(&s, kind, cfg, steps, &err) == MD_OK, "%s: create %s: %s",
+               g->case_name, sname, err.msg))
         return;
-    }
     CHECK(md_sampler_needs_noise(s) == (noise != NULL));
     snprintf(name, sizeof name, "sched.%s.traj.timesteps", sname);
     compare(g, name, K_TRAJ_TIMESTEPS, md_sampler_timesteps(s), (size_t)steps);
@@ -291,10 +196,7 @@ static void check_traj(const golden *g, const char *sname, md_sampler_kind kind,
         md_sampler_scale_input(s, i, sample + o, scaled + o, n);
         md_status st = md_sampler_step(s, i, mout + o, sample + o, noise ? noise + o : NULL,
                                        prev + o, n, &err);
-        if (st != MD_OK) {
-            fprintf(stderr, "%s: %s step %d: %s\n", g->case_name, sname, i, err.msg);
-            failures++;
-        }
+        CHECK(st == MD_OK, "%s: %s step %d: %s", g->case_name, sname, i, err.msg);
     }
     if (scaled && prev) {
         /* One line per step, then the record as a whole. */
@@ -303,15 +205,12 @@ static void check_traj(const golden *g, const char *sname, md_sampler_kind kind,
         for (int r = 0; r < 2; r++) {
             snprintf(name, sizeof name, "sched.%s.traj.%s", sname, recs[r]);
             const float *ref = gfind(g, name, total);
-            if (!ref) {
-                fprintf(stderr, "%s: missing %s\n", g->case_name, name);
-                failures++;
+            if (!CHECK(ref != NULL, "%s: missing %s", g->case_name, name))
                 continue;
-            }
             for (int i = 0; i < steps; i++)
                 printf("%-16s   %s[%d] step error %.3e\n", g->case_name, name, i,
-                       rel_err(mine[r] + (size_t)i * n, ref + (size_t)i * n, n));
-            report(g, name, r == 0 ? K_SCALED : K_PREV, rel_err(mine[r], ref, total));
+                       md_test_rel_err(mine[r] + (size_t)i * n, ref + (size_t)i * n, n));
+            report(g, name, r == 0 ? K_SCALED : K_PREV, md_test_rel_err(mine[r], ref, total));
         }
     }
     free(scaled);
@@ -322,31 +221,18 @@ static void check_traj(const golden *g, const char *sname, md_sampler_kind kind,
 static int run_case(const char *dir, const char *case_name)
 {
     char path[1100];
-    struct stat sb;
     if (snprintf(path, sizeof path, "%s/golden.safetensors", dir) >= (int)sizeof path ||
-        stat(path, &sb) != 0)
+        !md_test_exists(path))
         return 0; /* single-file cases point at another case's tensors */
-    md_error err = {0};
-    golden g = {case_name, NULL, NULL};
-    if (md_safetensors_open(path, &g.st, &err) != MD_OK) {
-        fprintf(stderr, "%s\n", err.msg);
-        failures++;
+    golden g = {case_name, md_test_open_safetensors(path), NULL};
+    if (!g.st)
         return 0;
-    }
-    char *text = NULL;
-    if (snprintf(path, sizeof path, "%s/golden.json", dir) < (int)sizeof path)
-        text = read_text(path);
     cJSON *root = NULL;
-    if (text) {
-        patch_nonfinite(text);
-        root = cJSON_Parse(text);
-    }
-    free(text);
+    if (snprintf(path, sizeof path, "%s/golden.json", dir) < (int)sizeof path)
+        root = md_test_read_json(path);
     const cJSON *configs = root ? cJSON_GetObjectItemCaseSensitive(root, "scheduler_configs") : NULL;
     g.tensors = root ? cJSON_GetObjectItemCaseSensitive(root, "tensors") : NULL;
-    if (!root || !g.tensors) {
-        fprintf(stderr, "%s: cannot read golden.json or its tensors\n", path);
-        failures++;
+    if (!CHECK(root && g.tensors, "%s: cannot read golden.json or its tensors", path)) {
         cJSON_Delete(root);
         md_safetensors_close(g.st);
         return 0;
@@ -355,8 +241,7 @@ static int run_case(const char *dir, const char *case_name)
         /* Fine for cases without scheduler records, an error otherwise. */
         for (size_t i = 0; i < md_safetensors_count(g.st); i++)
             if (strncmp(md_safetensors_name(g.st, i), "sched.", 6) == 0) {
-                fprintf(stderr, "%s: sched.* records but no scheduler_configs\n", case_name);
-                failures++;
+                FAIL("%s: sched.* records but no scheduler_configs", case_name);
                 break;
             }
         printf("%-16s no scheduler records\n", case_name);
@@ -370,11 +255,8 @@ static int run_case(const char *dir, const char *case_name)
     {
         const char *sname = c->string;
         int kind = md_sampler_from_name(sname);
-        if (kind < 0) {
-            fprintf(stderr, "%s: unknown scheduler %s\n", case_name, sname);
-            failures++;
+        if (!CHECK(kind >= 0, "%s: unknown scheduler %s", case_name, sname))
             continue;
-        }
         md_sched_config cfg = sched_from_json(c, sname);
         static const int counts[3] = {4, 10, 20};
         for (int k = 0; k < 3; k++)
@@ -387,33 +269,15 @@ static int run_case(const char *dir, const char *case_name)
     return n_sched;
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static void test_golden(void)
 {
-    const char *root = getenv("MD_GOLDEN_DIR");
-    if (!root || !*root) {
-        fprintf(stderr, "MD_GOLDEN_DIR is not set\n");
-        failures++;
+    const char *root = md_test_golden_dir();
+    if (!CHECK(root != NULL, "MD_GOLDEN_DIR is not set"))
         return;
-    }
-    DIR *d = opendir(root);
-    if (!d) {
-        fprintf(stderr, "cannot open MD_GOLDEN_DIR %s\n", root);
-        failures++;
-        return;
-    }
-    char *names[256];
     int count = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) && count < 256)
-        if (e->d_name[0] != '.')
-            names[count++] = strdup(e->d_name);
-    closedir(d);
-    qsort(names, (size_t)count, sizeof names[0], cmp_str);
+    char **names = md_test_list_cases(root, &count);
+    if (!CHECK(names != NULL, "cannot open MD_GOLDEN_DIR %s", root))
+        return;
     int cases = 0, scheds = 0;
     for (int i = 0; i < count; i++) {
         char dir[1024];
@@ -423,8 +287,8 @@ static void test_golden(void)
         if (ns > 0)
             cases++;
         scheds += ns;
-        free(names[i]);
     }
+    md_test_free_names(names, count);
     printf("\n%d golden case(s), %d scheduler config(s), %d records\n", cases, scheds, g_records);
     for (int k = 0; k < K_COUNT; k++)
         printf("max error %-26s %.3e\n", k_kind_names[k], g_max_err[k]);
@@ -435,10 +299,5 @@ int main(void)
 {
     test_names();
     test_golden();
-    if (failures) {
-        fprintf(stderr, "%d check(s) failed\n", failures);
-        return 1;
-    }
-    printf("all sampler checks passed\n");
-    return 0;
+    return md_test_finish("test_sampler");
 }

@@ -7,12 +7,17 @@
  * identical and leave the arena where it was, the pooled output is the
  * final state at the first EOS, and bad requests and missing or misshapen
  * weights fail with messages naming the problem. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "io/safetensors.h"
 #include "io/weights.h"
 #include "models/config_json.h"
+#include "test_support.h"
 #include "text/text_encoder.h"
 #include "text/tokenizer.h"
-#include "text_test_util.h"
 
 #define T MD_CLIP_CONTEXT
 
@@ -66,30 +71,30 @@ static void close_encoder(te_case *c)
     md_safetensors_close(c->st);
 }
 
-static void compare(const char *kase, const golden_file *g, const char *rec, const float *got,
+static void compare(const char *kase, const md_safetensors *g, const char *rec, const float *got,
                     size_t n)
 {
-    size_t numel = 0;
-    int64_t dims[8];
-    float *want = golden_read(g, rec, "F32", &numel, dims, NULL);
+    md_tensor desc = {0};
+    float *want = md_test_golden_f32(g, rec, &desc);
+    size_t numel = want ? (size_t)md_tensor_numel(&desc) : 0;
     CHECK(!want || numel == n, "%s %s: %zu values, expected %zu", kase, rec, numel, n);
     if (want && numel == n)
-        report(kase, rec, rel_err(got, want, n), 1e-4);
+        report(kase, rec, md_test_rel_err(got, want, n), 1e-4);
     free(want);
 }
 
 /* Runs one encoder of one case against its records. */
 static void check_encoder(const char *dir, const char *kase, const char *te_name,
-                          const golden_file *g, md_backend *be)
+                          const md_safetensors *g, md_backend *be)
 {
     char rec[256];
     snprintf(rec, sizeof rec, "%s.ids", te_name);
-    if (!golden_has(g, rec))
+    if (!md_safetensors_find(g, rec))
         return;
-    size_t nids = 0;
-    int64_t dims[8];
-    int nd = 0;
-    int32_t *ids = golden_read(g, rec, "I32", &nids, dims, &nd);
+    md_tensor desc = {0};
+    int32_t *ids = md_test_golden_i32(g, rec, &desc);
+    const int nd = desc.ndim;
+    const int64_t *dims = desc.shape;
     te_case c;
     if (!ids || nd != 2 || dims[1] != T || !open_encoder(dir, te_name, be, &c)) {
         CHECK(ids && nd == 2 && dims[1] == T, "%s %s: bad shape", kase, rec);
@@ -124,18 +129,19 @@ static void check_encoder(const char *dir, const char *kase, const char *te_name
         snprintf(name, sizeof name, "%s.penultimate_hidden_state", te_name);
         compare(kase, g, name, pen, n);
         snprintf(name, sizeof name, "%s.penultimate_hidden_state_final_ln", te_name);
-        if (golden_has(g, name))
+        if (md_safetensors_find(g, name))
             compare(kase, g, name, pen_ln, n);
         snprintf(name, sizeof name, "%s.text_embeds", te_name);
-        if (golden_has(g, name)) {
+        if (md_safetensors_find(g, name)) {
             CHECK(proj != NULL, "%s %s: no projection loaded", kase, te_name);
             if (proj)
                 compare(kase, g, name, proj, (size_t)batch * cfg->projection_dim);
         }
         snprintf(name, sizeof name, "%s.eos_index", te_name);
-        if (golden_has(g, name)) {
-            size_t ne = 0;
-            int32_t *eos = golden_read(g, name, "I32", &ne, dims, NULL);
+        if (md_safetensors_find(g, name)) {
+            md_tensor eos_desc = {0};
+            int32_t *eos = md_test_golden_i32(g, name, &eos_desc);
+            size_t ne = eos ? (size_t)md_tensor_numel(&eos_desc) : 0;
             for (int b = 0; eos && b < batch && b < (int)ne; b++) {
                 /* pooled must be the final state at exactly that position */
                 const float *want = last + ((size_t)b * T + (size_t)eos[b]) * (size_t)d;
@@ -157,9 +163,9 @@ static void check_encoder(const char *dir, const char *kase, const char *te_name
         o2.last_hidden = again;
         st = md_text_encoder_forward(c.te, ids + T, 1, &o2, &err);
         size_t row = (size_t)T * (size_t)d;
-        CHECK(st == MD_OK && rel_err(again, last + row, row) <= 1e-6,
+        CHECK(st == MD_OK && md_test_rel_err(again, last + row, row) <= 1e-6,
               "%s %s: row 1 alone differs from row 1 of the batch (%.3e)", kase, te_name,
-              rel_err(again, last + row, row));
+              md_test_rel_err(again, last + row, row));
         free(again);
     }
     CHECK(be->arena_mark(be) == mark, "%s %s: the arena moved", kase, te_name);
@@ -262,44 +268,35 @@ static void check_errors(const char *dir, md_backend *be)
 
 int main(void)
 {
-    const char *root = getenv("MD_GOLDEN_DIR");
+    const char *root = md_test_golden_dir();
     int ncase = 0, cases = 0;
-    char **names = root ? list_cases(root, &ncase) : NULL;
+    char **names = root ? md_test_list_cases(root, &ncase) : NULL;
     if (!names || ncase == 0) {
         fprintf(stderr, "MD_GOLDEN_DIR is not set or has no cases\n");
         return 1;
     }
-    md_backend *be = NULL;
-    md_error err = {0};
-    if (md_backend_cpu_create(&be, 2, &err) != MD_OK) {
-        fprintf(stderr, "cpu backend: %s\n", err.msg);
+    md_backend *be = md_test_cpu_backend(2);
+    if (!be)
         return 1;
-    }
     for (int i = 0; i < ncase; i++) {
         char dir[4096], path[4200];
         snprintf(dir, sizeof dir, "%s/%s", root, names[i]);
         snprintf(path, sizeof path, "%s/golden.safetensors", dir);
-        golden_file g;
-        if (path_exists(path) && golden_open(&g, path)) {
-            if (golden_has(&g, "text_encoder.ids"))
+        md_safetensors *g = md_test_exists(path) ? md_test_open_safetensors(path) : NULL;
+        if (g) {
+            if (md_safetensors_find(g, "text_encoder.ids"))
                 cases++;
-            check_encoder(dir, names[i], "text_encoder", &g, be);
-            check_encoder(dir, names[i], "text_encoder_2", &g, be);
-            golden_close(&g);
+            check_encoder(dir, names[i], "text_encoder", g, be);
+            check_encoder(dir, names[i], "text_encoder_2", g, be);
+            md_safetensors_close(g);
         }
-        free(names[i]);
     }
-    free(names);
+    md_test_free_names(names, ncase);
     CHECK(cases >= 2, "only %d golden cases with text encoder records", cases);
     char dense[4096];
     snprintf(dense, sizeof dense, "%s/tiny-sd-dense", root);
     check_errors(dense, be);
     md_backend_destroy(be);
     printf("  largest error %.3e\n", worst_err);
-    if (failures) {
-        fprintf(stderr, "%d failure(s)\n", failures);
-        return 1;
-    }
-    printf("text encoder: all checks passed\n");
-    return 0;
+    return md_test_finish("test_text_encoder");
 }

@@ -6,10 +6,12 @@
  * folder's vocab.json id for id, reference ids of tricky text (html
  * references, case mapping, the split pattern's corners, invalid UTF-8),
  * cleaning equivalences, truncation and cap semantics, and load errors. */
-#include <unistd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
+#include "test_support.h"
 #include "text/tokenizer.h"
-#include "text_test_util.h"
 
 /* Ids of OpenAI CLIP's SimpleTokenizer (html entities restricted to the
  * documented subset) for text that exercises each cleaning and split rule. */
@@ -153,7 +155,7 @@ static void check_builtin_vocab(const md_tokenizer *builtin, const char *tokdir)
 {
     char path[4200];
     snprintf(path, sizeof path, "%s/vocab.json", tokdir);
-    cJSON *v = read_json(path);
+    cJSON *v = md_test_read_json(path);
     CHECK(v != NULL, "cannot read %s", path);
     if (!v)
         return;
@@ -171,17 +173,17 @@ static void check_builtin_vocab(const md_tokenizer *builtin, const char *tokdir)
 
 /* Encodes `key` prompts of golden.json and compares with record `rec`;
  * returns the number of matching rows. */
-static int check_prompts(const char *kase, const cJSON *gj, const char *key, const golden_file *g,
-                         const char *rec, const md_tokenizer *tok, const md_tokenizer *builtin,
-                         int32_t pad)
+static int check_prompts(const char *kase, const cJSON *gj, const char *key,
+                         const md_safetensors *g, const char *rec, const md_tokenizer *tok,
+                         const md_tokenizer *builtin, int32_t pad)
 {
     const cJSON *prompts = cJSON_GetObjectItemCaseSensitive(gj, key);
-    if (!cJSON_IsArray(prompts) || !golden_has(g, rec))
+    if (!cJSON_IsArray(prompts) || !md_safetensors_find(g, rec))
         return 0;
-    size_t numel = 0;
-    int64_t dims[8];
-    int nd = 0;
-    int32_t *want = golden_read(g, rec, "I32", &numel, dims, &nd);
+    md_tensor desc = {0};
+    int32_t *want = md_test_golden_i32(g, rec, &desc);
+    const int nd = desc.ndim;
+    const int64_t *dims = desc.shape;
     int np = cJSON_GetArraySize(prompts);
     CHECK(want && nd == 2 && dims[0] == np && dims[1] == MD_CLIP_CONTEXT, "%s %s: shape", kase,
           rec);
@@ -219,33 +221,32 @@ static void check_case(const char *root, const char *kase, const md_tokenizer *b
     char dir[4096], path[4200];
     snprintf(dir, sizeof dir, "%s/%s/tokenizer", root, kase);
     snprintf(path, sizeof path, "%s/%s/golden.safetensors", root, kase);
-    if (!path_exists(dir) || !path_exists(path))
+    if (!md_test_exists(dir) || !md_test_exists(path))
         return;
-    golden_file g;
-    int gok = golden_open(&g, path);
+    md_safetensors *g = md_test_open_safetensors(path);
     snprintf(path, sizeof path, "%s/%s/golden.json", root, kase);
-    cJSON *gj = read_json(path);
-    CHECK(gok && gj, "%s: cannot read golden files", kase);
+    cJSON *gj = md_test_read_json(path);
+    CHECK(g && gj, "%s: cannot read golden files", kase);
     md_tokenizer *tok = NULL, *tok2 = NULL;
     md_error err = {0};
     md_status st = md_tokenizer_load_dir(dir, &tok, &err);
     CHECK(st == MD_OK, "%s: %s", dir, err.msg);
-    if (gok && gj && st == MD_OK) {
+    if (g && gj && st == MD_OK) {
         (*cases)++;
         if (*cases == 1)
             check_builtin_vocab(builtin, dir);
         int32_t pad = json_int(gj, "pad_token_id", 49407);
-        check_prompts(kase, gj, "prompts", &g, "tokenizer.ids", tok, builtin, pad);
-        check_prompts(kase, gj, "te_prompts", &g, "text_encoder.ids", tok, builtin, pad);
+        check_prompts(kase, gj, "prompts", g, "tokenizer.ids", tok, builtin, pad);
+        check_prompts(kase, gj, "te_prompts", g, "text_encoder.ids", tok, builtin, pad);
         snprintf(dir, sizeof dir, "%s/%s/tokenizer_2", root, kase);
-        if (path_exists(dir)) {
+        if (md_test_exists(dir)) {
             st = md_tokenizer_load_dir(dir, &tok2, &err);
             CHECK(st == MD_OK, "%s: %s", dir, err.msg);
             int32_t pad2 = json_int(gj, "pad_token_id_2", 0);
             if (st == MD_OK) {
                 CHECK(md_tokenizer_token_id(tok2, "!") == pad2, "%s: pad id 2", kase);
-                check_prompts(kase, gj, "prompts_2", &g, "tokenizer_2.ids", tok2, builtin, pad2);
-                check_prompts(kase, gj, "te_prompts", &g, "text_encoder_2.ids", tok2, builtin,
+                check_prompts(kase, gj, "prompts_2", g, "tokenizer_2.ids", tok2, builtin, pad2);
+                check_prompts(kase, gj, "te_prompts", g, "text_encoder_2.ids", tok2, builtin,
                               pad2);
             }
         }
@@ -253,8 +254,7 @@ static void check_case(const char *root, const char *kase, const md_tokenizer *b
     md_tokenizer_free(tok);
     md_tokenizer_free(tok2);
     cJSON_Delete(gj);
-    if (gok)
-        golden_close(&g);
+    md_safetensors_close(g);
 }
 
 static void write_file(const char *path, const char *text)
@@ -276,12 +276,12 @@ static void check_load_errors(void)
     CHECK(st == MD_ERR_IO && tok == NULL && strstr(err.msg, "/nonexistent/tokenizer/vocab.json"),
           "missing folder: %d %s", st, err.msg);
 
-    char dir[] = "/tmp/md_tok_XXXXXX";
-    if (!mkdtemp(dir)) {
-        fail("mkdtemp failed");
+    char dir[256];
+    if (!md_test_make_temp_dir(dir, sizeof dir, "md_tok_")) {
+        FAIL("mkdtemp failed");
         return;
     }
-    char vpath[64], mpath[64];
+    char vpath[512], mpath[512];
     snprintf(vpath, sizeof vpath, "%s/vocab.json", dir);
     snprintf(mpath, sizeof mpath, "%s/merges.txt", dir);
 
@@ -350,9 +350,7 @@ static void check_load_errors(void)
     CHECK(tok == NULL, "failed loads leave *out NULL");
 
     free(json);
-    unlink(vpath);
-    unlink(mpath);
-    rmdir(dir);
+    md_test_remove_tree(dir);
 }
 
 int main(void)
@@ -367,15 +365,13 @@ int main(void)
     check_semantics(builtin);
     check_load_errors();
 
-    const char *root = getenv("MD_GOLDEN_DIR");
+    const char *root = md_test_golden_dir();
     int ncase = 0, cases = 0;
-    char **names = root ? list_cases(root, &ncase) : NULL;
+    char **names = root ? md_test_list_cases(root, &ncase) : NULL;
     CHECK(names && ncase > 0, "MD_GOLDEN_DIR is not set or empty");
-    for (int i = 0; i < ncase; i++) {
+    for (int i = 0; i < ncase; i++)
         check_case(root, names[i], builtin, &cases);
-        free(names[i]);
-    }
-    free(names);
+    md_test_free_names(names, ncase);
     CHECK(cases >= 2, "only %d golden cases with a tokenizer", cases);
 
     /* the same checks from a folder-loaded tokenizer */
@@ -389,10 +385,5 @@ int main(void)
         }
     }
     md_tokenizer_free(builtin);
-    if (failures) {
-        fprintf(stderr, "%d failure(s)\n", failures);
-        return 1;
-    }
-    printf("tokenizer: all checks passed\n");
-    return 0;
+    return md_test_finish("test_tokenizer");
 }

@@ -3,133 +3,21 @@
  * (input, router logits, chosen experts, output) and the experts every MoE
  * layer chose in every call (golden.json moe_selected_experts_unet_calls). */
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <cjson/cJSON.h>
-
 #include "io/safetensors.h"
 #include "io/weights.h"
 #include "models/config_json.h"
+#include "test_support.h"
 #include "unet/unet.h"
-
-static int failures;
-
-static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void fail(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    failures++;
-    fprintf(stderr, "FAIL: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
-    va_end(ap);
-}
-
-static double rel_err(const float *a, const float *b, int64_t n)
-{
-    double md = 0, mb = 0;
-    for (int64_t i = 0; i < n; i++) {
-        md = fmax(md, fabs((double)a[i] - (double)b[i]));
-        mb = fmax(mb, fabs((double)b[i]));
-    }
-    if (!isfinite(md))
-        return INFINITY;
-    return mb > 0 ? md / mb : md;
-}
-
-/* The reference file holds 5-dim records, which md_safetensors refuses,
- * so the few records used here are read with a minimal reader of the
- * format (8-byte header length, JSON header, data). */
-typedef struct golden_file {
-    char *bytes;
-    size_t size, data_at;
-    cJSON *header;
-    md_tensor owned[32];
-    int nowned;
-} golden_file;
-
-static int golden_open(golden_file *g, const char *path)
-{
-    memset(g, 0, sizeof(*g));
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return -1;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    g->bytes = malloc((size_t)n);
-    if (!g->bytes || n < 8 || fread(g->bytes, 1, (size_t)n, f) != (size_t)n) {
-        fclose(f);
-        return -1;
-    }
-    fclose(f);
-    g->size = (size_t)n;
-    uint64_t hlen = 0;
-    for (int i = 7; i >= 0; i--)
-        hlen = hlen << 8 | (unsigned char)g->bytes[i];
-    if (hlen > g->size - 8)
-        return -1;
-    g->header = cJSON_ParseWithLength(g->bytes + 8, (size_t)hlen);
-    g->data_at = 8 + (size_t)hlen;
-    return g->header ? 0 : -1;
-}
-
-static void golden_close(golden_file *g)
-{
-    for (int i = 0; i < g->nowned; i++)
-        free(g->owned[i].data);
-    cJSON_Delete(g->header);
-    free(g->bytes);
-    memset(g, 0, sizeof(*g));
-}
-
-/* A copy of record `name` (dims past the 4th folded into the last), or NULL. */
-static const md_tensor *golden(golden_file *g, const char *name, md_dtype dt)
-{
-    const cJSON *e = cJSON_GetObjectItemCaseSensitive(g->header, name);
-    const char *dts = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "dtype"));
-    const cJSON *shape = cJSON_GetObjectItemCaseSensitive(e, "shape");
-    const cJSON *offs = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
-    const char *want = dt == MD_F32 ? "F32" : "I32";
-    if (!e || !dts || strcmp(dts, want) != 0 || !cJSON_IsArray(shape) ||
-        cJSON_GetArraySize(offs) != 2 || g->nowned == 32) {
-        fail("golden record %s missing or of another dtype", name);
-        return NULL;
-    }
-    md_tensor t = {.dtype = dt, .ndim = 0};
-    int64_t numel = 1;
-    const cJSON *d;
-    cJSON_ArrayForEach(d, shape)
-    {
-        int64_t v = (int64_t)d->valuedouble;
-        numel *= v;
-        if (t.ndim < MD_MAX_DIMS)
-            t.shape[t.ndim++] = v;
-        else
-            t.shape[MD_MAX_DIMS - 1] *= v;
-    }
-    size_t a = (size_t)cJSON_GetArrayItem(offs, 0)->valuedouble;
-    size_t b = (size_t)cJSON_GetArrayItem(offs, 1)->valuedouble;
-    if (b < a || b - a != (size_t)numel * 4 || g->data_at + b > g->size) {
-        fail("golden record %s: bad byte range", name);
-        return NULL;
-    }
-    t.data = malloc(b - a + 1);
-    memcpy(t.data, g->bytes + g->data_at + a, b - a);
-    g->owned[g->nowned] = t;
-    return &g->owned[g->nowned++];
-}
 
 static void report(const char *name, double err, double tol)
 {
     int ok = err <= tol;
     printf("  %-36s max_rel_err %.3e  tol %.0e  %s\n", name, err, tol, ok ? "PASS" : "FAIL");
-    if (!ok)
-        fail("%s exceeds its tolerance", name);
+    CHECK(ok, "%s exceeds its tolerance", name);
 }
 
 /* ---- observer: the first ff MoE layer's trace and every layer's choice ---- */
@@ -212,7 +100,7 @@ static void check_choices(const cJSON *gj, int call, const capture *c)
             while (i < c->nlayers && strcmp(c->names[i], layer->string) != 0)
                 i++;
             if (i == c->nlayers) {
-                fail("MoE layer %s was never called", layer->string);
+                FAIL("MoE layer %s was never called", layer->string);
                 bad++;
                 continue;
             }
@@ -221,7 +109,7 @@ static void check_choices(const cJSON *gj, int call, const capture *c)
             cJSON_ArrayForEach(v, layer)
             {
                 if (c->sel[i][j++] != v->valueint) {
-                    fail("MoE layer %s chose other experts", layer->string);
+                    FAIL("MoE layer %s chose other experts", layer->string);
                     bad++;
                     break;
                 }
@@ -229,48 +117,15 @@ static void check_choices(const cJSON *gj, int call, const capture *c)
         }
         printf("  call%d: %d MoE layers, expert choice %s\n", call, n,
                bad || n != c->nlayers ? "DIFFERS" : "matches");
-        if (n != c->nlayers)
-            fail("a different number of MoE layers ran");
+        CHECK(n == c->nlayers, "a different number of MoE layers ran");
         return;
     }
-    fail("golden.json lists no expert choice for this call");
-}
-
-/* golden.json is written by Python's json module, which emits the
- * non-standard -Infinity / Infinity / NaN; they are blanked to null (none of
- * the fields read here holds one) before cJSON parses the text. */
-static cJSON *read_golden_json(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        fclose(f);
-        free(buf);
-        return NULL;
-    }
-    fclose(f);
-    buf[n] = 0;
-    static const char *const words[] = {"-Infinity", "Infinity", "NaN"};
-    for (int wi = 0; wi < 3; wi++) {
-        size_t len = strlen(words[wi]);
-        for (char *q = strstr(buf, words[wi]); q; q = strstr(q + len, words[wi])) {
-            memcpy(q, "null", 4);
-            memset(q + 4, ' ', len - 4);
-        }
-    }
-    cJSON *j = cJSON_Parse(buf);
-    free(buf);
-    return j;
+    FAIL("golden.json lists no expert choice for this call");
 }
 
 /* Compares the observed trace of the recorded MoE layer with
  * `<prefix>.input/.router_logits/.selected_experts/.output`. */
-static void check_moe_records(golden_file *gs, const char *prefix, const capture *cap)
+static void check_moe_records(const md_safetensors *gs, const char *prefix, const capture *cap)
 {
     char n[4][96];
     snprintf(n[0], sizeof(n[0]), "%s.input", prefix);
@@ -278,33 +133,33 @@ static void check_moe_records(golden_file *gs, const char *prefix, const capture
     snprintf(n[2], sizeof(n[2]), "%s.selected_experts", prefix);
     snprintf(n[3], sizeof(n[3]), "%s.output", prefix);
     if (!cap->have_ff) {
-        fail("the recorded MoE layer (%s) was not observed", prefix);
+        FAIL("the recorded MoE layer (%s) was not observed", prefix);
         return;
     }
-    const md_tensor *gi = golden(gs, n[0], MD_F32);
-    const md_tensor *gl = golden(gs, n[1], MD_F32);
-    const md_tensor *gsel = golden(gs, n[2], MD_I32);
-    const md_tensor *go = golden(gs, n[3], MD_F32);
+    const md_tensor *gi = md_test_golden_tensor(gs, n[0], MD_F32);
+    const md_tensor *gl = md_test_golden_tensor(gs, n[1], MD_F32);
+    const md_tensor *gsel = md_test_golden_tensor(gs, n[2], MD_I32);
+    const md_tensor *go = md_test_golden_tensor(gs, n[3], MD_F32);
     if (gi && md_tensor_numel(gi) == cap->rows * cap->in_dim)
-        report(n[0], rel_err(cap->input, gi->data, cap->rows * cap->in_dim), 1e-4);
+        report(n[0], md_test_rel_err(cap->input, gi->data, cap->rows * cap->in_dim), 1e-4);
     else
-        fail("%s: shape differs", n[0]);
+        FAIL("%s: shape differs", n[0]);
     if (gl && md_tensor_numel(gl) == cap->rows * cap->E)
-        report(n[1], rel_err(cap->logits, gl->data, cap->rows * cap->E), 1e-4);
+        report(n[1], md_test_rel_err(cap->logits, gl->data, cap->rows * cap->E), 1e-4);
     else
-        fail("%s: shape differs", n[1]);
+        FAIL("%s: shape differs", n[1]);
     if (gsel && md_tensor_numel(gsel) == cap->k) {
         int same = 1;
         for (int i = 0; i < cap->k; i++)
             same &= cap->selected[i] == ((const int32_t *)gsel->data)[i];
         report(n[2], same ? 0.0 : 1.0, 0);
     } else {
-        fail("%s: shape differs", n[2]);
+        FAIL("%s: shape differs", n[2]);
     }
     if (go && md_tensor_numel(go) == cap->rows * cap->out_dim)
-        report(n[3], rel_err(cap->output, go->data, cap->rows * cap->out_dim), 1e-4);
+        report(n[3], md_test_rel_err(cap->output, go->data, cap->rows * cap->out_dim), 1e-4);
     else
-        fail("%s: shape differs", n[3]);
+        FAIL("%s: shape differs", n[3]);
 }
 
 typedef struct golden_case {
@@ -327,36 +182,32 @@ static void run_case(md_backend *be, const char *dir, const golden_case *c)
     memset(&cfg, 0, sizeof(cfg));
     if (md_json_read_file(path, &cj, &err) != MD_OK ||
         md_unet_config_from_json(cj, path, &cfg, &err) != MD_OK) {
-        fail("config: %s", err.msg);
+        FAIL("config: %s", err.msg);
         cJSON_Delete(cj);
         return;
     }
     cJSON_Delete(cj);
 
     snprintf(path, sizeof(path), "%s/%s/golden.json", dir, case_name);
-    cJSON *gj = read_golden_json(path);
+    cJSON *gj = md_test_read_json(path);
     if (!gj) {
-        fail("%s cannot be read", path);
+        FAIL("%s cannot be read", path);
         return;
     }
 
-    md_safetensors *st = NULL;
-    golden_file gf;
-    memset(&gf, 0, sizeof(gf));
-    golden_file *gs = &gf;
+    md_safetensors *st = NULL, *gs = NULL;
     md_weights *w = md_weights_new("unet");
     md_unet *u = NULL;
     snprintf(path, sizeof(path), "%s/%s/unet/diffusion_pytorch_model.safetensors", dir, case_name);
     if (md_safetensors_open(path, &st, &err) != MD_OK ||
         md_weights_add_file(w, st, &err) != MD_OK || md_unet_load(&u, &cfg, w, be, &err) != MD_OK) {
-        fail("loading the unet: %s", err.msg);
+        FAIL("loading the unet: %s", err.msg);
         goto done;
     }
     snprintf(path, sizeof(path), "%s/%s/golden.safetensors", dir, case_name);
-    if (golden_open(gs, path) != 0) {
-        fail("%s cannot be read", path);
+    gs = md_test_open_safetensors(path);
+    if (!gs)
         goto done;
-    }
 
     capture cap;
     memset(&cap, 0, sizeof(cap));
@@ -374,19 +225,19 @@ static void run_case(md_backend *be, const char *dir, const golden_case *c)
     for (int call = 0; call < c->calls; call++) {
         char n[128];
         snprintf(n, sizeof(n), "unet.call%d.sample", call);
-        const md_tensor *sample = golden(gs, n, MD_F32);
+        const md_tensor *sample = md_test_golden_tensor(gs, n, MD_F32);
         snprintf(n, sizeof(n), "unet.call%d.timestep", call);
-        const md_tensor *ts = golden(gs, n, MD_F32);
+        const md_tensor *ts = md_test_golden_tensor(gs, n, MD_F32);
         snprintf(n, sizeof(n), "unet.call%d.encoder_hidden_states", call);
-        const md_tensor *ctx = golden(gs, n, MD_F32);
+        const md_tensor *ctx = md_test_golden_tensor(gs, n, MD_F32);
         snprintf(n, sizeof(n), "unet.call%d.eps", call);
-        const md_tensor *eps = golden(gs, n, MD_F32);
+        const md_tensor *eps = md_test_golden_tensor(gs, n, MD_F32);
         const md_tensor *te = NULL, *tid = NULL;
         if (cfg.text_time_embedding) {
             snprintf(n, sizeof(n), "unet.call%d.text_embeds", call);
-            te = golden(gs, n, MD_F32);
+            te = md_test_golden_tensor(gs, n, MD_F32);
             snprintf(n, sizeof(n), "unet.call%d.time_ids", call);
-            tid = golden(gs, n, MD_F32);
+            tid = md_test_golden_tensor(gs, n, MD_F32);
             if (!te || !tid)
                 continue;
         }
@@ -408,15 +259,14 @@ static void run_case(md_backend *be, const char *dir, const golden_case *c)
         cap.watch = call == c->moe_call ? moe_layer : NULL;
         size_t mark = be->arena_mark(be);
         if (md_unet_forward(u, &in, out, &err) != MD_OK) {
-            fail("forward: %s", err.msg);
+            FAIL("forward: %s", err.msg);
             free(out);
             free(again);
             continue;
         }
         snprintf(n, sizeof(n), "unet.call%d.eps", call);
-        report(n, rel_err(out, eps->data, ne), 1e-4);
-        if (be->arena_mark(be) != mark)
-            fail("the forward pass did not give its activations back");
+        report(n, md_test_rel_err(out, eps->data, ne), 1e-4);
+        CHECK(be->arena_mark(be) == mark, "the forward pass did not give its activations back");
 
         if (cfg.moe.enabled) {
             check_choices(gj, call, &cap);
@@ -427,9 +277,9 @@ static void run_case(md_backend *be, const char *dir, const golden_case *c)
         /* A second call of the same shape gives the same numbers. */
         capture_reset(&cap);
         if (md_unet_forward(u, &in, again, &err) != MD_OK)
-            fail("second forward: %s", err.msg);
+            FAIL("second forward: %s", err.msg);
         else if (memcmp(out, again, (size_t)ne * sizeof(float)) != 0)
-            fail("a repeated call gave different results");
+            FAIL("a repeated call gave different results");
         free(out);
         free(again);
     }
@@ -439,7 +289,7 @@ done:
     md_unet_free(u);
     md_weights_free(w);
     md_safetensors_close(st);
-    golden_close(gs);
+    md_safetensors_close(gs);
     cJSON_Delete(gj);
 }
 
@@ -470,7 +320,7 @@ static void test_missing_weight(md_backend *be, const char *dir)
     md_unet *u = NULL;
     md_status s = md_unet_load(&u, &cfg, w, be, &err);
     if (s == MD_OK || !strstr(err.msg, skip))
-        fail("a missing weight must fail naming it (got: %s)", err.msg);
+        FAIL("a missing weight must fail naming it (got: %s)", err.msg);
     else
         printf("missing weight reported: %s\n", err.msg);
     md_unet_free(u);
@@ -480,17 +330,12 @@ static void test_missing_weight(md_backend *be, const char *dir)
 
 int main(void)
 {
-    const char *dir = getenv("MD_GOLDEN_DIR");
-    if (!dir) {
-        fprintf(stderr, "MD_GOLDEN_DIR is not set\n");
+    const char *dir = md_test_golden_dir_required();
+    if (!dir)
         return 1;
-    }
-    md_backend *be = NULL;
-    md_error err = {0};
-    if (md_backend_cpu_create(&be, 0, &err) != MD_OK) {
-        fprintf(stderr, "cpu backend: %s\n", err.msg);
+    md_backend *be = md_test_cpu_backend(0);
+    if (!be)
         return 1;
-    }
     static const golden_case cases[] = {
         {"tiny-sd-dense", 3, NULL, -1},
         {"tiny-sd-moe", 3, "unet.moe_ff", 1},
@@ -501,10 +346,5 @@ int main(void)
         run_case(be, dir, &cases[i]);
     test_missing_weight(be, dir);
     md_backend_destroy(be);
-    if (failures) {
-        fprintf(stderr, "test_unet_golden: %d failure(s)\n", failures);
-        return 1;
-    }
-    printf("test_unet_golden: all passed\n");
-    return 0;
+    return md_test_finish("test_unet_golden");
 }

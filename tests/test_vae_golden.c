@@ -14,37 +14,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cjson/cJSON.h>
-
 #include "io/safetensors.h"
 #include "io/weights.h"
 #include "models/config_json.h"
 #include "models/ldm_names.h"
+#include "test_support.h"
 #include "vae/vae.h"
-
-static int failures;
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            failures++;                                                                            \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                   \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fprintf(stderr, "\n");                                                                 \
-        }                                                                                          \
-    } while (0)
-
-static double rel_err(const float *a, const float *b, size_t n)
-{
-    double md = 0, mb = 0;
-    for (size_t i = 0; i < n; i++) {
-        md = fmax(md, fabs((double)a[i] - (double)b[i]));
-        mb = fmax(mb, fabs((double)b[i]));
-    }
-    if (!isfinite(md))
-        return INFINITY;
-    return mb > 0 ? md / mb : md;
-}
 
 static void report(const char *kase, const char *name, double err, double tol)
 {
@@ -54,75 +29,18 @@ static void report(const char *kase, const char *name, double err, double tol)
     CHECK(ok, "%s %s: error %.3e over %.0e", kase, name, err, tol);
 }
 
-/* The reference file holds 5-dim records, which md_safetensors refuses, so
- * the few F32 records used here are read with a minimal reader of the
- * format (8-byte little-endian header length, JSON header, data). */
-typedef struct golden_file {
-    unsigned char *bytes;
-    size_t size, data_at;
-    cJSON *header;
-} golden_file;
-
-static int golden_open(golden_file *g, const char *path)
+/* A copy of 4-dim F32 record `name` (caller frees) and its dims; NULL if
+ * absent. */
+static float *golden(const md_safetensors *g, const char *name, int64_t dims[4])
 {
-    memset(g, 0, sizeof *g);
-    FILE *f = fopen(path, "rb");
-    CHECK(f, "cannot open %s", path);
-    if (!f)
-        return 0;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    g->bytes = n > 8 ? malloc((size_t)n) : NULL;
-    int ok = g->bytes && fread(g->bytes, 1, (size_t)n, f) == (size_t)n;
-    fclose(f);
-    if (ok) {
-        g->size = (size_t)n;
-        uint64_t hlen = 0;
-        for (int i = 7; i >= 0; i--)
-            hlen = hlen << 8 | g->bytes[i];
-        ok = hlen <= g->size - 8;
-        if (ok) {
-            g->header = cJSON_ParseWithLength((const char *)g->bytes + 8, (size_t)hlen);
-            g->data_at = 8 + (size_t)hlen;
-            ok = g->header != NULL;
-        }
-    }
-    CHECK(ok, "cannot read %s", path);
-    return ok;
-}
-
-static void golden_close(golden_file *g)
-{
-    cJSON_Delete(g->header);
-    free(g->bytes);
-    memset(g, 0, sizeof *g);
-}
-
-/* A copy of F32 record `name` (caller frees) and its 4 dims; NULL if absent. */
-static float *golden(const golden_file *g, const char *name, int64_t dims[4])
-{
-    const cJSON *e = cJSON_GetObjectItemCaseSensitive(g->header, name);
-    const char *dt = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "dtype"));
-    const cJSON *shape = cJSON_GetObjectItemCaseSensitive(e, "shape");
-    const cJSON *offs = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
-    int ok = e && dt && !strcmp(dt, "F32") && cJSON_GetArraySize(shape) == 4 &&
-             cJSON_GetArraySize(offs) == 2;
-    CHECK(ok, "golden record %s missing, not F32 or not 4-dim", name);
-    if (!ok)
+    md_tensor desc;
+    float *v = md_test_golden_f32(g, name, &desc);
+    if (v && !CHECK(desc.ndim == 4, "golden record %s is not 4-dim", name)) {
+        free(v);
         return NULL;
-    size_t numel = 1;
-    for (int i = 0; i < 4; i++) {
-        dims[i] = (int64_t)cJSON_GetArrayItem(shape, i)->valuedouble;
-        numel *= (size_t)dims[i];
     }
-    size_t a = (size_t)cJSON_GetArrayItem(offs, 0)->valuedouble;
-    size_t b = (size_t)cJSON_GetArrayItem(offs, 1)->valuedouble;
-    ok = b >= a && b - a == numel * 4 && g->data_at + b <= g->size;
-    CHECK(ok, "golden record %s: bad byte range", name);
-    float *v = ok ? malloc(numel * sizeof *v) : NULL;
-    if (v)
-        memcpy(v, g->bytes + g->data_at + a, numel * sizeof *v); /* little-endian host */
+    for (int i = 0; v && i < 4; i++)
+        dims[i] = desc.shape[i];
     return v;
 }
 
@@ -166,7 +84,7 @@ static void close_case(vae_case *c)
 }
 
 /* Decode of the reference latent (batch 1). NULL on failure. */
-static float *decode_ref(md_vae *v, const md_vae_config *cfg, const golden_file *g,
+static float *decode_ref(md_vae *v, const md_vae_config *cfg, const md_safetensors *g,
                          size_t *nout)
 {
     int64_t lt[4];
@@ -191,7 +109,7 @@ static float *decode_ref(md_vae *v, const md_vae_config *cfg, const golden_file 
 }
 
 static void check_decode(const char *kase, md_vae *v, const md_vae_config *cfg,
-                         const golden_file *g, md_backend *be)
+                         const md_safetensors *g, md_backend *be)
 {
     int64_t ot[4];
     float *want = golden(g, "vae.decode.output", ot);
@@ -200,7 +118,7 @@ static void check_decode(const char *kase, md_vae *v, const md_vae_config *cfg,
     float *got = decode_ref(v, cfg, g, &n);
     if (want && got) {
         CHECK(n == numel4(ot), "decode output size %zu", n);
-        report(kase, "vae.decode.output", rel_err(got, want, n), 1e-4);
+        report(kase, "vae.decode.output", md_test_rel_err(got, want, n), 1e-4);
         /* A second call reuses the arena and must give the same bits. */
         float *again = decode_ref(v, cfg, g, &n);
         CHECK(again && !memcmp(again, got, n * sizeof *got), "%s: repeated decode differs", kase);
@@ -213,7 +131,7 @@ static void check_decode(const char *kase, md_vae *v, const md_vae_config *cfg,
 }
 
 static void check_encode(const char *kase, md_vae *v, const md_vae_config *cfg,
-                         const golden_file *g)
+                         const md_safetensors *g)
 {
     int64_t it[4], mt[4], lt[4];
     float *img = golden(g, "vae.encode.image", it);
@@ -230,8 +148,8 @@ static void check_encode(const char *kase, md_vae *v, const md_vae_config *cfg,
         md_status st = md_vae_encode(v, img, 1, H, W, m, l, &err);
         CHECK(st == MD_OK, "encode: %s", err.msg);
         if (st == MD_OK) {
-            report(kase, "vae.encode.mean", rel_err(m, want_m, n), 1e-4);
-            report(kase, "vae.encode.logvar", rel_err(l, want_l, n), 1e-4);
+            report(kase, "vae.encode.mean", md_test_rel_err(m, want_m, n), 1e-4);
+            report(kase, "vae.encode.logvar", md_test_rel_err(l, want_l, n), 1e-4);
         }
         free(m);
         free(l);
@@ -242,7 +160,7 @@ static void check_encode(const char *kase, md_vae *v, const md_vae_config *cfg,
 }
 
 /* Batch 2 (the reference image and its negation) equals two single calls. */
-static void check_batch(md_vae *v, const md_vae_config *cfg, const golden_file *g)
+static void check_batch(md_vae *v, const md_vae_config *cfg, const md_safetensors *g)
 {
     int64_t it[4];
     float *img = golden(g, "vae.encode.image", it);
@@ -322,7 +240,7 @@ static md_weights *remap(const vae_case *c, const char *const *from, const char 
     return w;
 }
 
-static void check_variants(const vae_case *c, md_backend *be, const golden_file *g,
+static void check_variants(const vae_case *c, md_backend *be, const md_safetensors *g,
                            const float *ref, size_t nref)
 {
     md_error err = {0};
@@ -393,11 +311,10 @@ static void run_case(const char *root, const char *name, md_backend *be, int wan
 
     char gpath[1200];
     snprintf(gpath, sizeof gpath, "%s/golden.safetensors", dir);
-    golden_file gf;
-    const golden_file *g = &gf;
+    md_safetensors *g = md_test_open_safetensors(gpath);
     md_error err = {0};
     md_vae *v = NULL;
-    md_status st = golden_open(&gf, gpath) ? MD_OK : MD_ERR_IO;
+    md_status st = g ? MD_OK : MD_ERR_IO;
     if (st == MD_OK) {
         st = md_vae_load(&v, &c.cfg, c.w, be, &err);
         CHECK(st == MD_OK, "%s: load: %s", name, err.msg);
@@ -416,7 +333,7 @@ static void run_case(const char *root, const char *name, md_backend *be, int wan
         free(ref);
     }
     md_vae_free(v);
-    golden_close(&gf);
+    md_safetensors_close(g);
     close_case(&c);
 }
 
@@ -432,7 +349,7 @@ static void run_singlefile(const char *root, md_backend *be)
     md_weights *w = md_weights_new("vae");
     md_error err = {0};
     md_vae *v = NULL;
-    golden_file gf = {0};
+    md_safetensors *g = NULL;
     snprintf(path, sizeof path, "%s/tiny-sd-dense-singlefile/model.safetensors", root);
     md_status s = md_safetensors_open(path, &st, &err);
     if (s == MD_OK)
@@ -444,11 +361,11 @@ static void run_singlefile(const char *root, md_backend *be)
     }
     CHECK(s == MD_OK, "single file: %s", err.msg);
     snprintf(path, sizeof path, "%s/golden.safetensors", dir);
-    if (s == MD_OK && golden_open(&gf, path)) {
-        check_decode("dense-1file", v, &c.cfg, &gf, be);
-        check_encode("dense-1file", v, &c.cfg, &gf);
+    if (s == MD_OK && (g = md_test_open_safetensors(path)) != NULL) {
+        check_decode("dense-1file", v, &c.cfg, g, be);
+        check_encode("dense-1file", v, &c.cfg, g);
     }
-    golden_close(&gf);
+    md_safetensors_close(g);
     md_vae_free(v);
     md_weights_free(w);
     md_safetensors_close(st);
@@ -607,22 +524,16 @@ static void check_three_levels(md_backend *be)
 
 int main(void)
 {
-    const char *root = getenv("MD_GOLDEN_DIR");
-    if (!root || !*root) {
-        fprintf(stderr, "MD_GOLDEN_DIR is not set\n");
+    const char *root = md_test_golden_dir_required();
+    if (!root)
         return 1;
-    }
-    md_backend *be = NULL;
-    md_error err = {0};
-    if (md_backend_cpu_create(&be, 2, &err) != MD_OK) {
-        fprintf(stderr, "cpu backend: %s\n", err.msg);
+    md_backend *be = md_test_cpu_backend(2);
+    if (!be)
         return 1;
-    }
     run_case(root, "tiny-sd-dense", be, 0);
     run_case(root, "tiny-sd-moe", be, 1);
     run_singlefile(root, be);
     check_three_levels(be);
     md_backend_destroy(be);
-    printf("%s (%d failures)\n", failures ? "FAILED" : "OK", failures);
-    return failures ? 1 : 0;
+    return md_test_finish("test_vae_golden");
 }
