@@ -85,7 +85,9 @@ struct md_backend {
     void (*axpy)(md_backend *be, md_tensor *y, const md_tensor *a, const md_tensor *b, float s);
     void (*fill)(md_backend *be, md_tensor *y, float value);
     void (*copy)(md_backend *be, md_tensor *y, const md_tensor *x);
-    /* x [B,C,H,W] -> y [B,C,2H,2W] */
+    /* x [B,C,H,W] -> y [B,C,Ho,Wo] with Ho in {2H-1, 2H}, Wo in {2W-1, 2W}:
+     * y[.., i, j] = x[.., i/2, j/2] (an odd size is the 2x result cropped;
+     * the U-Net needs it where the down path halved an odd size). */
     void (*upsample_nearest2x)(md_backend *be, md_tensor *y, const md_tensor *x);
     /* a [B,Ca,...], b [B,Cb,...] -> y [B,Ca+Cb,...] (dim 1) */
     void (*concat_channels)(md_backend *be, md_tensor *y, const md_tensor *a, const md_tensor *b);
@@ -110,11 +112,40 @@ struct md_backend {
                              const int32_t *rows, const float *weights, int64_t n);
     /* y [R, D] += w[r] * x [R, D] (one weight per row). */
     void (*add_rows_weighted)(md_backend *be, md_tensor *y, const md_tensor *x, const float *w);
+
+    /* Waits for all recorded work and reports the first failure of an op
+     * since the last call (ops return nothing). NULL on backends whose ops
+     * finish before they return (CPU): nothing to wait for. */
+    md_status (*sync)(md_backend *be, md_error *err);
 };
 
 /* The CPU backend: OpenBLAS for GEMMs, `threads` worker threads for the rest
  * (0 = number of online CPUs). */
 md_status md_backend_cpu_create(md_backend **out, int threads, md_error *err);
+
+/* The Vulkan backend (runtime/vulkan/, docs/vulkan.md). Device indices are
+ * those of md_vulkan_list_devices() (runtime/vulkan_api.h). */
+typedef struct md_vulkan_options {
+    int device;     /* an index, or -1: the first discrete GPU, else the first integrated one */
+    int allow_cpu;  /* with device -1: a CPU-type device (lavapipe) when no GPU exists */
+    int validation; /* VK_LAYER_KHRONOS_validation on, messages counted; also MD_VK_VALIDATION=1 */
+    int profile;    /* per-op GPU timestamps; also MD_VK_PROFILE=1 */
+} md_vulkan_options;
+
+/* opt NULL: device -1, no CPU devices, validation and profile from the
+ * environment. MD_ERR_UNSUPPORTED when there is no usable device or the
+ * build has no Vulkan. */
+md_status md_backend_vulkan_create(md_backend **out, const md_vulkan_options *opt, md_error *err);
+
+/* The backend a program asked for by name (runtime/backend_select.c):
+ * "cpu"; "vulkan" (device -1: the best GPU, else a CPU-type Vulkan device);
+ * "auto" (device -1: the best GPU, never a CPU-type device). When Vulkan
+ * cannot be used (no loader, no device, a missing feature) it falls back to
+ * the CPU backend and says why in `note`; `note` also names the backend and
+ * device chosen. threads: CPU worker threads (0 = all cores). Fails only on
+ * an unknown name, a device index that does not exist, or no memory. */
+md_status md_backend_create(const char *name, int device, int threads, md_backend **out,
+                            char *note, size_t note_cap, md_error *err);
 
 static inline void md_backend_destroy(md_backend *be)
 {

@@ -1,0 +1,715 @@
+/* Every Vulkan backend op against the CPU backend on small odd shapes
+ * (weights F32, F16 and BF16), plus views at unaligned offsets, the
+ * barrier tracking, the arena, error reporting and the profile; with the
+ * validation layers (synchronization validation included) on, asserting
+ * that they report nothing. Exit 77 (ctest: skipped) only when there is no
+ * Vulkan device at all. */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/backend.h"
+#include "runtime/vulkan_api.h"
+
+/* The validation layer (C++) leaks inside its own allocations, which
+ * LeakSanitizer would report; sanitizer builds check this code's memory,
+ * release builds check the API usage. */
+#if defined(__SANITIZE_ADDRESS__)
+#define MD_TEST_VALIDATION 0
+#else
+#define MD_TEST_VALIDATION 1
+#endif
+
+typedef struct rng {
+    uint64_t s;
+} rng;
+
+static float uniform(rng *r, float lo, float hi)
+{
+    uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    return lo + (hi - lo) * (float)((z >> 40) * (1.0 / 16777216.0));
+}
+
+#define BAG_MAX 64
+
+typedef struct ctx {
+    md_backend *cpu, *vk;
+    rng rng;
+    int failures, checks;
+    void *bag[BAG_MAX];
+    int nbag;
+} ctx;
+
+/* The same tensor on both backends. */
+typedef struct pair {
+    md_tensor c, v;
+} pair;
+
+static void *bag_alloc(ctx *t, size_t bytes)
+{
+    void *p = calloc(1, bytes ? bytes : 1);
+    if (!p || t->nbag == BAG_MAX) {
+        fprintf(stderr, "test: out of memory\n");
+        exit(2);
+    }
+    t->bag[t->nbag++] = p;
+    return p;
+}
+
+static void bag_clear(ctx *t)
+{
+    for (int i = 0; i < t->nbag; i++)
+        free(t->bag[i]);
+    t->nbag = 0;
+}
+
+static int64_t numel(int ndim, const int64_t *shape)
+{
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++)
+        n *= shape[i];
+    return n;
+}
+
+/* An activation on both backends holding the same random values. */
+static pair act(ctx *t, int ndim, const int64_t *shape, float lo, float hi)
+{
+    pair p = {t->cpu->new_tensor(t->cpu, ndim, shape), t->vk->new_tensor(t->vk, ndim, shape)};
+    if (!p.c.data || !p.v.data) {
+        fprintf(stderr, "test: activation allocation failed\n");
+        exit(2);
+    }
+    int64_t n = numel(ndim, shape);
+    float *h = bag_alloc(t, (size_t)n * sizeof(float));
+    for (int64_t i = 0; i < n; i++)
+        h[i] = uniform(&t->rng, lo, hi);
+    t->cpu->upload(t->cpu, &p.c, h);
+    t->vk->upload(t->vk, &p.v, h);
+    return p;
+}
+
+/* A weight stored as dt, prepared on both backends. */
+static pair weight(ctx *t, md_dtype dt, int ndim, const int64_t *shape, float lo, float hi)
+{
+    int64_t n = numel(ndim, shape);
+    pair p;
+    memset(&p, 0, sizeof p);
+    p.c.dtype = dt;
+    p.c.ndim = ndim;
+    for (int i = 0; i < ndim; i++)
+        p.c.shape[i] = shape[i];
+    if (dt == MD_F32) {
+        float *h = bag_alloc(t, (size_t)n * 4);
+        for (int64_t i = 0; i < n; i++)
+            h[i] = uniform(&t->rng, lo, hi);
+        p.c.data = h;
+    } else {
+        uint16_t *h = bag_alloc(t, (size_t)n * 2);
+        for (int64_t i = 0; i < n; i++) {
+            float f = uniform(&t->rng, lo, hi);
+            if (dt == MD_F16) {
+                h[i] = md_f32_to_f16(f);
+            } else {
+                uint32_t u;
+                memcpy(&u, &f, 4);
+                h[i] = (uint16_t)(u >> 16);
+            }
+        }
+        p.c.data = h;
+    }
+    p.v = p.c;
+    md_error err = {0};
+    if (t->cpu->prepare_weight(t->cpu, &p.c, &err) != MD_OK ||
+        t->vk->prepare_weight(t->vk, &p.v, &err) != MD_OK) {
+        fprintf(stderr, "test: prepare_weight: %s\n", err.msg);
+        exit(2);
+    }
+    return p;
+}
+
+/* max|vk - cpu| / max|cpu| <= tol */
+static void check(ctx *t, const char *what, const pair *y, double tol)
+{
+    int64_t n = md_tensor_numel(&y->c);
+    float *a = malloc((size_t)(n ? n : 1) * 4), *b = malloc((size_t)(n ? n : 1) * 4);
+    if (!a || !b) {
+        fprintf(stderr, "test: out of memory\n");
+        exit(2);
+    }
+    t->cpu->download(t->cpu, &y->c, a);
+    t->vk->download(t->vk, &y->v, b);
+    double maxdiff = 0, maxref = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]);
+        if (!(d <= maxdiff))
+            maxdiff = isnan(d) ? INFINITY : d;
+        if (fabs(a[i]) > maxref)
+            maxref = fabs(a[i]);
+    }
+    double err = maxref > 0 ? maxdiff / maxref : maxdiff;
+    t->checks++;
+    if (!(err <= tol)) {
+        t->failures++;
+        printf("FAIL %-44s rel err %.3e > %.1e\n", what, err, tol);
+    }
+    free(a);
+    free(b);
+}
+
+static pair out(ctx *t, int ndim, const int64_t *shape)
+{
+    return act(t, ndim, shape, -1, 1); /* garbage the op must overwrite */
+}
+
+static void begin_case(ctx *t, size_t *mc, size_t *mv)
+{
+    *mc = t->cpu->arena_mark(t->cpu);
+    *mv = t->vk->arena_mark(t->vk);
+}
+
+static void end_case(ctx *t, size_t mc, size_t mv)
+{
+    t->cpu->arena_reset(t->cpu, mc);
+    t->vk->arena_reset(t->vk, mv);
+    bag_clear(t);
+}
+
+static const md_dtype dtypes[3] = {MD_F32, MD_F16, MD_BF16};
+
+static void test_linear(ctx *t)
+{
+    static const int64_t cases[][3] = {{1, 1, 1}, {7, 13, 5}, {65, 70, 67}, {130, 33, 129}, {3, 200, 2}};
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++)
+        for (int d = 0; d < 3; d++) {
+            size_t mc, mv;
+            begin_case(t, &mc, &mv);
+            int64_t m = cases[c][0], k = cases[c][1], n = cases[c][2];
+            int bias = (c + (size_t)d) % 2 == 0;
+            pair x = act(t, 3, (int64_t[]){1, m, k}, -1, 1);
+            pair w = weight(t, dtypes[d], 2, (int64_t[]){n, k}, -0.5f, 0.5f);
+            pair b = weight(t, dtypes[d], 1, (int64_t[]){n}, -1, 1);
+            pair y = out(t, 3, (int64_t[]){1, m, n});
+            t->cpu->linear(t->cpu, &y.c, &x.c, &w.c, bias ? &b.c : NULL);
+            t->vk->linear(t->vk, &y.v, &x.v, &w.v, bias ? &b.v : NULL);
+            char what[96];
+            snprintf(what, sizeof what, "linear %lldx%lld->%lld %s%s", (long long)m, (long long)k,
+                     (long long)n, md_dtype_name(dtypes[d]), bias ? " +bias" : "");
+            check(t, what, &y, 2e-6);
+            end_case(t, mc, mv);
+        }
+}
+
+static void test_conv(ctx *t)
+{
+    /* B, Cin, H, W, Cout, k, stride, pad */
+    static const int cases[][8] = {{1, 3, 5, 7, 4, 3, 1, 1}, {2, 5, 9, 8, 6, 3, 2, 1},
+                                   {1, 8, 6, 6, 70, 1, 1, 0}, {2, 4, 7, 5, 3, 4, 2, 1},
+                                   {1, 17, 3, 3, 9, 3, 1, 0}, {1, 2, 11, 13, 65, 3, 1, 1}};
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        size_t mc, mv;
+        begin_case(t, &mc, &mv);
+        const int *p = cases[c];
+        int64_t ho = (p[2] + 2 * p[7] - p[5]) / p[6] + 1, wo = (p[3] + 2 * p[7] - p[5]) / p[6] + 1;
+        md_dtype dt = dtypes[c % 3];
+        pair x = act(t, 4, (int64_t[]){p[0], p[1], p[2], p[3]}, -1, 1);
+        pair w = weight(t, dt, 4, (int64_t[]){p[4], p[1], p[5], p[5]}, -0.5f, 0.5f);
+        pair b = weight(t, dt, 1, (int64_t[]){p[4]}, -1, 1);
+        pair y = out(t, 4, (int64_t[]){p[0], p[4], ho, wo});
+        int bias = c != 4;
+        t->cpu->conv2d(t->cpu, &y.c, &x.c, &w.c, bias ? &b.c : NULL, p[6], p[7]);
+        t->vk->conv2d(t->vk, &y.v, &x.v, &w.v, bias ? &b.v : NULL, p[6], p[7]);
+        char what[96];
+        snprintf(what, sizeof what, "conv2d %dx%d s%d p%d cin %d cout %d %s", p[5], p[5], p[6],
+                 p[7], p[1], p[4], md_dtype_name(dt));
+        check(t, what, &y, 2e-6);
+        end_case(t, mc, mv);
+    }
+}
+
+static void test_norms(ctx *t)
+{
+    /* B, C, H, W, groups */
+    static const int gn[][5] = {{2, 6, 5, 3, 3}, {1, 32, 4, 4, 32}, {1, 8, 9, 7, 2}};
+    for (size_t c = 0; c < 3; c++)
+        for (int silu = 0; silu < 2; silu++) {
+            size_t mc, mv;
+            begin_case(t, &mc, &mv);
+            const int *p = gn[c];
+            int64_t shape[4] = {p[0], p[1], p[2], p[3]};
+            pair x = act(t, 4, shape, 2.0f, 4.0f); /* a mean far from 0 */
+            pair g = weight(t, dtypes[c], 1, (int64_t[]){p[1]}, 0.5f, 1.5f);
+            pair b = weight(t, dtypes[c], 1, (int64_t[]){p[1]}, -1, 1);
+            pair y = out(t, 4, shape);
+            int affine = c != 2;
+            t->cpu->group_norm(t->cpu, &y.c, &x.c, affine ? &g.c : NULL, affine ? &b.c : NULL,
+                               p[4], 1e-5f, silu);
+            t->vk->group_norm(t->vk, &y.v, &x.v, affine ? &g.v : NULL, affine ? &b.v : NULL,
+                              p[4], 1e-5f, silu);
+            check(t, silu ? "group_norm+silu" : "group_norm", &y, 1e-5);
+            /* in place */
+            t->cpu->group_norm(t->cpu, &x.c, &x.c, &g.c, &b.c, p[4], 1e-6f, silu);
+            t->vk->group_norm(t->vk, &x.v, &x.v, &g.v, &b.v, p[4], 1e-6f, silu);
+            check(t, "group_norm in place", &x, 1e-5);
+            end_case(t, mc, mv);
+        }
+    static const int ln[][2] = {{5, 7}, {3, 300}, {1, 1}, {77, 32}};
+    for (size_t c = 0; c < 4; c++) {
+        size_t mc, mv;
+        begin_case(t, &mc, &mv);
+        int64_t shape[2] = {ln[c][0], ln[c][1]};
+        pair x = act(t, 2, shape, -3.0f, 5.0f);
+        pair g = weight(t, dtypes[c % 3], 1, (int64_t[]){ln[c][1]}, 0.5f, 1.5f);
+        pair b = weight(t, dtypes[c % 3], 1, (int64_t[]){ln[c][1]}, -1, 1);
+        pair y = out(t, 2, shape);
+        t->cpu->layer_norm(t->cpu, &y.c, &x.c, &g.c, &b.c, 1e-5f);
+        t->vk->layer_norm(t->vk, &y.v, &x.v, &g.v, &b.v, 1e-5f);
+        check(t, "layer_norm", &y, 1e-5);
+        t->cpu->layer_norm(t->cpu, &x.c, &x.c, NULL, NULL, 1e-5f);
+        t->vk->layer_norm(t->vk, &x.v, &x.v, NULL, NULL, 1e-5f);
+        check(t, "layer_norm in place, no affine", &x, 1e-5);
+        end_case(t, mc, mv);
+    }
+}
+
+static void test_activations(ctx *t)
+{
+    static const char *const names[] = {"identity", "silu", "gelu", "gelu_tanh", "quick_gelu"};
+    for (int a = MD_ACT_NONE; a <= MD_ACT_QUICK_GELU; a++) {
+        size_t mc, mv;
+        begin_case(t, &mc, &mv);
+        int64_t shape[2] = {7, 143};
+        pair x = act(t, 2, shape, -8, 8);
+        pair y = out(t, 2, shape);
+        t->cpu->activation(t->cpu, &y.c, &x.c, (md_act)a);
+        t->vk->activation(t->vk, &y.v, &x.v, (md_act)a);
+        char what[64];
+        snprintf(what, sizeof what, "activation %s", names[a]);
+        check(t, what, &y, 2e-6);
+        end_case(t, mc, mv);
+    }
+    size_t mc, mv;
+    begin_case(t, &mc, &mv);
+    pair x = act(t, 3, (int64_t[]){2, 5, 26}, -5, 5);
+    pair y = out(t, 3, (int64_t[]){2, 5, 13});
+    t->cpu->geglu(t->cpu, &y.c, &x.c);
+    t->vk->geglu(t->vk, &y.v, &x.v);
+    check(t, "geglu", &y, 2e-6);
+    end_case(t, mc, mv);
+}
+
+static void test_attention(ctx *t)
+{
+    /* B, Nq, Nk, C, Cv, heads, causal */
+    static const int cases[][7] = {{1, 5, 7, 8, 8, 2, 0},      {2, 33, 17, 64, 64, 1, 0},
+                                   {1, 77, 77, 32, 32, 4, 1},  {2, 20, 9, 80, 40, 2, 0},
+                                   {1, 17, 19, 160, 160, 1, 0}, {1, 3, 5, 6, 9, 3, 1},
+                                   {1, 40, 77, 40, 40, 1, 0}};
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        size_t mc, mv;
+        begin_case(t, &mc, &mv);
+        const int *p = cases[c];
+        pair q = act(t, 3, (int64_t[]){p[0], p[1], p[3]}, -2, 2);
+        pair k = act(t, 3, (int64_t[]){p[0], p[2], p[3]}, -2, 2);
+        pair v = act(t, 3, (int64_t[]){p[0], p[2], p[4]}, -1, 1);
+        pair o = out(t, 3, (int64_t[]){p[0], p[1], p[4]});
+        float scale = 1.0f / sqrtf((float)(p[3] / p[5]));
+        t->cpu->attention(t->cpu, &o.c, &q.c, &k.c, &v.c, p[5], scale, p[6]);
+        t->vk->attention(t->vk, &o.v, &q.v, &k.v, &v.v, p[5], scale, p[6]);
+        char what[96];
+        snprintf(what, sizeof what, "attention nq %d nk %d d %d dv %d%s", p[1], p[2], p[3] / p[5],
+                 p[4] / p[5], p[6] ? " causal" : "");
+        check(t, what, &o, 5e-6);
+        end_case(t, mc, mv);
+    }
+    /* no keys: zeros */
+    size_t mc, mv;
+    begin_case(t, &mc, &mv);
+    pair q = act(t, 3, (int64_t[]){1, 4, 8}, -1, 1);
+    pair k = act(t, 3, (int64_t[]){1, 1, 8}, -1, 1);
+    k.c.shape[1] = k.v.shape[1] = 0;
+    pair o = out(t, 3, (int64_t[]){1, 4, 8});
+    t->cpu->attention(t->cpu, &o.c, &q.c, &k.c, &k.c, 2, 1.0f, 0);
+    t->vk->attention(t->vk, &o.v, &q.v, &k.v, &k.v, 2, 1.0f, 0);
+    check(t, "attention without keys", &o, 0);
+    end_case(t, mc, mv);
+}
+
+static void test_elementwise(ctx *t)
+{
+    size_t mc, mv;
+    begin_case(t, &mc, &mv);
+    int64_t shape[4] = {2, 3, 5, 7};
+    pair a = act(t, 4, shape, -1, 1), b = act(t, 4, shape, -1, 1), y = out(t, 4, shape);
+    t->cpu->add(t->cpu, &y.c, &a.c, &b.c);
+    t->vk->add(t->vk, &y.v, &a.v, &b.v);
+    check(t, "add", &y, 0);
+    t->cpu->axpy(t->cpu, &y.c, &y.c, &b.c, -0.37f);
+    t->vk->axpy(t->vk, &y.v, &y.v, &b.v, -0.37f);
+    check(t, "axpy in place", &y, 1e-6);
+    t->cpu->scale(t->cpu, &a.c, &a.c, 3.5f);
+    t->vk->scale(t->vk, &a.v, &a.v, 3.5f);
+    check(t, "scale in place", &a, 0);
+    t->cpu->copy(t->cpu, &y.c, &a.c);
+    t->vk->copy(t->vk, &y.v, &a.v);
+    check(t, "copy", &y, 0);
+    t->cpu->fill(t->cpu, &b.c, -2.25f);
+    t->vk->fill(t->vk, &b.v, -2.25f);
+    check(t, "fill", &b, 0);
+    pair bias = act(t, 2, (int64_t[]){2, 3}, -1, 1);
+    t->cpu->add_channel_bias(t->cpu, &y.c, &a.c, &bias.c);
+    t->vk->add_channel_bias(t->vk, &y.v, &a.v, &bias.v);
+    check(t, "add_channel_bias", &y, 0);
+    end_case(t, mc, mv);
+}
+
+static void test_layout(ctx *t)
+{
+    static const int up[][6] = {{1, 3, 4, 5, 8, 10}, {2, 2, 4, 5, 7, 9}, {1, 1, 1, 1, 2, 2}};
+    for (int c = 0; c < 3; c++) {
+        size_t mc, mv;
+        begin_case(t, &mc, &mv);
+        const int *p = up[c];
+        pair x = act(t, 4, (int64_t[]){p[0], p[1], p[2], p[3]}, -1, 1);
+        pair y = out(t, 4, (int64_t[]){p[0], p[1], p[4], p[5]});
+        t->cpu->upsample_nearest2x(t->cpu, &y.c, &x.c);
+        t->vk->upsample_nearest2x(t->vk, &y.v, &x.v);
+        check(t, "upsample_nearest2x", &y, 0);
+        end_case(t, mc, mv);
+    }
+    size_t mc, mv;
+    begin_case(t, &mc, &mv);
+    pair a = act(t, 4, (int64_t[]){2, 3, 4, 5}, -1, 1), b = act(t, 4, (int64_t[]){2, 5, 4, 5}, -1, 1);
+    pair y = out(t, 4, (int64_t[]){2, 8, 4, 5});
+    t->cpu->concat_channels(t->cpu, &y.c, &a.c, &b.c);
+    t->vk->concat_channels(t->vk, &y.v, &a.v, &b.v);
+    check(t, "concat_channels", &y, 0);
+    pair la = act(t, 2, (int64_t[]){7, 3}, -1, 1), lb = act(t, 2, (int64_t[]){7, 11}, -1, 1);
+    pair ly = out(t, 2, (int64_t[]){7, 14});
+    t->cpu->concat_last(t->cpu, &ly.c, &la.c, &lb.c);
+    t->vk->concat_last(t->vk, &ly.v, &la.v, &lb.v);
+    check(t, "concat_last", &ly, 0);
+    static const int tr[][4] = {{2, 5, 7, 9}, {1, 40, 33, 3}, {1, 1, 1, 1}};
+    for (int c = 0; c < 3; c++) {
+        const int *p = tr[c];
+        pair x = act(t, 4, (int64_t[]){p[0], p[1], p[2], p[3]}, -1, 1);
+        pair tok = out(t, 3, (int64_t[]){p[0], p[2] * p[3], p[1]});
+        pair back = out(t, 4, (int64_t[]){p[0], p[1], p[2], p[3]});
+        t->cpu->nchw_to_tokens(t->cpu, &tok.c, &x.c);
+        t->vk->nchw_to_tokens(t->vk, &tok.v, &x.v);
+        check(t, "nchw_to_tokens", &tok, 0);
+        t->cpu->tokens_to_nchw(t->cpu, &back.c, &tok.c);
+        t->vk->tokens_to_nchw(t->vk, &back.v, &tok.v);
+        check(t, "tokens_to_nchw", &back, 0);
+    }
+    for (int d = 0; d < 3; d++) {
+        pair table = weight(t, dtypes[d], 2, (int64_t[]){50, 9}, -1, 1);
+        int32_t ids[6] = {0, 49, 7, -1, 50, 7};
+        pair e = out(t, 2, (int64_t[]){6, 9});
+        t->cpu->embedding(t->cpu, &e.c, &table.c, ids, 6);
+        t->vk->embedding(t->vk, &e.v, &table.v, ids, 6);
+        check(t, "embedding (ids out of range too)", &e, 0);
+        pair pos = weight(t, dtypes[d], 2, (int64_t[]){7, 9}, -1, 1);
+        pair ye = act(t, 3, (int64_t[]){2, 5, 9}, -1, 1);
+        t->cpu->add_position(t->cpu, &ye.c, &pos.c);
+        t->vk->add_position(t->vk, &ye.v, &pos.v);
+        check(t, "add_position", &ye, 0);
+    }
+    end_case(t, mc, mv);
+}
+
+static void test_moe_rows(ctx *t)
+{
+    size_t mc, mv;
+    begin_case(t, &mc, &mv);
+    pair x = act(t, 2, (int64_t[]){9, 13}, -1, 1);
+    int32_t rows[4] = {8, 0, 3, 4};
+    float w[4] = {0.25f, -1.5f, 0.75f, 2.0f};
+    pair g = out(t, 2, (int64_t[]){4, 13});
+    t->cpu->gather_rows(t->cpu, &g.c, &x.c, rows, 4);
+    t->vk->gather_rows(t->vk, &g.v, &x.v, rows, 4);
+    check(t, "gather_rows", &g, 0);
+    pair y = act(t, 2, (int64_t[]){9, 13}, -1, 1);
+    t->cpu->scatter_add_rows(t->cpu, &y.c, &g.c, rows, w, 4);
+    t->vk->scatter_add_rows(t->vk, &y.v, &g.v, rows, w, 4);
+    check(t, "scatter_add_rows", &y, 1e-6);
+    t->cpu->scatter_add_rows(t->cpu, &y.c, &g.c, rows, NULL, 3);
+    t->vk->scatter_add_rows(t->vk, &y.v, &g.v, rows, NULL, 3);
+    check(t, "scatter_add_rows without weights", &y, 1e-6);
+    float rw[9] = {1, 2, 3, -1, 0.5f, 0, 7, 0.125f, -2};
+    t->cpu->add_rows_weighted(t->cpu, &y.c, &x.c, rw);
+    t->vk->add_rows_weighted(t->vk, &y.v, &x.v, rw);
+    check(t, "add_rows_weighted", &y, 1e-6);
+    end_case(t, mc, mv);
+}
+
+static int rand_int(ctx *t, int lo, int hi) /* inclusive */
+{
+    int v = lo + (int)uniform(&t->rng, 0.0f, (float)(hi - lo + 1));
+    return v > hi ? hi : v;
+}
+
+/* Shapes drawn from the seeded generator (the same every run): sizes that
+ * no hand-written case thought of, tile edges included. */
+static void test_random_shapes(ctx *t)
+{
+    for (int i = 0; i < 6; i++) {
+        size_t mc, mv;
+        begin_case(t, &mc, &mv);
+        int m = rand_int(t, 1, 150), k = rand_int(t, 1, 90), n = rand_int(t, 1, 150);
+        md_dtype dt = dtypes[i % 3];
+        pair x = act(t, 2, (int64_t[]){m, k}, -1, 1);
+        pair w = weight(t, dt, 2, (int64_t[]){n, k}, -0.5f, 0.5f);
+        pair b = weight(t, dt, 1, (int64_t[]){n}, -1, 1);
+        pair y = out(t, 2, (int64_t[]){m, n});
+        t->cpu->linear(t->cpu, &y.c, &x.c, &w.c, &b.c);
+        t->vk->linear(t->vk, &y.v, &x.v, &w.v, &b.v);
+        char what[96];
+        snprintf(what, sizeof what, "random linear %dx%d->%d %s", m, k, n, md_dtype_name(dt));
+        check(t, what, &y, 2e-6);
+        end_case(t, mc, mv);
+    }
+    for (int i = 0; i < 4; i++) {
+        size_t mc, mv;
+        begin_case(t, &mc, &mv);
+        int bt = rand_int(t, 1, 2), cin = rand_int(t, 1, 12), h = rand_int(t, 3, 12);
+        int wd = rand_int(t, 3, 12), cout = rand_int(t, 1, 70), k = 1 + 2 * rand_int(t, 0, 1);
+        int stride = rand_int(t, 1, 2), pad = k / 2;
+        int ho = (h + 2 * pad - k) / stride + 1, wo = (wd + 2 * pad - k) / stride + 1;
+        md_dtype dt = dtypes[i % 3];
+        pair x = act(t, 4, (int64_t[]){bt, cin, h, wd}, -1, 1);
+        pair w = weight(t, dt, 4, (int64_t[]){cout, cin, k, k}, -0.5f, 0.5f);
+        pair b = weight(t, dt, 1, (int64_t[]){cout}, -1, 1);
+        pair y = out(t, 4, (int64_t[]){bt, cout, ho, wo});
+        t->cpu->conv2d(t->cpu, &y.c, &x.c, &w.c, &b.c, stride, pad);
+        t->vk->conv2d(t->vk, &y.v, &x.v, &w.v, &b.v, stride, pad);
+        char what[96];
+        snprintf(what, sizeof what, "random conv2d %dx%d s%d [%d,%d,%d,%d]->%d", k, k, stride, bt,
+                 cin, h, wd, cout);
+        check(t, what, &y, 2e-6);
+        end_case(t, mc, mv);
+    }
+    for (int i = 0; i < 4; i++) {
+        size_t mc, mv;
+        begin_case(t, &mc, &mv);
+        int heads = rand_int(t, 1, 4), d = rand_int(t, 1, 48), dv = rand_int(t, 1, 48);
+        int nq = rand_int(t, 1, 60), nk = rand_int(t, 1, 60), causal = i % 2;
+        if (causal)
+            nk = nq;
+        pair q = act(t, 3, (int64_t[]){1, nq, heads * d}, -2, 2);
+        pair k = act(t, 3, (int64_t[]){1, nk, heads * d}, -2, 2);
+        pair v = act(t, 3, (int64_t[]){1, nk, heads * dv}, -1, 1);
+        pair o = out(t, 3, (int64_t[]){1, nq, heads * dv});
+        float scale = 1.0f / sqrtf((float)d);
+        t->cpu->attention(t->cpu, &o.c, &q.c, &k.c, &v.c, heads, scale, causal);
+        t->vk->attention(t->vk, &o.v, &q.v, &k.v, &v.v, heads, scale, causal);
+        char what[96];
+        snprintf(what, sizeof what, "random attention h%d d%d dv%d nq%d nk%d%s", heads, d, dv, nq,
+                 nk, causal ? " causal" : "");
+        check(t, what, &o, 5e-6);
+        end_case(t, mc, mv);
+    }
+    for (int i = 0; i < 3; i++) {
+        size_t mc, mv;
+        begin_case(t, &mc, &mv);
+        int groups = rand_int(t, 1, 6), cpg = rand_int(t, 1, 5), bt = rand_int(t, 1, 2);
+        int h = rand_int(t, 1, 9), wd = rand_int(t, 1, 9);
+        int64_t shape[4] = {bt, groups * cpg, h, wd};
+        pair x = act(t, 4, shape, -1, 3);
+        pair g = weight(t, dtypes[i], 1, (int64_t[]){groups * cpg}, 0.5f, 1.5f);
+        pair b = weight(t, dtypes[i], 1, (int64_t[]){groups * cpg}, -1, 1);
+        pair y = out(t, 4, shape);
+        t->cpu->group_norm(t->cpu, &y.c, &x.c, &g.c, &b.c, groups, 1e-5f, i % 2);
+        t->vk->group_norm(t->vk, &y.v, &x.v, &g.v, &b.v, groups, 1e-5f, i % 2);
+        char what[96];
+        snprintf(what, sizeof what, "random group_norm [%d,%d,%d,%d] g%d", bt, groups * cpg, h, wd,
+                 groups);
+        check(t, what, &y, 1e-5);
+        end_case(t, mc, mv);
+    }
+}
+
+/* Views: other shapes over the same data, and sub-ranges starting at an
+ * offset that is no multiple of the binding alignment. */
+static void test_views(ctx *t)
+{
+    size_t mc, mv;
+    begin_case(t, &mc, &mv);
+    pair big = act(t, 1, (int64_t[]){200}, -1, 1);
+    pair y = out(t, 2, (int64_t[]){5, 7});
+    pair a = big, b = big;
+    a.c.ndim = a.v.ndim = b.c.ndim = b.v.ndim = 2;
+    a.c.shape[0] = a.v.shape[0] = b.c.shape[0] = b.v.shape[0] = 5;
+    a.c.shape[1] = a.v.shape[1] = b.c.shape[1] = b.v.shape[1] = 7;
+    a.c.data = (float *)big.c.data + 3;
+    a.v.data = (float *)big.v.data + 3;
+    b.c.data = (float *)big.c.data + 101;
+    b.v.data = (float *)big.v.data + 101;
+    t->cpu->add(t->cpu, &y.c, &a.c, &b.c);
+    t->vk->add(t->vk, &y.v, &a.v, &b.v);
+    check(t, "add of two unaligned views", &y, 0);
+    pair w = weight(t, MD_F16, 2, (int64_t[]){4, 7}, -1, 1);
+    pair lin = out(t, 2, (int64_t[]){5, 4});
+    /* a weight view starting at an odd half-float element */
+    pair wv = w;
+    wv.c.shape[0] = wv.v.shape[0] = 3;
+    wv.c.shape[1] = wv.v.shape[1] = 7;
+    wv.c.data = (uint16_t *)w.c.data + 7;
+    wv.v.data = (uint16_t *)w.v.data + 7;
+    lin.c.shape[1] = lin.v.shape[1] = 3;
+    t->cpu->linear(t->cpu, &lin.c, &a.c, &wv.c, NULL);
+    t->vk->linear(t->vk, &lin.v, &a.v, &wv.v, NULL);
+    check(t, "linear on views (weight rows 1..3)", &lin, 2e-6);
+    end_case(t, mc, mv);
+}
+
+static void expect(ctx *t, int ok, const char *what)
+{
+    t->checks++;
+    if (!ok) {
+        t->failures++;
+        printf("FAIL %s\n", what);
+    }
+}
+
+/* Independent ops get no barrier between them, dependent ones do. */
+static void test_barriers(ctx *t)
+{
+    size_t mc, mv;
+    begin_case(t, &mc, &mv);
+    int64_t shape[1] = {1000};
+    pair a = act(t, 1, shape, -1, 1), b = act(t, 1, shape, -1, 1);
+    pair y1 = out(t, 1, shape), y2 = out(t, 1, shape), y3 = out(t, 1, shape);
+    md_error err = {0};
+    t->vk->sync(t->vk, &err);
+    md_vulkan_stats s0, s1, s2, s3;
+    md_vulkan_stats_get(t->vk, &s0);
+    t->vk->add(t->vk, &y1.v, &a.v, &b.v);
+    md_vulkan_stats_get(t->vk, &s1);
+    t->vk->add(t->vk, &y2.v, &a.v, &b.v);
+    md_vulkan_stats_get(t->vk, &s2);
+    t->vk->add(t->vk, &y3.v, &y1.v, &y2.v);
+    md_vulkan_stats_get(t->vk, &s3);
+    expect(t, s2.barriers == s1.barriers, "no barrier between two independent adds");
+    expect(t, s3.barriers == s2.barriers + 1, "one barrier before an add reading both results");
+    expect(t, s3.submits == s0.submits, "no submission while recording");
+    t->cpu->add(t->cpu, &y1.c, &a.c, &b.c);
+    t->cpu->add(t->cpu, &y2.c, &a.c, &b.c);
+    t->cpu->add(t->cpu, &y3.c, &y1.c, &y2.c);
+    check(t, "add after add (barrier)", &y3, 0);
+    end_case(t, mc, mv);
+}
+
+/* A second pass of the same shapes allocates nothing. */
+static void test_arena(ctx *t)
+{
+    md_vulkan_stats s1, s2;
+    for (int pass = 0; pass < 3; pass++) {
+        size_t m = t->vk->arena_mark(t->vk);
+        for (int i = 0; i < 6; i++) {
+            md_tensor x = t->vk->new_tensor(t->vk, 2, (int64_t[]){1000, 1000 + i});
+            expect(t, x.data != NULL, "arena allocation");
+        }
+        t->vk->arena_reset(t->vk, m);
+        md_vulkan_stats_get(t->vk, pass == 1 ? &s1 : &s2);
+    }
+    expect(t, s1.arena_bytes == s2.arena_bytes && s1.arena_bytes >= 6 * 1000 * 1000 * 4,
+           "arena: one block of the high-water size, reused");
+}
+
+static void test_errors(ctx *t, uint64_t max_binding)
+{
+    /* An activation the device cannot bind is refused at allocation, with
+     * the reason kept for sync (only small limits are tested: lavapipe's
+     * 128 MiB). */
+    if (max_binding < ((uint64_t)1 << 30)) {
+        md_tensor big = t->vk->new_tensor(t->vk, 1, (int64_t[]){(int64_t)(max_binding / 4) + 1});
+        md_error e = {0};
+        md_status s0 = t->vk->sync(t->vk, &e);
+        expect(t, big.data == NULL && s0 != MD_OK && strstr(e.msg, "binding limit") != NULL,
+               "a tensor over maxStorageBufferRange is refused with a clear error");
+    }
+    float host[4] = {1, 2, 3, 4};
+    md_tensor bad = {.dtype = MD_F32, .ndim = 1, .shape = {4}, .data = host};
+    md_tensor y = t->vk->new_tensor(t->vk, 1, (int64_t[]){4});
+    t->vk->add(t->vk, &y, &bad, &bad);
+    md_error err = {0};
+    md_status s = t->vk->sync(t->vk, &err);
+    expect(t, s != MD_OK && strstr(err.msg, "not in device memory") != NULL,
+           "an op on host memory is reported by sync");
+    s = t->vk->sync(t->vk, &err);
+    expect(t, s == MD_OK, "the error is reported once");
+}
+
+int main(void)
+{
+    md_error err = {0};
+    md_vulkan_device_info devs[8];
+    int ndev = 0;
+    md_vulkan_list_devices(devs, 8, &ndev, &err);
+    if (ndev == 0) {
+        printf("SKIP: no Vulkan device (%s)\n", err.msg[0] ? err.msg : "none listed");
+        return 77;
+    }
+    for (int i = 0; i < ndev && i < 8; i++)
+        printf("device %d: %s (%s)%s%s\n", devs[i].index, devs[i].name, devs[i].type,
+               devs[i].usable ? "" : ", unusable: ", devs[i].usable ? "" : devs[i].why_not);
+
+    ctx t;
+    memset(&t, 0, sizeof t);
+    t.rng.s = 12345;
+    md_vulkan_options opt = {.device = -1, .allow_cpu = 1, .validation = MD_TEST_VALIDATION, .profile = 1};
+    if (md_backend_vulkan_create(&t.vk, &opt, &err) != MD_OK) {
+        printf("FAIL: creating the Vulkan backend: %s\n", err.msg);
+        return 1;
+    }
+    if (md_backend_cpu_create(&t.cpu, 2, &err) != MD_OK) {
+        printf("FAIL: %s\n", err.msg);
+        return 1;
+    }
+    printf("testing on %s\n", md_vulkan_device_name(t.vk));
+
+    test_linear(&t);
+    test_conv(&t);
+    test_norms(&t);
+    test_activations(&t);
+    test_attention(&t);
+    test_elementwise(&t);
+    test_layout(&t);
+    test_moe_rows(&t);
+    test_random_shapes(&t);
+    test_views(&t);
+    test_barriers(&t);
+    test_arena(&t);
+    uint64_t max_binding = UINT64_MAX; /* of the device in use */
+    for (int i = 0; i < ndev && i < 8; i++)
+        if (strncmp(md_vulkan_device_name(t.vk), devs[i].name, strlen(devs[i].name)) == 0)
+            max_binding = devs[i].max_binding;
+    test_errors(&t, max_binding);
+
+    char report[4096];
+    expect(&t, md_vulkan_profile_report(t.vk, report, sizeof report, &err) == MD_OK &&
+                   strstr(report, "attention") && strstr(report, "linear"),
+           "the profile lists the ops that ran");
+    md_vulkan_stats st;
+    md_vulkan_stats_get(t.vk, &st);
+    printf("%llu dispatches, %llu barriers, %llu submits\n", (unsigned long long)st.dispatches,
+           (unsigned long long)st.barriers, (unsigned long long)st.submits);
+
+    char first[512];
+    uint64_t msgs = md_vulkan_validation_messages(t.vk, first, sizeof first);
+    md_backend_destroy(t.vk);
+    md_backend_destroy(t.cpu);
+    t.checks++;
+    if (msgs) {
+        t.failures++;
+        printf("FAIL validation layers reported %llu messages; first: %s\n",
+               (unsigned long long)msgs, first);
+    }
+    printf("%d checks, %d failed\n", t.checks, t.failures);
+    return t.failures ? 1 : 0;
+}

@@ -1,0 +1,13 @@
+#version 450
+// y = x * s.
+layout(local_size_x = 256) in;
+layout(std430, binding = 0) readonly buffer X { float x[]; };
+layout(std430, binding = 1) writeonly buffer Y { float y[]; };
+layout(push_constant) uniform P { uint n, xo, yo; float s; } p;
+
+void main()
+{
+    uint stride = gl_NumWorkGroups.x * 256u;
+    for (uint i = gl_GlobalInvocationID.x; i < p.n; i += stride)
+        y[p.yo + i] = x[p.xo + i] * p.s;
+}
