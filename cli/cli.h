@@ -2,45 +2,107 @@
 #ifndef MD_CLI_H
 #define MD_CLI_H
 
+#include <signal.h>
 #include <stdint.h>
 
 #include "pipeline/pipeline.h"
 
-/* Exit codes (documented in README and --help). */
+#ifndef MD_VERSION
+#define MD_VERSION "0.1.0"
+#endif
+#ifndef MD_DEFAULT_MODEL
+#define MD_DEFAULT_MODEL "models/demo"
+#endif
+
+/* Exit codes (documented in README, --help and the man page). */
 enum {
     MD_EXIT_OK = 0,
-    MD_EXIT_FAILURE = 1,   /* generation failed */
-    MD_EXIT_USAGE = 2,     /* bad command line */
-    MD_EXIT_MODEL = 3,     /* model missing or malformed */
-    MD_EXIT_IO = 4,        /* input or output file problem */
+    MD_EXIT_FAILURE = 1, /* generation failed */
+    MD_EXIT_USAGE = 2,   /* bad command line or parameter */
+    MD_EXIT_MODEL = 3,   /* model missing or malformed */
+    MD_EXIT_IO = 4,      /* input or output file problem */
     MD_EXIT_CANCELLED = 130
+};
+
+/* Which options were given on the command line (they win over --from-png). */
+enum {
+    MD_OPT_PROMPT = 1 << 0,
+    MD_OPT_NEGATIVE = 1 << 1,
+    MD_OPT_STEPS = 1 << 2,
+    MD_OPT_CFG = 1 << 3,
+    MD_OPT_SAMPLER = 1 << 4,
+    MD_OPT_SEED = 1 << 5,
+    MD_OPT_WIDTH = 1 << 6,
+    MD_OPT_HEIGHT = 1 << 7,
+    MD_OPT_CLIP_SKIP = 1 << 8,
+    MD_OPT_STRENGTH = 1 << 9,
+    MD_OPT_OUTPUT = 1 << 10
 };
 
 typedef struct md_cli_options {
     const char *model;
-    const char *output;
-    const char *prompt;
-    const char *negative_prompt;
+    const char *output;    /* may hold one %d (%03d, ...) for the image number */
+    char *prompt;          /* owned */
+    char *negative_prompt; /* owned; NULL = none */
     int steps;
     float cfg_scale;
     int sampler;
-    int64_t seed;          /* -1 = random */
-    int width, height;     /* 0 = the model's native size */
+    int64_t seed;      /* -1 = random */
+    int width, height; /* 0 = the model's native size / the init image's */
     int clip_skip;
+    const char *init_image;
+    float strength;
+    const char *mask;
+    int batch_count;
     int threads;
-    int quiet;
+    const char *backend; /* "cpu", "vulkan" or "auto" (default) */
+    int verbose, quiet, json;
+    const char *from_png;
+    unsigned given; /* MD_OPT_* */
 } md_cli_options;
 
-/* Parses argv; on error prints a message and returns MD_EXIT_USAGE; returns
- * -1 when --help/--version was handled. */
+/* Parses argv (reading --prompt-file, --negative-prompt-file and
+ * --from-png); on error prints a message and returns MD_EXIT_USAGE (or
+ * MD_EXIT_IO for an unreadable file); returns -1 when --help or --version
+ * was handled. Free with md_cli_options_free in every case. */
 int md_cli_parse(int argc, char **argv, md_cli_options *o);
+void md_cli_options_free(md_cli_options *o);
 
-/* Progress on stderr: a bar on a terminal, nothing when piped. */
+/* -o patterns: at most one printf integer directive (%d, %03d, %i; "%%" is
+ * a literal %). Returns 0 and prints why when the pattern is refused. */
+int md_cli_output_pattern_ok(const char *pattern);
+/* The name of image `index` (1-based); 0 when it does not fit. */
+int md_cli_output_name(const char *pattern, int index, char *out, size_t cap);
+
+/* Progress of one image: a bar on a terminal, plain lines when stderr is
+ * not one, nothing with --quiet; with --json one JSON object per line on
+ * stdout instead (events start, step, done, error). */
+typedef enum md_progress_mode {
+    MD_PROGRESS_NONE = 0,
+    MD_PROGRESS_BAR,
+    MD_PROGRESS_LINES,
+    MD_PROGRESS_JSON
+} md_progress_mode;
+
 typedef struct md_cli_progress {
-    int tty;
-    double start;
-    volatile int *cancel_flag;
+    md_progress_mode mode;
+    int image, images;                  /* 1-based image number, count */
+    double start;                       /* first step's start (monotonic s) */
+    int last_line;                      /* last step printed in line mode */
+    int bar_open;                       /* a bar is on screen without its newline */
+    volatile sig_atomic_t *cancel_flag; /* set by SIGINT */
 } md_cli_progress;
+
+/* md_gen_hooks.progress: returns non-zero to cancel. */
 int md_cli_progress_cb(void *user, int step, int total);
+void md_cli_progress_start(md_cli_progress *p, const char *output, uint64_t seed, int width,
+                           int height, int steps);
+void md_cli_progress_done(md_cli_progress *p, const char *output, int width, int height,
+                          double seconds);
+/* Error report (also prints the message on stderr in every mode). */
+void md_cli_progress_error(md_cli_progress *p, int exit_code, const char *message);
+
+/* `moe-diffuse info MODEL` (cli/info.c). */
+int md_cli_info_main(int argc, char **argv);
 
 #endif

@@ -5,12 +5,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "batch.h"
 #include "cli.h"
-#include "io/image_png.h"
-
-#ifndef MD_DEFAULT_MODEL
-#define MD_DEFAULT_MODEL "models/demo"
-#endif
+#include "gen_request.h"
+#include "infotext.h"
 
 /* The one piece of process state: set by SIGINT, polled between steps. */
 static volatile sig_atomic_t cancel_requested;
@@ -21,15 +19,16 @@ static void on_sigint(int sig)
     cancel_requested = 1;
 }
 
-static int exit_code_for(md_status st)
+/* The first Ctrl-C stops at the next step; a second one (the handler is
+ * reset) ends the process at once. */
+static void catch_sigint(void)
 {
-    switch (st) {
-    case MD_OK: return MD_EXIT_OK;
-    case MD_ERR_CANCELLED: return MD_EXIT_CANCELLED;
-    case MD_ERR_IO: return MD_EXIT_IO;
-    case MD_ERR_INVALID: return MD_EXIT_USAGE;
-    default: return MD_EXIT_FAILURE;
-    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sa.sa_flags = SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
 }
 
 static uint64_t random_seed(void)
@@ -40,74 +39,145 @@ static uint64_t random_seed(void)
     x ^= x >> 33; /* splitmix finaliser so nearby clocks give unrelated seeds */
     x *= 0xff51afd7ed558ccdULL;
     x ^= x >> 33;
-    return x & 0xffffffffffffULL; /* keep seeds short enough to type */
+    return x & 0xffffffffULL; /* 32 bits: short to type, as other UIs print them */
+}
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static md_progress_mode progress_mode(const md_cli_options *o)
+{
+    if (o->json)
+        return MD_PROGRESS_JSON;
+    if (o->quiet)
+        return MD_PROGRESS_NONE;
+    return isatty(STDERR_FILENO) ? MD_PROGRESS_BAR : MD_PROGRESS_LINES;
+}
+
+static int render(md_model *m, const md_cli_options *o, uint64_t seed, md_cli_progress *progress)
+{
+    md_gen_request r;
+    md_gen_request_init(&r);
+    r.prompt = o->prompt;
+    r.negative_prompt = o->negative_prompt;
+    r.steps = o->steps;
+    r.cfg_scale = o->cfg_scale;
+    r.sampler = (md_sampler_kind)o->sampler;
+    r.width = o->width;
+    r.height = o->height;
+    r.clip_skip = o->clip_skip;
+    r.init_image = o->init_image;
+    r.strength = o->strength;
+    r.mask = o->mask;
+    r.quiet = o->quiet || o->json;
+    md_gen_hooks hooks = {.user = progress, .progress = md_cli_progress_cb};
+    for (int i = 1; i <= o->batch_count; i++) {
+        char name[4096];
+        md_cli_output_name(o->output, i, name, sizeof name); /* checked while parsing */
+        r.output = name;
+        r.seed = seed + (uint64_t)(i - 1);
+        progress->image = i;
+        /* With an init image the size is known once the image is read. */
+        int native = m->unet_cfg.sample_size * md_vae_factor(m->vae);
+        int w = r.width ? r.width : r.init_image ? 0 : native;
+        int h = r.height ? r.height : r.init_image ? 0 : native;
+        if (progress->mode == MD_PROGRESS_BAR || progress->mode == MD_PROGRESS_LINES) {
+            char size[32] = "size of the init image";
+            if (w && h)
+                snprintf(size, sizeof size, "%dx%d", w, h);
+            fprintf(stderr, "%s: seed %llu, %s, %s, %d steps, CFG %g\n", name,
+                    (unsigned long long)r.seed, size, md_infotext_sampler_name(r.sampler), r.steps,
+                    (double)r.cfg_scale);
+        }
+        if (o->verbose) {
+            char *text = md_gen_request_parameters(m, &r);
+            if (text)
+                fprintf(stderr, "moe-diffuse: parameters of %s:\n%s\n", name, text);
+            free(text);
+        }
+        md_cli_progress_start(progress, name, r.seed, w, h, r.steps);
+        md_error err = {0};
+        md_gen_result res = {0};
+        md_status st = md_gen_request_run(m, &r, &hooks, &res, &err);
+        if (st != MD_OK) {
+            int code = md_gen_exit_code(st);
+            md_cli_progress_error(progress, code, err.msg);
+            return code;
+        }
+        md_cli_progress_done(progress, name, res.width, res.height, res.seconds);
+        if (cancel_requested && i < o->batch_count) { /* came during the decode: image i is whole */
+            md_cli_progress_error(progress, MD_EXIT_CANCELLED, "cancelled before the next image");
+            return MD_EXIT_CANCELLED;
+        }
+    }
+    return MD_EXIT_OK;
 }
 
 int main(int argc, char **argv)
 {
+    if (argc > 1 && !strcmp(argv[1], "batch"))
+        return md_cli_batch_main(argc - 1, argv + 1);
+    if (argc > 1 && !strcmp(argv[1], "info"))
+        return md_cli_info_main(argc - 1, argv + 1);
+
     md_cli_options o;
     int rc = md_cli_parse(argc, argv, &o);
-    if (rc != MD_EXIT_OK)
+    if (rc != MD_EXIT_OK) {
+        md_cli_options_free(&o);
         return rc < 0 ? MD_EXIT_OK : rc;
+    }
     const char *model_path = o.model ? o.model : MD_DEFAULT_MODEL;
+    catch_sigint();
+    md_cli_progress progress = {
+        .mode = progress_mode(&o), .images = o.batch_count, .cancel_flag = &cancel_requested};
 
     md_error err = {0};
     md_backend *be = NULL;
     md_model *m = NULL;
-    if (md_backend_cpu_create(&be, o.threads, &err) != MD_OK) {
-        fprintf(stderr, "moe-diffuse: %s\n", err.msg);
-        return MD_EXIT_FAILURE;
+    double t0 = now_seconds();
+    char note[MD_ERROR_MSG_MAX + 64];
+    md_status st = md_backend_create(o.backend, -1, o.threads, &be, note, sizeof note, &err);
+    if (st != MD_OK) {
+        int code = st == MD_ERR_INVALID ? MD_EXIT_USAGE : MD_EXIT_FAILURE;
+        md_cli_progress_error(&progress, code, err.msg);
+        md_cli_options_free(&o);
+        return code;
     }
+    /* Say which backend runs when asked, or when an explicit Vulkan request
+     * fell back to the CPU. */
+    if (!o.quiet && !o.json &&
+        (o.verbose || (!strcmp(o.backend, "vulkan") && strcmp(be->name, "vulkan"))))
+        fprintf(stderr, "moe-diffuse: %s\n", note);
     md_model_options mo = {.backend = be};
     if (md_model_load(model_path, &mo, &m, &err) != MD_OK) {
-        fprintf(stderr, "moe-diffuse: %s\n", err.msg);
+        md_cli_progress_error(&progress, MD_EXIT_MODEL, err.msg);
         md_backend_destroy(be);
+        md_cli_options_free(&o);
         return MD_EXIT_MODEL;
     }
-
-    md_gen_params p;
-    md_gen_params_init(&p);
-    p.prompt = o.prompt;
-    p.negative_prompt = o.negative_prompt;
-    p.steps = o.steps;
-    p.cfg_scale = o.cfg_scale;
-    p.sampler = (md_sampler_kind)o.sampler;
-    p.seed = o.seed < 0 ? random_seed() : (uint64_t)o.seed;
-    p.clip_skip = o.clip_skip;
-    int native = m->unet_cfg.sample_size * md_vae_factor(m->vae);
-    p.width = o.width ? o.width : native;
-    p.height = o.height ? o.height : native;
-    if (!o.quiet)
-        fprintf(stderr, "seed %llu, %dx%d, %s, %d steps, cfg %.1f\n", (unsigned long long)p.seed,
-                p.width, p.height, md_sampler_name(p.sampler), p.steps, p.cfg_scale);
-
-    signal(SIGINT, on_sigint);
-    md_cli_progress progress = {.tty = !o.quiet && isatty(STDERR_FILENO),
-                                .cancel_flag = (volatile int *)&cancel_requested};
-    md_gen_hooks hooks = {.user = &progress, .progress = md_cli_progress_cb};
-    float *planes = malloc(sizeof(float) * 3 * (size_t)p.width * p.height);
-    uint8_t *rgb = malloc(3 * (size_t)p.width * p.height);
-    md_status st = (planes && rgb) ? md_generate(m, &p, &hooks, planes, &err)
-                                   : md_fail(&err, MD_ERR_NOMEM, "out of memory");
-    if (st == MD_OK) {
-        md_planes_to_rgb8(planes, p.width, p.height, rgb);
-        char params[8192];
-        snprintf(params, sizeof params,
-                 "%s\nNegative prompt: %s\nSteps: %d, Sampler: %s, CFG scale: %g, Seed: %llu, "
-                 "Size: %dx%d, Model: %s",
-                 p.prompt, p.negative_prompt ? p.negative_prompt : "", p.steps,
-                 md_sampler_name(p.sampler), p.cfg_scale, (unsigned long long)p.seed, p.width,
-                 p.height, model_path);
-        md_text_chunk chunk = {"parameters", params};
-        st = md_png_write(o.output, rgb, p.width, p.height, &chunk, 1, &err);
-        if (st == MD_OK && !o.quiet)
-            fprintf(stderr, "wrote %s\n", o.output);
+    if (o.verbose) {
+        char threads[32] = "all cores";
+        if (o.threads)
+            snprintf(threads, sizeof threads, "%d thread%s", o.threads, o.threads > 1 ? "s" : "");
+        fprintf(stderr, "moe-diffuse: loaded %s in %.2fs (%s)\n", model_path, now_seconds() - t0,
+                threads);
     }
-    if (st != MD_OK)
-        fprintf(stderr, "%smoe-diffuse: %s\n", progress.tty ? "\n" : "", err.msg);
-    free(planes);
-    free(rgb);
+
+    uint64_t seed = o.seed < 0 ? random_seed() : (uint64_t)o.seed;
+    if (cancel_requested) {
+        md_cli_progress_error(&progress, MD_EXIT_CANCELLED, "cancelled while loading the model");
+        rc = MD_EXIT_CANCELLED;
+    } else {
+        rc = render(m, &o, seed, &progress);
+    }
+    if (rc == MD_EXIT_CANCELLED && progress.mode != MD_PROGRESS_JSON && !o.quiet)
+        fprintf(stderr, "moe-diffuse: interrupted: no image written for the unfinished run\n");
     md_model_free(m);
     md_backend_destroy(be);
-    return exit_code_for(st);
+    md_cli_options_free(&o);
+    return rc;
 }

@@ -1,42 +1,54 @@
 #include <errno.h>
 #include <getopt.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "gen_request.h"
+#include "infotext.h"
+#include "io/image_read.h"
 
-#ifndef MD_VERSION
-#define MD_VERSION "0.1.0"
-#endif
+/* Seeds stay exact as JSON numbers (--json, batch manifests). */
+#define MD_SEED_MAX 9007199254740991LL
 
+/* One screen (80x24). The man page has the rest. */
 static void print_help(void)
 {
-    printf("usage: moe-diffuse --prompt TEXT [options] -o OUT.png\n"
-           "\n"
-           "  -m, --model PATH          diffusers folder or single-file .safetensors\n"
-           "  -p, --prompt TEXT         what to draw\n"
-           "  -n, --negative-prompt T   what to avoid\n"
-           "  -o, --output FILE.png     output image (written atomically)\n"
-           "      --steps N             denoising steps (default 20)\n"
-           "      --cfg-scale F         classifier-free guidance (default 7.5)\n"
-           "      --sampler NAME        ");
+    /* the default model is named when its path keeps the line in 80 columns */
+    char model_line[160];
+    int n = snprintf(model_line, sizeof model_line,
+                     " -m, --model PATH      diffusers folder or .safetensors (default %s)",
+                     MD_DEFAULT_MODEL);
+    if (n > 80)
+        snprintf(model_line, sizeof model_line,
+                 " -m, --model PATH      diffusers folder or .safetensors file");
+    printf("usage: moe-diffuse [options] -p PROMPT      moe-diffuse info MODEL\n"
+           "       moe-diffuse batch --prompts FILE [options]     (man moe-diffuse)\n"
+           "%s\n"
+           " -p, --prompt TEXT     emphasis (word:1.3) (word) [word]; long prompts chunked\n"
+           " -n, --negative-prompt TEXT  --prompt-file F --negative-prompt-file F (-=stdin)\n"
+           " -o, --output FILE     .png .jpg .bmp; %%03d = image number (default out.png)\n"
+           "     --steps N (20)   --cfg-scale F (7.5)   --seed N (-1 = random, printed)\n"
+           "     --sampler NAME   ",
+           model_line);
     for (int k = 0; k < MD_SAMPLER_COUNT; k++)
         printf("%s%s", k ? " " : "", md_sampler_name((md_sampler_kind)k));
     printf("\n"
-           "                            (default dpmpp_2m_karras)\n"
-           "      --seed N              -1 = random (printed); default -1\n"
-           "  -W, --width N  -H, --height N   image size (default: the model's native size)\n"
-           "      --clip-skip N         skip the last N text-encoder layers\n"
-           "  -t, --threads N           CPU threads (default: all cores)\n"
-           "  -q, --quiet               no progress output\n"
-           "  -h, --help  -v, --version\n"
-           "\n"
-           "exit codes: 0 ok, 1 generation failed, 2 usage, 3 model, 4 file I/O, 130 cancelled\n"
-           "\n"
-           "example:\n"
-           "  moe-diffuse -m models/sd15 -p \"a lighthouse at dusk\" --seed 42 -o out.png\n");
+           "                      (default dpmpp_2m_karras; A1111 names work too)\n"
+           " -W, -H N              width, height: multiples of 8 (default: native size)\n"
+           " -i, --init-img FILE   img2img from a PNG or JPEG; --strength F (0.75)\n"
+           "     --mask FILE       inpaint where the mask (PNG/JPEG) is white\n"
+           " -b, --batch-count N   N images, seeds incrementing    --clip-skip N\n"
+           "     --from-png FILE   re-create an image from its parameters; flags override\n"
+           " -t, --threads N  --backend cpu|vulkan|auto  --json  -v, --verbose  -q, --quiet\n"
+           "exit: 0 ok, 1 failed, 2 usage, 3 model, 4 file I/O, 130 interrupted\n"
+           "examples:\n"
+           "  moe-diffuse -m sd15 -p \"a (red:1.2) fox in snow\" --seed 42 -o fox.png\n"
+           "  moe-diffuse -m sd15 -i photo.jpg --strength 0.6 -p \"oil painting\" -o oil.png\n"
+           "  moe-diffuse -m sd15 -i room.png --mask mask.png -p \"a sofa\" -o sofa.png\n"
+           "  moe-diffuse -m sd15 --from-png fox.png --steps 40 -o fox40.png\n"
+           "  moe-diffuse -m sd15 -p \"a cat\" -b 4 -o cat_%%02d.png\n");
 }
 
 static int parse_int(const char *flag, const char *s, long lo, long hi, long *out)
@@ -45,7 +57,8 @@ static int parse_int(const char *flag, const char *s, long lo, long hi, long *ou
     errno = 0;
     long v = strtol(s, &end, 10);
     if (errno || *end || end == s || v < lo || v > hi) {
-        fprintf(stderr, "moe-diffuse: %s expects an integer in %ld..%ld, got '%s'\n", flag, lo, hi, s);
+        fprintf(stderr, "moe-diffuse: %s expects an integer in %ld..%ld, got '%s'\n", flag, lo, hi,
+                s);
         return 0;
     }
     *out = v;
@@ -56,22 +69,198 @@ static int parse_float(const char *flag, const char *s, double lo, double hi, fl
 {
     char *end;
     errno = 0;
-    double v = strtod(s, &end);
+    float v = strtof(s, &end);
     if (errno || *end || end == s || !(v >= lo && v <= hi)) {
         fprintf(stderr, "moe-diffuse: %s expects a number in %g..%g, got '%s'\n", flag, lo, hi, s);
         return 0;
     }
-    *out = (float)v;
+    *out = v;
     return 1;
+}
+
+/* A prompt from a file or stdin ("-"); one trailing newline is dropped. */
+static int read_prompt_file(const char *flag, const char *path, char **out)
+{
+    FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+    if (!f) {
+        fprintf(stderr, "moe-diffuse: %s %s: cannot open: %s\n", flag, path, strerror(errno));
+        return MD_EXIT_IO;
+    }
+    char *buf = malloc(MD_GEN_PROMPT_MAX + 2);
+    size_t n = buf ? fread(buf, 1, MD_GEN_PROMPT_MAX + 1, f) : 0;
+    int failed = !buf || ferror(f);
+    if (f != stdin)
+        fclose(f);
+    if (failed) {
+        fprintf(stderr, "moe-diffuse: %s %s: cannot read\n", flag, path);
+        free(buf);
+        return MD_EXIT_IO;
+    }
+    if (n > MD_GEN_PROMPT_MAX) {
+        fprintf(stderr, "moe-diffuse: %s %s: the prompt is longer than %d bytes\n", flag, path,
+                MD_GEN_PROMPT_MAX);
+        free(buf);
+        return MD_EXIT_USAGE;
+    }
+    if (memchr(buf, '\0', n)) {
+        fprintf(stderr, "moe-diffuse: %s %s: holds a NUL byte (not a text file?)\n", flag, path);
+        free(buf);
+        return MD_EXIT_USAGE;
+    }
+    if (n > 0 && buf[n - 1] == '\n')
+        n--;
+    if (n > 0 && buf[n - 1] == '\r')
+        n--;
+    buf[n] = '\0';
+    free(*out);
+    *out = buf;
+    return MD_EXIT_OK;
+}
+
+static int replace_string(char **dst, const char *src)
+{
+    free(*dst);
+    *dst = src ? strdup(src) : NULL;
+    return !src || *dst;
+}
+
+/* Settings from a PNG's parameters for whatever the command line left open. */
+static int apply_from_png(md_cli_options *o)
+{
+    md_error err = {0};
+    char *text = NULL;
+    md_status st = md_png_read_text(o->from_png, "parameters", &text, &err);
+    md_infotext t;
+    if (st == MD_OK) {
+        st = md_infotext_parse(text, o->from_png, &t, &err);
+        free(text);
+    }
+    if (st != MD_OK) {
+        fprintf(stderr, "moe-diffuse: --from-png %s\n", err.msg);
+        return st == MD_ERR_UNSUPPORTED ? MD_EXIT_USAGE : MD_EXIT_IO;
+    }
+    int rc = MD_EXIT_OK;
+    unsigned g = o->given;
+    if (!(g & MD_OPT_PROMPT) && !replace_string(&o->prompt, t.prompt))
+        rc = MD_EXIT_FAILURE;
+    if (!(g & MD_OPT_NEGATIVE) && !replace_string(&o->negative_prompt, t.negative_prompt))
+        rc = MD_EXIT_FAILURE;
+    if (!(g & MD_OPT_STEPS) && (t.has & MD_INFO_STEPS))
+        o->steps = t.steps;
+    if (!(g & MD_OPT_SAMPLER) && (t.has & MD_INFO_SAMPLER))
+        o->sampler = (int)t.sampler;
+    if (!(g & MD_OPT_CFG) && (t.has & MD_INFO_CFG))
+        o->cfg_scale = t.cfg_scale;
+    if (!(g & MD_OPT_SEED) && (t.has & MD_INFO_SEED))
+        o->seed = t.seed > (uint64_t)MD_SEED_MAX ? -1 : (int64_t)t.seed;
+    if (!(g & MD_OPT_WIDTH) && (t.has & MD_INFO_SIZE))
+        o->width = t.width;
+    if (!(g & MD_OPT_HEIGHT) && (t.has & MD_INFO_SIZE))
+        o->height = t.height;
+    if (!(g & MD_OPT_CLIP_SKIP))
+        o->clip_skip = (t.has & MD_INFO_CLIP_SKIP) ? t.clip_skip : 0;
+    if (!(g & MD_OPT_STRENGTH) && (t.has & MD_INFO_STRENGTH))
+        o->strength = t.strength;
+    if (rc == MD_EXIT_OK && (t.has & MD_INFO_STRENGTH) && !o->init_image) {
+        fprintf(stderr,
+                "moe-diffuse: --from-png %s: the image was made from an init image "
+                "(denoising strength %g): give it with --init-img%s\n",
+                o->from_png, (double)t.strength, (t.has & MD_INFO_MASK_BLUR) ? " and --mask" : "");
+        rc = MD_EXIT_USAGE;
+    } else if (rc == MD_EXIT_OK && (t.has & MD_INFO_MASK_BLUR) && !o->mask) {
+        fprintf(stderr,
+                "moe-diffuse: --from-png %s: the image was inpainted: give the mask with "
+                "--mask\n",
+                o->from_png);
+        rc = MD_EXIT_USAGE;
+    }
+    if (rc == MD_EXIT_FAILURE)
+        fprintf(stderr, "moe-diffuse: out of memory\n");
+    md_infotext_free(&t);
+    return rc;
+}
+
+void md_cli_options_free(md_cli_options *o)
+{
+    free(o->prompt);
+    free(o->negative_prompt);
+    o->prompt = o->negative_prompt = NULL;
+}
+
+static int check_combination(md_cli_options *o)
+{
+    if (!o->prompt) {
+        fprintf(stderr, "moe-diffuse: a prompt is required: -p TEXT, --prompt-file F or "
+                        "--from-png F (see --help)\n");
+        return MD_EXIT_USAGE;
+    }
+    for (int k = 0; k < 2; k++) {
+        int v = k ? o->height : o->width;
+        if (v && v % 8) {
+            fprintf(stderr, "moe-diffuse: %s must be a multiple of 8, got %d\n",
+                    k ? "--height" : "--width", v);
+            return MD_EXIT_USAGE;
+        }
+    }
+    if (o->mask && !o->init_image) {
+        fprintf(stderr, "moe-diffuse: --mask needs --init-img (the image to inpaint)\n");
+        return MD_EXIT_USAGE;
+    }
+    if ((o->given & MD_OPT_STRENGTH) && !o->init_image) {
+        fprintf(stderr, "moe-diffuse: --strength needs --init-img\n");
+        return MD_EXIT_USAGE;
+    }
+    if (!(o->given & MD_OPT_OUTPUT))
+        o->output = o->batch_count > 1 ? "out_%03d.png" : "out.png";
+    if (!md_cli_output_pattern_ok(o->output))
+        return MD_EXIT_USAGE;
+    if (o->batch_count > 1 && !strchr(o->output, '%')) {
+        fprintf(stderr,
+                "moe-diffuse: --batch-count %d writes %d images: -o needs a %%d for the "
+                "image number (e.g. out_%%03d.png)\n",
+                o->batch_count, o->batch_count);
+        return MD_EXIT_USAGE;
+    }
+    char probe[4096];
+    if (!md_cli_output_name(o->output, 1, probe, sizeof probe)) {
+        fprintf(stderr, "moe-diffuse: -o '%s' is too long\n", o->output);
+        return MD_EXIT_USAGE;
+    }
+    md_error err = {0};
+    md_gen_request r;
+    md_gen_request_init(&r);
+    r.prompt = o->prompt;
+    r.negative_prompt = o->negative_prompt;
+    r.output = probe;
+    if (md_gen_request_check(&r, &err) != MD_OK) {
+        fprintf(stderr, "moe-diffuse: %s\n", err.msg);
+        return MD_EXIT_USAGE;
+    }
+    return MD_EXIT_OK;
 }
 
 int md_cli_parse(int argc, char **argv, md_cli_options *o)
 {
-    enum { OPT_STEPS = 256, OPT_CFG, OPT_SAMPLER, OPT_SEED, OPT_CLIP_SKIP };
+    enum {
+        OPT_STEPS = 256,
+        OPT_CFG,
+        OPT_SAMPLER,
+        OPT_SEED,
+        OPT_CLIP_SKIP,
+        OPT_STRENGTH,
+        OPT_MASK,
+        OPT_BACKEND,
+        OPT_JSON,
+        OPT_FROM_PNG,
+        OPT_PROMPT_FILE,
+        OPT_NEG_FILE
+    };
     static const struct option longopts[] = {
         {"model", required_argument, NULL, 'm'},
         {"prompt", required_argument, NULL, 'p'},
         {"negative-prompt", required_argument, NULL, 'n'},
+        {"prompt-file", required_argument, NULL, OPT_PROMPT_FILE},
+        {"negative-prompt-file", required_argument, NULL, OPT_NEG_FILE},
         {"output", required_argument, NULL, 'o'},
         {"steps", required_argument, NULL, OPT_STEPS},
         {"cfg-scale", required_argument, NULL, OPT_CFG},
@@ -80,53 +269,107 @@ int md_cli_parse(int argc, char **argv, md_cli_options *o)
         {"width", required_argument, NULL, 'W'},
         {"height", required_argument, NULL, 'H'},
         {"clip-skip", required_argument, NULL, OPT_CLIP_SKIP},
+        {"init-img", required_argument, NULL, 'i'},
+        {"strength", required_argument, NULL, OPT_STRENGTH},
+        {"mask", required_argument, NULL, OPT_MASK},
+        {"batch-count", required_argument, NULL, 'b'},
         {"threads", required_argument, NULL, 't'},
+        {"backend", required_argument, NULL, OPT_BACKEND},
+        {"json", no_argument, NULL, OPT_JSON},
+        {"from-png", required_argument, NULL, OPT_FROM_PNG},
+        {"verbose", no_argument, NULL, 'v'},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'v'},
+        {"version", no_argument, NULL, 'V'},
         {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
     o->steps = 20;
     o->cfg_scale = 7.5f;
     o->sampler = MD_SAMPLER_DPMPP_2M_KARRAS;
     o->seed = -1;
-    o->output = "out.png";
+    o->strength = 0.75f;
+    o->batch_count = 1;
+    o->backend = "auto";
     opterr = 0;
-    int c;
+    optind = 1;
+    int c, rc, stdin_used = 0;
     long v;
-    while ((c = getopt_long(argc, argv, ":m:p:n:o:W:H:t:qhv", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":m:p:n:o:W:H:i:b:t:vqhV", longopts, NULL)) != -1) {
         switch (c) {
         case 'm': o->model = optarg; break;
-        case 'p': o->prompt = optarg; break;
-        case 'n': o->negative_prompt = optarg; break;
-        case 'o': o->output = optarg; break;
+        case 'p':
+        case 'n':
+            if (!replace_string(c == 'p' ? &o->prompt : &o->negative_prompt, optarg)) {
+                fprintf(stderr, "moe-diffuse: out of memory\n");
+                return MD_EXIT_FAILURE;
+            }
+            o->given |= c == 'p' ? MD_OPT_PROMPT : MD_OPT_NEGATIVE;
+            break;
+        case OPT_PROMPT_FILE:
+        case OPT_NEG_FILE: {
+            const char *flag = c == OPT_PROMPT_FILE ? "--prompt-file" : "--negative-prompt-file";
+            if (!strcmp(optarg, "-") && stdin_used++) {
+                fprintf(stderr, "moe-diffuse: only one prompt can come from stdin\n");
+                return MD_EXIT_USAGE;
+            }
+            rc = read_prompt_file(flag, optarg,
+                                  c == OPT_PROMPT_FILE ? &o->prompt : &o->negative_prompt);
+            if (rc != MD_EXIT_OK)
+                return rc;
+            o->given |= c == OPT_PROMPT_FILE ? MD_OPT_PROMPT : MD_OPT_NEGATIVE;
+            break;
+        }
+        case 'o':
+            o->output = optarg;
+            o->given |= MD_OPT_OUTPUT;
+            break;
+        case 'i': o->init_image = optarg; break;
+        case OPT_MASK: o->mask = optarg; break;
+        case OPT_FROM_PNG: o->from_png = optarg; break;
+        case 'v': o->verbose = 1; break;
         case 'q': o->quiet = 1; break;
+        case OPT_JSON: o->json = 1; break;
         case OPT_STEPS:
             if (!parse_int("--steps", optarg, 1, 1000, &v))
                 return MD_EXIT_USAGE;
             o->steps = (int)v;
+            o->given |= MD_OPT_STEPS;
             break;
         case OPT_CFG:
             if (!parse_float("--cfg-scale", optarg, 0.0, 100.0, &o->cfg_scale))
                 return MD_EXIT_USAGE;
+            o->given |= MD_OPT_CFG;
+            break;
+        case OPT_STRENGTH:
+            if (!parse_float("--strength", optarg, 0.0, 1.0, &o->strength))
+                return MD_EXIT_USAGE;
+            if (!(o->strength > 0.0f)) {
+                fprintf(stderr, "moe-diffuse: --strength must be above 0 (got '%s')\n", optarg);
+                return MD_EXIT_USAGE;
+            }
+            o->given |= MD_OPT_STRENGTH;
             break;
         case OPT_SAMPLER:
-            o->sampler = md_sampler_from_name(optarg);
+            o->sampler = md_infotext_sampler_from_name(optarg, NULL);
             if (o->sampler < 0) {
                 fprintf(stderr, "moe-diffuse: unknown sampler '%s' (see --help)\n", optarg);
                 return MD_EXIT_USAGE;
             }
+            o->given |= MD_OPT_SAMPLER;
             break;
         case OPT_SEED: {
             char *end;
             errno = 0;
             long long s = strtoll(optarg, &end, 10);
-            if (errno || *end || end == optarg || s < -1) {
-                fprintf(stderr, "moe-diffuse: --seed expects -1 or a non-negative integer, got '%s'\n",
-                        optarg);
+            if (errno || *end || end == optarg || s < -1 || s > MD_SEED_MAX) {
+                fprintf(stderr,
+                        "moe-diffuse: --seed expects -1 (random) or an integer in 0..%lld, "
+                        "got '%s'\n",
+                        MD_SEED_MAX, optarg);
                 return MD_EXIT_USAGE;
             }
             o->seed = s;
+            o->given |= MD_OPT_SEED;
             break;
         }
         case 'W':
@@ -139,19 +382,34 @@ int md_cli_parse(int argc, char **argv, md_cli_options *o)
                 return MD_EXIT_USAGE;
             }
             *(c == 'W' ? &o->width : &o->height) = (int)v;
+            o->given |= c == 'W' ? MD_OPT_WIDTH : MD_OPT_HEIGHT;
             break;
         case OPT_CLIP_SKIP:
             if (!parse_int("--clip-skip", optarg, 0, 64, &v))
                 return MD_EXIT_USAGE;
             o->clip_skip = (int)v;
+            o->given |= MD_OPT_CLIP_SKIP;
+            break;
+        case 'b':
+            if (!parse_int("--batch-count", optarg, 1, 100000, &v))
+                return MD_EXIT_USAGE;
+            o->batch_count = (int)v;
             break;
         case 't':
             if (!parse_int("--threads", optarg, 0, 1024, &v))
                 return MD_EXIT_USAGE;
             o->threads = (int)v;
             break;
+        case OPT_BACKEND:
+            if (strcmp(optarg, "cpu") && strcmp(optarg, "vulkan") && strcmp(optarg, "auto")) {
+                fprintf(stderr, "moe-diffuse: unknown backend '%s' (cpu, vulkan or auto)\n",
+                        optarg);
+                return MD_EXIT_USAGE;
+            }
+            o->backend = optarg;
+            break;
         case 'h': print_help(); return -1;
-        case 'v': printf("moe-diffuse %s\n", MD_VERSION); return -1;
+        case 'V': printf("moe-diffuse %s\n", MD_VERSION); return -1;
         case ':':
             fprintf(stderr, "moe-diffuse: %s needs a value\n", argv[optind - 1]);
             return MD_EXIT_USAGE;
@@ -164,13 +422,11 @@ int md_cli_parse(int argc, char **argv, md_cli_options *o)
         fprintf(stderr, "moe-diffuse: unexpected argument '%s' (see --help)\n", argv[optind]);
         return MD_EXIT_USAGE;
     }
-    if (!o->prompt) {
-        fprintf(stderr, "moe-diffuse: --prompt is required (see --help)\n");
+    if (o->quiet && o->verbose) {
+        fprintf(stderr, "moe-diffuse: --quiet and --verbose contradict each other\n");
         return MD_EXIT_USAGE;
     }
-    if (strlen(o->prompt) > 4096 || (o->negative_prompt && strlen(o->negative_prompt) > 4096)) {
-        fprintf(stderr, "moe-diffuse: a prompt is longer than 4096 bytes\n");
-        return MD_EXIT_USAGE;
-    }
-    return MD_EXIT_OK;
+    if (o->from_png && (rc = apply_from_png(o)) != MD_EXIT_OK)
+        return rc;
+    return check_combination(o);
 }

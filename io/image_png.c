@@ -41,7 +41,11 @@ static int write_stream(FILE *f, const uint8_t *rgb, int width, int height,
     png_set_IHDR(png, info, (png_uint_32)width, (png_uint_32)height, 8, PNG_COLOR_TYPE_RGB,
                  PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     for (size_t i = 0; i < ntext; i++) {
-        chunks[i].compression = PNG_TEXT_COMPRESSION_NONE;
+        /* tEXt is Latin-1: UTF-8 text goes into iTXt (as A1111 does). */
+        int ascii = 1;
+        for (const unsigned char *c = (const unsigned char *)text[i].text; *c && ascii; c++)
+            ascii = *c < 0x80;
+        chunks[i].compression = ascii ? PNG_TEXT_COMPRESSION_NONE : PNG_ITXT_COMPRESSION_NONE;
         chunks[i].key = (png_charp)text[i].key;
         chunks[i].text = (png_charp)text[i].text;
     }

@@ -29,7 +29,8 @@ typedef struct gen_state {
     size_t n;           /* latent elements of one image */
     int batch;          /* 2 with classifier-free guidance, else 1 */
     int ctx_dim, pooled_dim;
-    float *embeds;      /* [batch, 77, ctx_dim]: uncond first */
+    int context_len;    /* 77, or 77 x chunks with prompt_syntax */
+    float *embeds;      /* [batch, context_len, ctx_dim]: uncond first */
     float *pooled;      /* [batch, pooled_dim] (SDXL) */
     float *time_ids;    /* [batch, 6] (SDXL) */
     float *latents, *scaled, *model_in, *eps, *guided, *noise, *step_noise, *next;
@@ -96,26 +97,63 @@ static md_status alloc_state(gen_state *s, md_error *err)
     return MD_OK;
 }
 
+/* Prompt syntax: both prompts get the larger chunk count of the two. */
+static md_status size_context(gen_state *s, int zero_uncond, md_error *err)
+{
+    const md_gen_params *p = s->p;
+    int chunks = 1, neg_chunks = 1;
+    if (!p->prompt_syntax)
+        return MD_OK;
+    md_status st = md_prompt_chunk_count(s->m, p->prompt, &chunks, err);
+    if (st != MD_OK)
+        return md_fail_context(err, "encoding the prompt: ");
+    if (s->batch == 2 && !zero_uncond) {
+        st = md_prompt_chunk_count(s->m, p->negative_prompt ? p->negative_prompt : "", &neg_chunks,
+                                   err);
+        if (st != MD_OK)
+            return md_fail_context(err, "encoding the negative prompt: ");
+    }
+    if (neg_chunks > chunks)
+        chunks = neg_chunks;
+    s->context_len = MD_CLIP_CONTEXT * chunks;
+    float *e = calloc((size_t)s->batch * s->context_len * (size_t)s->ctx_dim, sizeof(float));
+    if (!e)
+        return md_fail(err, MD_ERR_NOMEM, "out of memory for the prompt conditioning");
+    free(s->embeds);
+    s->embeds = e;
+    return MD_OK;
+}
+
+static md_status encode_text(gen_state *s, const char *text, float *embeds, float *pooled,
+                             md_error *err)
+{
+    const md_gen_params *p = s->p;
+    if (!p->prompt_syntax)
+        return md_encode_prompt(s->m, text, p->clip_skip, embeds, pooled, err);
+    return md_encode_prompt_weighted(s->m, text, p->clip_skip, s->context_len / MD_CLIP_CONTEXT,
+                                     embeds, pooled, err);
+}
+
 static md_status encode_conditioning(gen_state *s, md_error *err)
 {
     md_model *m = s->m;
     const md_gen_params *p = s->p;
-    size_t row = (size_t)MD_CLIP_CONTEXT * s->ctx_dim;
+    int zero_uncond = s->batch == 2 && m->family == MD_FAMILY_SDXL &&
+                      m->force_zeros_for_empty_prompt && p->negative_prompt == NULL;
+    md_status st = size_context(s, zero_uncond, err);
+    if (st != MD_OK)
+        return st;
+    size_t row = (size_t)s->context_len * s->ctx_dim;
     float *cond = s->embeds + (s->batch - 1) * row;
     float *cond_pooled = s->pooled_dim ? s->pooled + (size_t)(s->batch - 1) * s->pooled_dim : NULL;
-    md_status st = md_encode_prompt(m, p->prompt, p->clip_skip, cond, cond_pooled, err);
+    st = encode_text(s, p->prompt, cond, cond_pooled, err);
     if (st != MD_OK)
         return md_fail_context(err, "encoding the prompt: ");
-    if (s->batch == 2) {
-        int zero_uncond = m->family == MD_FAMILY_SDXL && m->force_zeros_for_empty_prompt &&
-                          p->negative_prompt == NULL;
-        if (!zero_uncond) { /* calloc'd rows already hold the zeros otherwise */
-            const char *neg = p->negative_prompt ? p->negative_prompt : "";
-            st = md_encode_prompt(m, neg, p->clip_skip, s->embeds, s->pooled_dim ? s->pooled : NULL,
-                                  err);
-            if (st != MD_OK)
-                return md_fail_context(err, "encoding the negative prompt: ");
-        }
+    if (s->batch == 2 && !zero_uncond) { /* calloc'd rows already hold the zeros otherwise */
+        const char *neg = p->negative_prompt ? p->negative_prompt : "";
+        st = encode_text(s, neg, s->embeds, s->pooled_dim ? s->pooled : NULL, err);
+        if (st != MD_OK)
+            return md_fail_context(err, "encoding the negative prompt: ");
     }
     emit(s, "prompt_embeds", -1, s->embeds, row * s->batch);
     if (m->family == MD_FAMILY_SDXL) {
@@ -200,7 +238,7 @@ static md_status run_unet(gen_state *s, md_sampler *smp, int i, md_error *err)
         .sample = s->model_in,
         .timesteps = s->timestep_rows,
         .context = s->embeds,
-        .context_len = MD_CLIP_CONTEXT,
+        .context_len = s->context_len,
         .text_embeds = sdxl ? s->pooled : NULL,
         .time_ids = sdxl ? s->time_ids : NULL,
     };
@@ -227,10 +265,11 @@ static md_status validate(const md_model *m, const md_gen_params *p, int factor,
     if (p->width <= 0 || p->height <= 0 || p->width > 8192 || p->height > 8192)
         return md_fail(err, MD_ERR_INVALID, "image size %dx%d is out of range (1..8192)", p->width,
                        p->height);
-    int mult = factor * (1 << (m->unet_cfg.levels - 1));
-    if (p->width % mult || p->height % mult)
+    /* The U-Net takes any latent size (odd sizes are upsampled to the skip
+     * connections' sizes); the VAE needs whole latent pixels. */
+    if (p->width % factor || p->height % factor)
         return md_fail(err, MD_ERR_INVALID, "image size %dx%d must be a multiple of %d for this model",
-                       p->width, p->height, mult);
+                       p->width, p->height, factor);
     if (!(p->cfg_scale >= 0.0f && p->cfg_scale <= 100.0f))
         return md_fail(err, MD_ERR_INVALID, "cfg scale must be 0..100");
     if (p->mask && !p->init_image)
@@ -256,6 +295,7 @@ md_status md_generate(md_model *m, const md_gen_params *p, const md_gen_hooks *h
     s.batch = p->cfg_scale > 1.0f ? 2 : 1;
     s.ctx_dim = m->unet_cfg.cross_attention_dim;
     s.pooled_dim = m->family == MD_FAMILY_SDXL ? m->te2_cfg.projection_dim : 0;
+    s.context_len = MD_CLIP_CONTEXT;
 
     md_sampler *smp = NULL;
     float *decoded = NULL;

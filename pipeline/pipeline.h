@@ -33,6 +33,11 @@ typedef struct md_gen_params {
     const float *mask;           /* inpaint: [height, width], 1 = repaint */
     /* SDXL micro-conditioning; 0 = the image size / (0, 0) */
     int original_width, original_height, crop_top, crop_left, target_width, target_height;
+    /* 1: AUTOMATIC1111 prompt syntax, "(word:1.3)" emphasis and prompts past
+     * 75 tokens in 77-token chunks (md_encode_prompt_weighted); 0 (default):
+     * plain text truncated to 75 tokens, as diffusers does. A plain prompt of
+     * at most 75 tokens gives the same conditioning either way. */
+    int prompt_syntax;
 } md_gen_params;
 
 void md_gen_params_init(md_gen_params *p);
@@ -58,5 +63,17 @@ md_status md_generate(md_model *m, const md_gen_params *p, const md_gen_hooks *h
  * embeds [77, context_dim]; pooled [pooled_dim] (SDXL) may be NULL. */
 md_status md_encode_prompt(md_model *m, const char *text, int clip_skip, float *embeds,
                            float *pooled, md_error *err);
+
+/* AUTOMATIC1111-style conditioning (pipeline/prompt_conditioning.c):
+ * md_prompt_chunk_count() tells how many 77-token chunks `text` needs (or an
+ * error past text/prompt_weights.h's MD_PROMPT_MAX_CHUNKS); then
+ * md_encode_prompt_weighted() fills embeds [chunks * 77, context_dim] with
+ * the weighted chunks, padding up to `chunks` with empty-prompt chunks (so
+ * prompt and negative prompt can share one length). pooled (SDXL) is the
+ * first chunk's. Bit-identical to md_encode_prompt for a plain prompt of at
+ * most 75 tokens. */
+md_status md_prompt_chunk_count(md_model *m, const char *text, int *chunks, md_error *err);
+md_status md_encode_prompt_weighted(md_model *m, const char *text, int clip_skip, int chunks,
+                                    float *embeds, float *pooled, md_error *err);
 
 #endif

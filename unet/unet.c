@@ -147,16 +147,11 @@ void md_unet_set_moe_observer(md_unet *u, md_moe_observer fn, void *user)
 static md_status check_inputs(const md_unet *u, const md_unet_inputs *in, md_error *err)
 {
     const md_unet_config *c = &u->cfg;
-    const int f = 1 << (c->levels - 1);
     if (in->batch < 1 || in->height < 1 || in->width < 1 || in->context_len < 1 || !in->sample ||
         !in->timesteps || !in->context)
         return md_fail(err, MD_ERR_INVALID,
                        "unet: bad inputs (batch %d, %dx%d, context_len %d, or a NULL array)",
                        in->batch, in->height, in->width, in->context_len);
-    if (in->height % f != 0 || in->width % f != 0)
-        return md_fail(err, MD_ERR_UNSUPPORTED,
-                       "unet: latent size %dx%d must be a multiple of %d for %d levels", in->height,
-                       in->width, f, c->levels);
     if (c->text_time_embedding && (!in->text_embeds || !in->time_ids))
         return md_fail(err, MD_ERR_INVALID,
                        "unet: this model needs text_embeds and time_ids (SDXL conditioning)");

@@ -192,11 +192,22 @@ md_status md_up_block_forward(const md_unet_run *run, const md_unet_block *b, md
         *h = y;
     }
     if (b->has_sampler) {
+        /* Upsample to the next skip connection's size, which is 2H - 1 where
+         * the down path halved an odd size (diffusers' forward_upsample_size). */
+        int64_t Ho = 2 * H, Wo = 2 * W;
+        if (skips->n > 0) {
+            Ho = skips->t[skips->n - 1].shape[2];
+            Wo = skips->t[skips->n - 1].shape[3];
+        }
+        if (Ho < 2 * H - 1 || Ho > 2 * H || Wo < 2 * W - 1 || Wo > 2 * W)
+            return md_fail(run->err, MD_ERR_INVALID,
+                           "unet: cannot upsample %lldx%lld to a skip connection of %lldx%lld",
+                           (long long)H, (long long)W, (long long)Ho, (long long)Wo);
         md_tensor y;
-        MD_TRY(md_nn_tensor(be, &y, run->err, 4, (int64_t[]){B, b->sampler.cout, 2 * H, 2 * W}));
+        MD_TRY(md_nn_tensor(be, &y, run->err, 4, (int64_t[]){B, b->sampler.cout, Ho, Wo}));
         size_t mark = be->arena_mark(be);
         md_tensor u;
-        MD_TRY(md_nn_tensor(be, &u, run->err, 4, (int64_t[]){B, h->shape[1], 2 * H, 2 * W}));
+        MD_TRY(md_nn_tensor(be, &u, run->err, 4, (int64_t[]){B, h->shape[1], Ho, Wo}));
         be->upsample_nearest2x(be, &u, h);
         be->conv2d(be, &y, &u, b->sampler.w, b->sampler.b, 1, 1);
         be->arena_reset(be, mark);

@@ -15,31 +15,29 @@ static int64_t plane_size(const md_tensor *t)
 struct up_job {
     float *y;
     const float *x;
-    int64_t w;
+    int64_t h, w, ho, wo; /* ho in {2h-1, 2h}, wo in {2w-1, 2w} */
 };
 
-/* One item is one input row, written to two output rows. */
+/* One item is one output row: y[i, j] = x[i/2, j/2]. */
 static void upsample_range(void *ctx, int64_t begin, int64_t end)
 {
     struct up_job *j = ctx;
-    int64_t w = j->w;
     for (int64_t r = begin; r < end; r++) {
-        const float *src = j->x + r * w;
-        float *dst = j->y + r * 4 * w; /* row r of plane p lands at 2r of plane p */
-        for (int64_t i = 0; i < w; i++) {
-            dst[2 * i] = src[i];
-            dst[2 * i + 1] = src[i];
-        }
-        memcpy(dst + 2 * w, dst, (size_t)(2 * w) * sizeof(float));
+        int64_t plane = r / j->ho, i = r % j->ho;
+        const float *src = j->x + (plane * j->h + i / 2) * j->w;
+        float *dst = j->y + r * j->wo;
+        for (int64_t k = 0; k < j->wo; k++)
+            dst[k] = src[k / 2];
     }
 }
 
 void md_cpu_upsample_nearest2x(md_backend *be, md_tensor *y, const md_tensor *x)
 {
-    int64_t w = x->shape[x->ndim - 1];
-    int64_t rows = w > 0 ? md_tensor_numel(x) / w : 0;
-    struct up_job j = {y->data, x->data, w};
-    md_cpu_for(md_cpu_of(be), rows, 4 * w, upsample_range, &j);
+    int nd = x->ndim;
+    struct up_job j = {y->data, x->data, x->shape[nd - 2], x->shape[nd - 1], y->shape[nd - 2],
+                       y->shape[nd - 1]};
+    int64_t planes = j.h * j.w > 0 ? md_tensor_numel(x) / (j.h * j.w) : 0;
+    md_cpu_for(md_cpu_of(be), planes * j.ho, 2 * j.wo, upsample_range, &j);
 }
 
 struct cat_job {

@@ -1,0 +1,402 @@
+#include "batch.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "batch_job.h"
+#include "batch_options.h"
+#include "batch_record.h"
+#include "cli.h"
+#include "gen_request.h"
+#include "manifest.h"
+#include "shard.h"
+
+#ifndef MD_DEFAULT_MODEL
+#define MD_DEFAULT_MODEL "models/demo"
+#endif
+
+#define TAG "moe-diffuse batch"
+
+/* The one piece of process state: set by SIGINT/SIGTERM (Ctrl-C, Slurm's
+ * and Kubernetes' stop signal), polled between denoising steps. */
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+typedef struct step_progress {
+    int tty;
+    long pos, total;
+} step_progress;
+
+static int on_step(void *user, int step, int total)
+{
+    step_progress *p = user;
+    if (p->tty) {
+        fprintf(stderr, "\r[%ld/%ld] step %d/%d ", p->pos, p->total, step, total);
+        fflush(stderr);
+    }
+    return stop_requested != 0;
+}
+
+static uint64_t random_base_seed(void)
+{
+    uint64_t x = 0;
+    if (getrandom(&x, sizeof x, GRND_NONBLOCK) != (ssize_t)sizeof x) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        x = (uint64_t)ts.tv_nsec * 0x9E3779B97F4A7C15ULL ^ (uint64_t)ts.tv_sec ^
+            ((uint64_t)getpid() << 32);
+    }
+    return x & 0xffffffffULL; /* room for + index below 2^53, short enough to type */
+}
+
+/* mkdir -p */
+static int make_dirs(const char *path, char *msg, size_t msg_size)
+{
+    char buf[4096];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) {
+        snprintf(msg, msg_size, "%s: path too long", path);
+        return -1;
+    }
+    for (char *p = buf + 1;; p++) {
+        if (*p != '/' && *p != '\0')
+            continue;
+        char c = *p;
+        *p = '\0';
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST) {
+            snprintf(msg, msg_size, "%.400s: cannot create the folder: %s", buf, strerror(errno));
+            return -1;
+        }
+        *p = c;
+        if (!c)
+            break;
+    }
+    struct stat sb;
+    if (stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+        snprintf(msg, msg_size, "%s: not a folder", path);
+        return -1;
+    }
+    return 0;
+}
+
+/* An image and its directory entry on disk before the manifest says ok. */
+static void sync_output(const char *path, const char *dir)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+}
+
+typedef struct batch {
+    md_batch_options o;
+    char out_dir[2048]; /* o.out_dir without trailing slashes */
+    md_shard shard;
+    md_batch_file file;
+    md_batch_job *jobs;
+    md_manifest_done done;
+    md_manifest_writer mw;
+    md_batch_run_info info;
+    md_backend *be;
+    md_model *model;
+    long mine, n_ok, n_skipped, n_failed;
+    double load_s;
+} batch;
+
+/* Appends a record; 0 on success, else prints why (the run must stop). */
+static int record(batch *b, const md_batch_job *j, const char *out, const char *status,
+                  const char *error, double secs, double gen_secs)
+{
+    md_error err = {0};
+    cJSON *rec = md_batch_record(j, &b->info, out, status, error, secs, gen_secs);
+    md_status st = rec ? md_manifest_append(&b->mw, rec, &err)
+                       : md_fail(&err, MD_ERR_NOMEM, "%s: out of memory", b->mw.path);
+    cJSON_Delete(rec);
+    if (st != MD_OK) {
+        fprintf(stderr, "%s: %s\n", TAG, err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+static int load_model(batch *b)
+{
+    md_error err = {0};
+    const char *path = b->o.model ? b->o.model : MD_DEFAULT_MODEL;
+    double t0 = now_s();
+    if (md_backend_cpu_create(&b->be, b->o.threads, &err) != MD_OK) {
+        fprintf(stderr, "%s: %s\n", TAG, err.msg);
+        return MD_EXIT_FAILURE;
+    }
+    md_model_options mo = {.backend = b->be};
+    if (md_model_load(path, &mo, &b->model, &err) != MD_OK) {
+        fprintf(stderr, "%s: %s\n", TAG, err.msg);
+        return MD_EXIT_MODEL;
+    }
+    b->load_s = now_s() - t0;
+    if (!b->o.quiet)
+        fprintf(stderr, "%s: loaded %s in %.2f s\n", TAG, path, b->load_s);
+    return 0;
+}
+
+/* Renders one valid job; returns 0 (ok or line failed), MD_EXIT_CANCELLED,
+ * or an exit code that ends the run. */
+static int render(batch *b, md_batch_job *j, const char *out, long pos)
+{
+    /* 0 = native: resolved here so that error records carry the size too */
+    int native = b->model->unet_cfg.sample_size * md_vae_factor(b->model->vae);
+    if (!j->width)
+        j->width = native;
+    if (!j->height)
+        j->height = native;
+    md_gen_request r;
+    md_gen_request_init(&r);
+    r.prompt = j->prompt;
+    r.negative_prompt = j->negative_prompt;
+    r.steps = j->steps;
+    r.cfg_scale = (float)j->cfg_scale;
+    r.sampler = (md_sampler_kind)j->sampler;
+    r.seed = j->seed;
+    r.width = j->width;
+    r.height = j->height;
+    r.clip_skip = j->clip_skip;
+    r.output = out; /* the metadata's Model: is left to gen_request, as for one image */
+    r.quiet = b->o.quiet;
+    step_progress sp = {.tty = !b->o.quiet && isatty(STDERR_FILENO), .pos = pos, .total = b->mine};
+    md_gen_hooks hooks = {.user = &sp, .progress = on_step};
+    md_gen_result res = {0};
+    md_error err = {0};
+    double t0 = now_s();
+    md_status st = md_gen_request_run(b->model, &r, &hooks, &res, &err);
+    if (sp.tty)
+        fputs("\r\033[K", stderr); /* clear the step counter line */
+    if (st == MD_ERR_CANCELLED) {
+        fprintf(stderr, "%s: stopped at line %ld (no file written for it); run the same "
+                        "command again to resume\n",
+                TAG, j->line);
+        return MD_EXIT_CANCELLED;
+    }
+    if (st != MD_OK) {
+        char msg[1200];
+        snprintf(msg, sizeof msg, "%s:%ld: %s", b->file.path, j->line, err.msg);
+        fprintf(stderr, "%s: [%ld/%ld] %s\n", TAG, pos, b->mine, msg);
+        b->n_failed++;
+        return record(b, j, out, "error", msg, now_s() - t0, -1) ? MD_EXIT_IO : 0;
+    }
+    sync_output(out, b->out_dir);
+    j->width = res.width;
+    j->height = res.height;
+    double secs = now_s() - t0;
+    b->n_ok++;
+    if (!b->o.quiet)
+        fprintf(stderr, "%s: [%ld/%ld] line %ld -> %s ok (%dx%d, seed %llu, %.2f s)\n", TAG, pos,
+                b->mine, j->line, out, res.width, res.height, (unsigned long long)j->seed, secs);
+    return record(b, j, out, "ok", NULL, secs, res.seconds) ? MD_EXIT_IO : 0;
+}
+
+static int run_jobs(batch *b)
+{
+    long pos = 0;
+    for (long i = 0; i < b->file.count; i++) {
+        md_batch_job *j = &b->jobs[i];
+        if (!md_shard_owns(&b->shard, j->index))
+            continue;
+        pos++;
+        if (stop_requested) {
+            fprintf(stderr, "%s: stopped before line %ld; run the same command again to resume\n",
+                    TAG, j->line);
+            return MD_EXIT_CANCELLED;
+        }
+        char out[4096];
+        snprintf(out, sizeof out, "%s/%s", b->out_dir, j->name ? j->name : "");
+        if (!j->valid) {
+            const char *msg = j->error ? j->error : "out of memory";
+            fprintf(stderr, "%s: [%ld/%ld] %s\n", TAG, pos, b->mine, msg);
+            b->n_failed++;
+            if (record(b, j, j->name ? out : NULL, "error", msg, -1, -1))
+                return MD_EXIT_IO;
+            continue;
+        }
+        if (md_batch_find_done(&b->done, j) && md_batch_output_complete(out)) {
+            b->n_skipped++;
+            if (!b->o.quiet)
+                fprintf(stderr, "%s: [%ld/%ld] line %ld -> %s done earlier, skipped\n", TAG, pos,
+                        b->mine, j->line, out);
+            continue;
+        }
+        if (!b->model) {
+            int rc = load_model(b);
+            if (rc)
+                return rc;
+        }
+        int rc = render(b, j, out, pos);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* Everything before the first image: shard, prompts, folder, manifest,
+ * resume state, base seed, jobs. Returns 0 or an exit code. */
+static int prepare(batch *b)
+{
+    char msg[512];
+    md_error err = {0};
+    b->shard.n = 1;
+    snprintf(b->shard.source, sizeof b->shard.source, "no --shard");
+    if (b->o.shard && md_shard_parse(b->o.shard, &b->shard, msg, sizeof msg)) {
+        fprintf(stderr, "%s: %s\n", TAG, msg);
+        return MD_EXIT_USAGE;
+    }
+    if (md_batch_file_read(b->o.prompts, &b->file, &err) != MD_OK) {
+        fprintf(stderr, "%s: %s\n", TAG, err.msg);
+        return MD_EXIT_IO;
+    }
+    if (!strcmp(b->o.prompts, "-"))
+        b->file.path = "<stdin>"; /* for messages: "<stdin>:3: ..." */
+    size_t n = strlen(b->o.out_dir);
+    if (n >= sizeof b->out_dir) {
+        fprintf(stderr, "%s: --out-dir is longer than %zu bytes\n", TAG, sizeof b->out_dir - 1);
+        return MD_EXIT_USAGE;
+    }
+    memcpy(b->out_dir, b->o.out_dir, n + 1);
+    while (n > 1 && b->out_dir[n - 1] == '/')
+        b->out_dir[--n] = '\0';
+    if (make_dirs(b->out_dir, msg, sizeof msg)) {
+        fprintf(stderr, "%s: %s\n", TAG, msg);
+        return MD_EXIT_IO;
+    }
+    char mpath[4096];
+    if (b->o.manifest)
+        snprintf(mpath, sizeof mpath, "%s", b->o.manifest);
+    else if (b->o.shard)
+        snprintf(mpath, sizeof mpath, "%s/manifest.shard-%ld-of-%ld.jsonl", b->out_dir,
+                 b->shard.k, b->shard.n);
+    else
+        snprintf(mpath, sizeof mpath, "%s/manifest.jsonl", b->out_dir);
+    md_manifest_done_init(&b->done, b->file.count);
+    if (b->file.count && !b->done.by_index) {
+        fprintf(stderr, "%s: out of memory\n", TAG);
+        return MD_EXIT_FAILURE;
+    }
+    if (md_manifest_open(mpath, &b->mw, &err) != MD_OK ||
+        md_manifest_read(mpath, &b->done, &err) != MD_OK ||
+        md_manifest_read_dir(b->out_dir, mpath, &b->done, &err) != MD_OK) {
+        fprintf(stderr, "%s: %s\n", TAG, err.msg);
+        return MD_EXIT_IO;
+    }
+
+    md_batch_run_info *ri = &b->info;
+    ri->prompts = b->o.prompts;
+    ri->model = b->o.model ? b->o.model : MD_DEFAULT_MODEL;
+    snprintf(ri->shard, sizeof ri->shard, "%ld/%ld", b->shard.k, b->shard.n);
+    if (gethostname(ri->host, sizeof ri->host - 1) != 0)
+        snprintf(ri->host, sizeof ri->host, "unknown");
+    if (b->o.seed >= 0) {
+        ri->base_seed = (uint64_t)b->o.seed;
+    } else {
+        ri->base_seed_random = 1;
+        ri->base_seed = b->done.have_base_seed ? (uint64_t)b->done.base_seed : random_base_seed();
+    }
+
+    md_batch_defaults d = {.negative_prompt = b->o.negative_prompt,
+                           .steps = b->o.steps,
+                           .cfg_scale = b->o.cfg_scale,
+                           .sampler = b->o.sampler,
+                           .base_seed = ri->base_seed,
+                           .width = b->o.width,
+                           .height = b->o.height,
+                           .clip_skip = b->o.clip_skip};
+    b->jobs = calloc((size_t)(b->file.count ? b->file.count : 1), sizeof *b->jobs);
+    if (!b->jobs) {
+        fprintf(stderr, "%s: out of memory\n", TAG);
+        return MD_EXIT_FAILURE;
+    }
+    /* Every entry is resolved, not only this shard's, so that output name
+     * clashes are settled the same way in every shard. */
+    for (long i = 0; i < b->file.count; i++) {
+        md_batch_job_resolve(&b->file.entries[i], b->file.path, &d, &b->jobs[i]);
+        if (md_shard_owns(&b->shard, i))
+            b->mine++;
+        else
+            md_batch_job_drop_prompts(&b->jobs[i]);
+    }
+    md_batch_jobs_check_names(b->jobs, b->file.count, b->file.path);
+    if (!b->o.quiet) {
+        fprintf(stderr, "%s: %s: %ld entries; shard %ld/%ld (%s) has %ld; base seed %llu%s; "
+                        "manifest %s",
+                TAG, b->file.path, b->file.count, b->shard.k, b->shard.n, b->shard.source, b->mine,
+                (unsigned long long)ri->base_seed,
+                !ri->base_seed_random ? ""
+                : b->done.have_base_seed ? " (random, from the manifest)"
+                                         : " (random)",
+                mpath);
+        if (b->done.skipped)
+            fprintf(stderr, " (%ld unreadable manifest line(s) ignored)", b->done.skipped);
+        fputc('\n', stderr);
+    }
+    return 0;
+}
+
+int md_cli_batch_main(int argc, char **argv)
+{
+    batch b;
+    memset(&b, 0, sizeof b);
+    b.mw.fd = -1;
+    int rc = md_batch_parse(argc, argv, &b.o);
+    if (rc)
+        return rc < 0 ? MD_EXIT_OK : rc;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    double t0 = now_s();
+    rc = prepare(&b);
+    int prepared = rc == 0;
+    if (prepared)
+        rc = run_jobs(&b);
+    if (!rc && b.n_failed)
+        rc = MD_EXIT_FAILURE;
+    if (prepared && (!b.o.quiet || rc))
+        fprintf(stderr, "%s: shard %ld/%ld: %ld ok, %ld skipped, %ld failed of %ld; %.2f s%s\n",
+                TAG, b.shard.k, b.shard.n, b.n_ok, b.n_skipped, b.n_failed, b.mine, now_s() - t0,
+                rc == MD_EXIT_FAILURE ? " (exit 1: see the errors above and the manifest)" : "");
+    md_manifest_close(&b.mw);
+    md_manifest_done_free(&b.done);
+    for (long i = 0; b.jobs && i < b.file.count; i++)
+        md_batch_job_clear(&b.jobs[i]);
+    free(b.jobs);
+    md_batch_file_free(&b.file);
+    md_model_free(b.model);
+    md_backend_destroy(b.be);
+    return rc;
+}

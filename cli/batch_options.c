@@ -1,0 +1,179 @@
+#include "batch_options.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "batch_job.h"
+#include "sampling/sampler.h"
+
+static void print_help(void)
+{
+    printf("usage: moe-diffuse batch --prompts FILE [options]\n"
+           "\n"
+           "Renders one image per line of FILE with the model loaded once. FILE holds\n"
+           "plain prompts or JSON objects, one a line (blank and # lines skipped):\n"
+           "  {\"prompt\": \"a red fox\", \"seed\": 7, \"steps\": 30, \"output\": \"fox\"}\n"
+           "keys: prompt negative_prompt seed steps cfg_scale sampler width height\n"
+           "      output clip_skip\n"
+           "\n"
+           "      --prompts FILE        prompts file (- = stdin)\n"
+           "  -m, --model PATH          diffusers folder or single-file .safetensors\n"
+           "  -d, --out-dir DIR         output folder (default outputs); entry i writes\n"
+           "                            DIR/%%05d.png unless its line names an output\n"
+           "      --manifest FILE       JSON Lines record per entry (default\n"
+           "                            DIR/manifest.jsonl, DIR/manifest.shard-K-of-N.jsonl)\n"
+           "      --shard K/N           only entries i with i %% N == K (K from 0);\n"
+           "                            auto/N: K from SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN\n"
+           "                            or JOB_COMPLETION_INDEX\n"
+           "defaults for every line:\n"
+           "  -n, --negative-prompt T   --steps N (20)  --cfg-scale F (7.5)  --clip-skip N\n"
+           "      --sampler NAME        ");
+    for (int k = 0; k < MD_SAMPLER_COUNT; k++)
+        printf("%s%s", k ? " " : "", md_sampler_name((md_sampler_kind)k));
+    printf("\n"
+           "      --seed N              entry i gets N + i; -1 = random base (default,\n"
+           "                            recorded in the manifest and reused on resume)\n"
+           "  -W, --width N  -H, --height N   (default: the model's native size)\n"
+           "  -t, --threads N  -q, --quiet  -h, --help\n"
+           "\n"
+           "Re-running skips entries whose output exists and is recorded ok.\n"
+           "exit codes: 0 all ok, 1 some entries failed (see the manifest), 2 usage,\n"
+           "            3 model, 4 prompts file / output folder / manifest I/O, 130 cancelled\n"
+           "\n"
+           "example (Slurm array of 4): moe-diffuse batch --prompts p.txt -m sd15 \\\n"
+           "    -d out --seed 1 --shard auto/4          (see docs/batch.md)\n");
+}
+
+static int usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage(const char *fmt, ...)
+{
+    fprintf(stderr, "moe-diffuse batch: ");
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, " (see moe-diffuse batch --help)\n");
+    return 2;
+}
+
+static int parse_long(const char *flag, const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || *end || end == s || v < lo || v > hi) {
+        fprintf(stderr, "moe-diffuse batch: %s expects an integer in %ld..%ld, got '%s'\n", flag,
+                lo, hi, s);
+        return 0;
+    }
+    *out = v;
+    return 1;
+}
+
+int md_batch_parse(int argc, char **argv, md_batch_options *o)
+{
+    enum { OPT_PROMPTS = 256, OPT_MANIFEST, OPT_SHARD, OPT_STEPS, OPT_CFG, OPT_SAMPLER, OPT_SEED,
+           OPT_CLIP_SKIP };
+    static const struct option longopts[] = {
+        {"prompts", required_argument, NULL, OPT_PROMPTS},
+        {"model", required_argument, NULL, 'm'},
+        {"out-dir", required_argument, NULL, 'd'},
+        {"manifest", required_argument, NULL, OPT_MANIFEST},
+        {"shard", required_argument, NULL, OPT_SHARD},
+        {"negative-prompt", required_argument, NULL, 'n'},
+        {"steps", required_argument, NULL, OPT_STEPS},
+        {"cfg-scale", required_argument, NULL, OPT_CFG},
+        {"sampler", required_argument, NULL, OPT_SAMPLER},
+        {"seed", required_argument, NULL, OPT_SEED},
+        {"width", required_argument, NULL, 'W'},
+        {"height", required_argument, NULL, 'H'},
+        {"clip-skip", required_argument, NULL, OPT_CLIP_SKIP},
+        {"threads", required_argument, NULL, 't'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},
+        {0, 0, 0, 0}};
+    memset(o, 0, sizeof *o);
+    o->out_dir = "outputs";
+    o->steps = 20;
+    o->cfg_scale = 7.5;
+    o->sampler = MD_SAMPLER_DPMPP_2M_KARRAS;
+    o->seed = -1;
+    opterr = 0;
+    optind = 1; /* argv[0] is "batch" */
+    int c;
+    long v;
+    while ((c = getopt_long(argc, argv, ":m:d:n:W:H:t:qh", longopts, NULL)) != -1) {
+        switch (c) {
+        case OPT_PROMPTS: o->prompts = optarg; break;
+        case 'm': o->model = optarg; break;
+        case 'd': o->out_dir = optarg; break;
+        case OPT_MANIFEST: o->manifest = optarg; break;
+        case OPT_SHARD: o->shard = optarg; break;
+        case 'n': o->negative_prompt = optarg; break;
+        case 'q': o->quiet = 1; break;
+        case OPT_STEPS:
+            if (!parse_long("--steps", optarg, 1, 1000, &v))
+                return 2;
+            o->steps = (int)v;
+            break;
+        case OPT_CFG: {
+            char *end;
+            errno = 0;
+            double f = strtod(optarg, &end);
+            if (errno || *end || end == optarg || !(f >= 0 && f <= 100))
+                return usage("--cfg-scale expects a number in 0..100, got '%s'", optarg);
+            o->cfg_scale = f;
+            break;
+        }
+        case OPT_SAMPLER:
+            o->sampler = md_sampler_from_name(optarg);
+            if (o->sampler < 0)
+                return usage("unknown sampler '%s'", optarg);
+            break;
+        case OPT_SEED: {
+            char *end;
+            errno = 0;
+            long long s = strtoll(optarg, &end, 10);
+            if (errno || *end || end == optarg || s < -1 || (double)s > MD_BATCH_SEED_MAX)
+                return usage("--seed expects -1 or an integer in 0..2^53-1, got '%s'", optarg);
+            o->seed = s;
+            break;
+        }
+        case 'W':
+        case 'H':
+            if (!parse_long(c == 'W' ? "--width" : "--height", optarg, 8, 8192, &v))
+                return 2;
+            if (v % 8)
+                return usage("%s must be a multiple of 8, got %s", c == 'W' ? "--width" : "--height",
+                             optarg);
+            *(c == 'W' ? &o->width : &o->height) = (int)v;
+            break;
+        case OPT_CLIP_SKIP:
+            if (!parse_long("--clip-skip", optarg, 0, 64, &v))
+                return 2;
+            o->clip_skip = (int)v;
+            break;
+        case 't':
+            if (!parse_long("--threads", optarg, 0, 1024, &v))
+                return 2;
+            o->threads = (int)v;
+            break;
+        case 'h': print_help(); return -1;
+        case ':': return usage("%s needs a value", argv[optind - 1]);
+        default: return usage("unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return usage("unexpected argument '%s'", argv[optind]);
+    if (!o->prompts)
+        return usage("--prompts FILE is required");
+    if (o->negative_prompt && strlen(o->negative_prompt) > MD_BATCH_PROMPT_MAX)
+        return usage("--negative-prompt is longer than %d bytes", MD_BATCH_PROMPT_MAX);
+    if (!o->out_dir[0])
+        return usage("--out-dir is empty");
+    return 0;
+}

@@ -1,0 +1,28 @@
+/* Command line of `moe-diffuse batch`. */
+#ifndef MD_CLI_BATCH_OPTIONS_H
+#define MD_CLI_BATCH_OPTIONS_H
+
+#include <stdint.h>
+
+typedef struct md_batch_options {
+    const char *prompts;   /* required; "-" = stdin */
+    const char *model;
+    const char *out_dir;   /* default "outputs" */
+    const char *manifest;  /* default out_dir/manifest[.shard-K-of-N].jsonl */
+    const char *shard;     /* "K/N" or "auto/N"; NULL = the whole file */
+    const char *negative_prompt;
+    int steps;
+    double cfg_scale;
+    int sampler;
+    int64_t seed;          /* base seed; -1 = random (recorded, reused on resume) */
+    int width, height;     /* 0 = the model's native size */
+    int clip_skip;
+    int threads;
+    int quiet;
+} md_batch_options;
+
+/* Returns 0 to run, -1 when --help was printed, else the exit code for a
+ * usage error (message already printed). */
+int md_batch_parse(int argc, char **argv, md_batch_options *o);
+
+#endif

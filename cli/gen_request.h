@@ -1,0 +1,64 @@
+/* One image from start to finish: every per-image parameter, the
+ * generation (txt2img, img2img, inpainting) and the output file with its
+ * metadata. Shared by the single-image command and `moe-diffuse batch`. */
+#ifndef MD_CLI_GEN_REQUEST_H
+#define MD_CLI_GEN_REQUEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pipeline/pipeline.h"
+
+/* Largest prompt, in bytes, either command accepts. */
+#define MD_GEN_PROMPT_MAX 16384
+
+typedef struct md_gen_request {
+    const char *prompt;          /* A1111 emphasis syntax; chunked past 75 tokens (max 600) */
+    const char *negative_prompt; /* NULL = none */
+    int steps;
+    float cfg_scale;
+    md_sampler_kind sampler;
+    uint64_t seed;
+    int width, height;      /* 0 = native size (txt2img) / from the init image's size
+                               (see the man page: INIT IMAGES); multiples of 8 */
+    int clip_skip;          /* 0 = model default */
+    const char *init_image; /* PNG or JPEG; NULL = txt2img */
+    float strength;         /* img2img strength 0..1 (default 0.75) */
+    const char *mask;       /* PNG or JPEG, white = repaint; needs init_image */
+    const char *output;     /* .png (with `parameters`), .jpg, .jpeg or .bmp */
+    const char *model_name; /* the metadata's "Model:" value; NULL = from m->path */
+    int quiet;              /* 1: no notes on stderr (resizes, ...) */
+} md_gen_request;
+
+/* Defaults: 20 steps, CFG 7.5, dpmpp_2m_karras, seed 0, native size,
+ * strength 0.75, everything else empty. */
+void md_gen_request_init(md_gen_request *r);
+
+/* What the run produced (sizes after resolving 0 = native). */
+typedef struct md_gen_result {
+    int width, height;
+    double seconds;
+} md_gen_result;
+
+/* Generates one image and writes r->output atomically (never a partial
+ * file). hooks may be NULL or carry a progress callback (non-zero return
+ * = cancel -> MD_ERR_CANCELLED). Errors name the file and the problem:
+ * MD_ERR_INVALID bad parameter, MD_ERR_IO / MD_ERR_FORMAT unreadable or bad
+ * input image or unwritable output, MD_ERR_CANCELLED. res may be NULL. */
+md_status md_gen_request_run(md_model *m, const md_gen_request *r, const md_gen_hooks *hooks,
+                             md_gen_result *res, md_error *err);
+
+/* Checks the parameters that need no model (prompt length, steps, CFG,
+ * size a multiple of 8, strength, a mask without an init image, the output
+ * extension); md_gen_request_run checks them too. */
+md_status md_gen_request_check(const md_gen_request *r, md_error *err);
+
+/* The AUTOMATIC1111 `parameters` text for r (after sizes are resolved):
+ * prompt, "Negative prompt: ...", "Steps: ..., Sampler: ..., ..." with the
+ * MoE settings. Returns a malloc'd string or NULL when out of memory. */
+char *md_gen_request_parameters(const md_model *m, const md_gen_request *r);
+
+/* Exit code (cli.h MD_EXIT_*) for a failed run's status. */
+int md_gen_exit_code(md_status st);
+
+#endif

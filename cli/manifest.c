@@ -1,0 +1,199 @@
+#include "manifest.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+void md_manifest_done_init(md_manifest_done *d, long count)
+{
+    memset(d, 0, sizeof *d);
+    d->count = count;
+    d->by_index = count > 0 ? calloc((size_t)count, sizeof *d->by_index) : NULL;
+}
+
+void md_manifest_done_free(md_manifest_done *d)
+{
+    for (long i = 0; d->by_index && i < d->count; i++)
+        cJSON_Delete(d->by_index[i]);
+    free(d->by_index);
+    memset(d, 0, sizeof *d);
+}
+
+const cJSON *md_manifest_done_get(const md_manifest_done *d, long index)
+{
+    return (d->by_index && index >= 0 && index < d->count) ? d->by_index[index] : NULL;
+}
+
+/* Takes ownership of rec. Returns 1 when it was a valid record. */
+static int add_record(md_manifest_done *d, cJSON *rec, int take_base_seed)
+{
+    const cJSON *idx = cJSON_GetObjectItemCaseSensitive(rec, "index");
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(rec, "status");
+    if (!cJSON_IsObject(rec) || !cJSON_IsNumber(idx) || !cJSON_IsString(st)) {
+        cJSON_Delete(rec);
+        return 0;
+    }
+    const cJSON *bs = cJSON_GetObjectItemCaseSensitive(rec, "base_seed");
+    if (take_base_seed && cJSON_IsNumber(bs) &&
+        cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(rec, "base_seed_random"))) {
+        d->have_base_seed = 1;
+        d->base_seed = bs->valuedouble;
+    }
+    double i = idx->valuedouble;
+    if (strcmp(st->valuestring, "ok") != 0 || !(i >= 0 && i < (double)d->count)) {
+        cJSON_Delete(rec);
+        return 1;
+    }
+    long k = (long)i;
+    if (!d->by_index[k] && !(d->by_index[k] = cJSON_CreateArray())) {
+        cJSON_Delete(rec);
+        return 1;
+    }
+    cJSON_AddItemToArray(d->by_index[k], rec);
+    d->records++;
+    return 1;
+}
+
+static md_status read_file(const char *path, md_manifest_done *d, int take_base_seed, md_error *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        if (errno == ENOENT)
+            return MD_OK;
+        return md_fail(err, MD_ERR_IO, "%s: cannot read the manifest: %s", path, strerror(errno));
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    while ((len = getline(&line, &cap, f)) > 0) {
+        if (len == 1 && line[0] == '\n')
+            continue;
+        /* a line cut short by a crash is not valid JSON: it is skipped */
+        cJSON *rec = cJSON_ParseWithLength(line, (size_t)len);
+        if (!rec || !add_record(d, rec, take_base_seed))
+            d->skipped++;
+    }
+    int bad = ferror(f);
+    free(line);
+    fclose(f);
+    if (bad)
+        return md_fail(err, MD_ERR_IO, "%s: read error", path);
+    return MD_OK;
+}
+
+md_status md_manifest_read(const char *path, md_manifest_done *d, md_error *err)
+{
+    return read_file(path, d, 1, err);
+}
+
+static int is_manifest_name(const char *name)
+{
+    size_t n = strlen(name);
+    return n > 14 && strncmp(name, "manifest", 8) == 0 && strcmp(name + n - 6, ".jsonl") == 0;
+}
+
+md_status md_manifest_read_dir(const char *dir, const char *own, md_manifest_done *d,
+                               md_error *err)
+{
+    struct stat own_st;
+    int have_own = own && stat(own, &own_st) == 0;
+    DIR *dp = opendir(dir);
+    if (!dp)
+        return errno == ENOENT ? MD_OK
+                               : md_fail(err, MD_ERR_IO, "%s: cannot list: %s", dir, strerror(errno));
+    struct dirent *de;
+    md_status st = MD_OK;
+    while (st == MD_OK && (de = readdir(dp)) != NULL) {
+        if (!is_manifest_name(de->d_name))
+            continue;
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        struct stat sb;
+        if (have_own && stat(path, &sb) == 0 && sb.st_dev == own_st.st_dev &&
+            sb.st_ino == own_st.st_ino)
+            continue;
+        st = read_file(path, d, 0, err);
+    }
+    closedir(dp);
+    return st;
+}
+
+md_status md_manifest_open(const char *path, md_manifest_writer *w, md_error *err)
+{
+    w->fd = -1;
+    snprintf(w->path, sizeof w->path, "%s", path);
+    int fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return md_fail(err, MD_ERR_IO, "%s: cannot open the manifest: %s", path, strerror(errno));
+    /* flock, not fcntl: an fcntl lock would be dropped as soon as this
+     * process closes any other descriptor of the file (the reader does). */
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        close(fd);
+        if (e == EWOULDBLOCK)
+            return md_fail(err, MD_ERR_IO,
+                           "%s: the manifest is in use by another process; is the same shard "
+                           "running twice?",
+                           path);
+        return md_fail(err, MD_ERR_IO, "%s: cannot lock the manifest: %s", path, strerror(e));
+    }
+    /* Terminate a partial line left by a crash so the next record starts on
+     * a line of its own. */
+    struct stat sb;
+    char last = '\n';
+    if (fstat(fd, &sb) == 0 && sb.st_size > 0 && pread(fd, &last, 1, sb.st_size - 1) != 1)
+        last = '\n';
+    if (last != '\n' && (write(fd, "\n", 1) != 1 || fsync(fd) != 0)) {
+        close(fd);
+        return md_fail(err, MD_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+    }
+    w->fd = fd;
+    return MD_OK;
+}
+
+md_status md_manifest_append(md_manifest_writer *w, const cJSON *record, md_error *err)
+{
+    if (w->fd < 0)
+        return md_fail(err, MD_ERR_IO, "%s: the manifest is not open", w->path);
+    char *text = cJSON_PrintUnformatted(record);
+    if (!text)
+        return md_fail(err, MD_ERR_NOMEM, "%s: out of memory", w->path);
+    size_t n = strlen(text);
+    char *line = realloc(text, n + 2);
+    if (!line) {
+        free(text);
+        return md_fail(err, MD_ERR_NOMEM, "%s: out of memory", w->path);
+    }
+    line[n] = '\n';
+    line[n + 1] = '\0';
+    ssize_t wrote = write(w->fd, line, n + 1);
+    int e = errno;
+    free(line);
+    if (wrote != (ssize_t)(n + 1)) {
+        /* A short write leaves a partial line; end it so that later
+         * records stay parseable, then give up on this manifest. */
+        if (wrote > 0 && write(w->fd, "\n", 1) != 1) {
+            /* nothing more to do: the reader skips the damaged line */
+        }
+        close(w->fd);
+        w->fd = -1;
+        return md_fail(err, MD_ERR_IO, "%s: cannot append a record: %s", w->path,
+                       wrote < 0 ? strerror(e) : "short write (disk full?)");
+    }
+    if (fsync(w->fd) != 0)
+        return md_fail(err, MD_ERR_IO, "%s: fsync failed: %s", w->path, strerror(errno));
+    return MD_OK;
+}
+
+void md_manifest_close(md_manifest_writer *w)
+{
+    if (w->fd >= 0)
+        close(w->fd);
+    w->fd = -1;
+}

@@ -1,0 +1,49 @@
+/* The batch manifest: JSON Lines, one object per finished or failed entry.
+ * Each record is appended with a single write() of a whole line and then
+ * fsync'd, so a crash leaves at worst one partial trailing line, which
+ * readers skip and the next writer terminates before appending. */
+#ifndef MD_CLI_MANIFEST_H
+#define MD_CLI_MANIFEST_H
+
+#include <cjson/cJSON.h>
+#include <stddef.h>
+
+#include "runtime/status.h"
+
+/* Records with status "ok" from earlier runs, by entry index. */
+typedef struct md_manifest_done {
+    cJSON **by_index; /* [count]: a JSON array of ok records, or NULL */
+    long count;
+    long records;     /* ok records kept */
+    long skipped;     /* lines that were not a valid record (partial, corrupt) */
+    int have_base_seed;
+    double base_seed; /* a random base seed recorded earlier, reused on resume */
+} md_manifest_done;
+
+void md_manifest_done_init(md_manifest_done *d, long count);
+void md_manifest_done_free(md_manifest_done *d);
+
+/* Adds the ok records of one manifest file; a missing file adds nothing. */
+md_status md_manifest_read(const char *path, md_manifest_done *d, md_error *err);
+
+/* Reads every manifest*.jsonl in dir but `own` (other shards' and earlier
+ * layouts' manifests count too, so changing N still resumes). */
+md_status md_manifest_read_dir(const char *dir, const char *own, md_manifest_done *d,
+                               md_error *err);
+
+/* The ok records for an entry index (a JSON array) or NULL. */
+const cJSON *md_manifest_done_get(const md_manifest_done *d, long index);
+
+typedef struct md_manifest_writer {
+    int fd;
+    char path[1024];
+} md_manifest_writer;
+
+/* Opens for appending and takes an exclusive lock (flock), so two
+ * processes never share one manifest (a shard started twice fails here). */
+md_status md_manifest_open(const char *path, md_manifest_writer *w, md_error *err);
+/* One record = one line, written with one write() and fsync'd. */
+md_status md_manifest_append(md_manifest_writer *w, const cJSON *record, md_error *err);
+void md_manifest_close(md_manifest_writer *w);
+
+#endif

@@ -1,0 +1,32 @@
+#include "image_read.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+md_status md_image_read(const char *path, md_image *out, md_error *err)
+{
+    out->width = out->height = 0;
+    out->rgba = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return md_fail(err, MD_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    unsigned char sig[8] = {0};
+    size_t n = fread(sig, 1, sizeof sig, f);
+    fclose(f);
+    static const unsigned char png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    if (n == 8 && memcmp(sig, png_sig, 8) == 0)
+        return md_image_read_png(path, out, err);
+    if (n >= 3 && sig[0] == 0xff && sig[1] == 0xd8 && sig[2] == 0xff)
+        return md_image_read_jpeg(path, out, err);
+    return md_fail(err, MD_ERR_FORMAT, "%s: not a PNG or JPEG image%s", path,
+                   n == 0 ? " (the file is empty)" : "");
+}
+
+void md_image_free(md_image *img)
+{
+    free(img->rgba);
+    img->rgba = NULL;
+    img->width = img->height = 0;
+}

@@ -1,0 +1,32 @@
+/* Reading images that may come from anywhere: PNG through libpng (any bit
+ * depth, palette, gray, alpha, interlaced) and JPEG through libjpeg-turbo
+ * (gray, YCbCr; not CMYK), recognised by their first bytes, decoded to
+ * 8-bit RGBA. Bad files give an error naming the file and the problem. */
+#ifndef MD_IMAGE_READ_H
+#define MD_IMAGE_READ_H
+
+#include <stdint.h>
+
+#include "../runtime/status.h"
+
+/* Larger images are refused before any pixel memory is allocated. */
+#define MD_IMAGE_MAX_SIDE 16384
+
+typedef struct md_image {
+    int width, height;
+    uint8_t *rgba; /* width * height * 4 bytes, rows top to bottom */
+} md_image;
+
+md_status md_image_read(const char *path, md_image *out, md_error *err);
+void md_image_free(md_image *img);
+
+/* The two decoders (md_image_read picks one by the file's signature). */
+md_status md_image_read_png(const char *path, md_image *out, md_error *err);
+md_status md_image_read_jpeg(const char *path, md_image *out, md_error *err);
+
+/* The text of a PNG's tEXt/zTXt/iTXt chunk `key` (the first one), as UTF-8
+ * (tEXt that is not valid UTF-8 is read as Latin-1). *text is malloc'd;
+ * a PNG without the chunk is MD_ERR_FORMAT with a message saying so. */
+md_status md_png_read_text(const char *path, const char *key, char **text, md_error *err);
+
+#endif

@@ -1,0 +1,188 @@
+/* PNG decoding and text chunks through libpng. libpng reports errors by
+ * longjmp: each function keeps its jump target and its allocations in one
+ * frame, and the error callback copies libpng's message for md_error. */
+#include <errno.h>
+#include <png.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "image_read.h"
+
+typedef struct png_reader {
+    char msg[160];
+} png_reader;
+
+static void on_png_error(png_structp png, png_const_charp msg)
+{
+    png_reader *r = png_get_error_ptr(png);
+    snprintf(r->msg, sizeof r->msg, "%s", msg);
+    png_longjmp(png, 1);
+}
+
+static void on_png_warning(png_structp png, png_const_charp msg)
+{
+    (void)png;
+    (void)msg; /* harmless (e.g. a known-incorrect sRGB profile) */
+}
+
+static md_status open_png(const char *path, FILE **f, md_error *err)
+{
+    *f = fopen(path, "rb");
+    if (!*f)
+        return md_fail(err, MD_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    return MD_OK;
+}
+
+md_status md_image_read_png(const char *path, md_image *out, md_error *err)
+{
+    out->width = out->height = 0;
+    out->rgba = NULL;
+    FILE *f;
+    md_status st = open_png(path, &f, err);
+    if (st != MD_OK)
+        return st;
+    png_reader r = {{0}};
+    png_structp png =
+        png_create_read_struct(PNG_LIBPNG_VER_STRING, &r, on_png_error, on_png_warning);
+    png_infop info = png ? png_create_info_struct(png) : NULL;
+    uint8_t *volatile pixels = NULL;
+    png_bytep *volatile rows = NULL;
+    if (!png || !info) {
+        png_destroy_read_struct(png ? &png : NULL, NULL, NULL);
+        fclose(f);
+        return md_fail(err, MD_ERR_NOMEM, "%s: out of memory", path);
+    }
+    if (setjmp(png_jmpbuf(png))) {
+        png_destroy_read_struct(&png, &info, NULL);
+        fclose(f);
+        free(pixels);
+        free(rows);
+        return md_fail(err, r.msg[0] ? MD_ERR_FORMAT : MD_ERR_NOMEM, "%s: not a valid PNG: %s",
+                       path, r.msg[0] ? r.msg : "out of memory");
+    }
+    png_init_io(png, f);
+    png_set_user_limits(png, MD_IMAGE_MAX_SIDE, MD_IMAGE_MAX_SIDE);
+    png_read_info(png, info);
+    png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
+    int color = png_get_color_type(png, info);
+    /* Everything to 8-bit RGBA: palettes and low-depth gray expanded,
+     * tRNS to alpha, 16-bit scaled with rounding, gray copied to RGB. */
+    png_set_expand(png);
+    png_set_scale_16(png);
+    if (color == PNG_COLOR_TYPE_GRAY || color == PNG_COLOR_TYPE_GRAY_ALPHA)
+        png_set_gray_to_rgb(png);
+    if (!(color & PNG_COLOR_MASK_ALPHA) && !png_get_valid(png, info, PNG_INFO_tRNS))
+        png_set_add_alpha(png, 0xff, PNG_FILLER_AFTER);
+    png_set_interlace_handling(png);
+    png_read_update_info(png, info);
+    if (png_get_rowbytes(png, info) != (size_t)w * 4)
+        png_error(png, "unexpected row layout after conversion");
+    pixels = malloc((size_t)w * h * 4);
+    rows = malloc(sizeof(png_bytep) * h);
+    if (!pixels || !rows)
+        png_error(png, "out of memory for the pixels");
+    for (png_uint_32 y = 0; y < h; y++)
+        rows[y] = pixels + (size_t)y * w * 4;
+    png_read_image(png, rows);
+    png_read_end(png, NULL);
+    png_destroy_read_struct(&png, &info, NULL);
+    fclose(f);
+    free(rows);
+    out->width = (int)w;
+    out->height = (int)h;
+    out->rgba = pixels;
+    return MD_OK;
+}
+
+static int valid_utf8(const unsigned char *s)
+{
+    while (*s) {
+        int n = *s < 0x80             ? 0
+                : (*s & 0xe0) == 0xc0 ? 1
+                : (*s & 0xf0) == 0xe0 ? 2
+                : (*s & 0xf8) == 0xf0 ? 3
+                                      : -1;
+        if (n < 0)
+            return 0;
+        s++;
+        for (int i = 0; i < n; i++, s++)
+            if ((*s & 0xc0) != 0x80)
+                return 0;
+    }
+    return 1;
+}
+
+static char *latin1_to_utf8(const char *s)
+{
+    size_t n = strlen(s);
+    char *out = malloc(2 * n + 1), *o = out;
+    if (!out)
+        return NULL;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p < 0x80) {
+            *o++ = (char)*p;
+        } else {
+            *o++ = (char)(0xc0 | (*p >> 6));
+            *o++ = (char)(0x80 | (*p & 0x3f));
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+md_status md_png_read_text(const char *path, const char *key, char **text, md_error *err)
+{
+    *text = NULL;
+    FILE *f;
+    md_status st = open_png(path, &f, err);
+    if (st != MD_OK)
+        return st;
+    unsigned char sig[8] = {0};
+    if (fread(sig, 1, 8, f) != 8 || png_sig_cmp(sig, 0, 8) != 0) {
+        fclose(f);
+        return md_fail(err, MD_ERR_FORMAT, "%s: not a PNG file", path);
+    }
+    png_reader r = {{0}};
+    png_structp png =
+        png_create_read_struct(PNG_LIBPNG_VER_STRING, &r, on_png_error, on_png_warning);
+    png_infop info = png ? png_create_info_struct(png) : NULL;
+    if (!png || !info) {
+        png_destroy_read_struct(png ? &png : NULL, NULL, NULL);
+        fclose(f);
+        return md_fail(err, MD_ERR_NOMEM, "%s: out of memory", path);
+    }
+    char *volatile found = NULL;
+    if (setjmp(png_jmpbuf(png))) {
+        png_destroy_read_struct(&png, &info, NULL);
+        fclose(f);
+        free(found);
+        return md_fail(err, MD_ERR_FORMAT, "%s: not a valid PNG: %s", path, r.msg);
+    }
+    png_init_io(png, f);
+    png_set_sig_bytes(png, 8);
+    png_set_user_limits(png, MD_IMAGE_MAX_SIDE, MD_IMAGE_MAX_SIDE);
+    /* Text may follow the image data: png_read_png reads through to the
+     * end, collecting every text chunk in info. */
+    png_read_png(png, info, PNG_TRANSFORM_IDENTITY, NULL);
+    {
+        png_textp t = NULL;
+        int n = png_get_text(png, info, &t, NULL);
+        for (int i = 0; i < n && !found; i++) {
+            if (strcmp(t[i].key, key) != 0)
+                continue;
+            int itxt = t[i].compression == PNG_ITXT_COMPRESSION_NONE ||
+                       t[i].compression == PNG_ITXT_COMPRESSION_zTXt;
+            const char *v = t[i].text ? t[i].text : "";
+            found = (itxt || valid_utf8((const unsigned char *)v)) ? strdup(v) : latin1_to_utf8(v);
+            if (!found)
+                png_error(png, "out of memory");
+        }
+    }
+    png_destroy_read_struct(&png, &info, NULL);
+    fclose(f);
+    if (!found)
+        return md_fail(err, MD_ERR_FORMAT, "%s: has no '%s' text chunk", path, key);
+    *text = found;
+    return MD_OK;
+}
