@@ -1,0 +1,301 @@
+/* api->generate: checks the request, runs the engine's pipeline with hooks
+ * that report progress (stages, steps, previews) and honour cancel, and
+ * hands the image over only when the whole run succeeded. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../pipeline/pipeline.h"
+#include "abi_internal.h"
+#include "image_convert.h"
+
+typedef struct gen_run {
+    mdiff_context *ctx;
+    int total;            /* denoising steps the run takes */
+    int has_init;
+    int width, height;
+    int preview_interval;
+    float *preview_latents, *preview_planes;
+    uint8_t *preview_rgb;
+    mdiff_image preview;
+    int preview_ready;
+} gen_run;
+
+/* Calls the host's progress; a non-zero answer becomes a cancel request, so
+ * stages that cannot stop the pipeline still stop the run at its next check. */
+static int report(gen_run *r, int stage, int step, const mdiff_image *preview)
+{
+    mdiff_context *ctx = r->ctx;
+    if (ctx->progress) {
+        mdiff_progress p = {.struct_size = sizeof p, .stage = stage, .step = step,
+                            .total = r->total, .preview = preview};
+        if (ctx->progress(ctx->progress_user, &p))
+            atomic_store(&ctx->cancel, 1);
+    }
+    return atomic_load(&ctx->cancel) != 0;
+}
+
+/* Decodes the current latents into the preview image (a full VAE decode:
+ * exact, and its cost is why previews come every N steps). */
+static void make_preview(gen_run *r, const float *latents, size_t n)
+{
+    md_model *m = r->ctx->model;
+    size_t npix = (size_t)r->width * r->height;
+    if (!r->preview_latents) {
+        r->preview_latents = malloc(sizeof(float) * n);
+        r->preview_planes = malloc(sizeof(float) * (size_t)m->vae_cfg.out_channels * npix);
+        r->preview_rgb = malloc(3 * npix);
+        if (!r->preview_latents || !r->preview_planes || !r->preview_rgb) {
+            r->preview_interval = 0; /* no memory for previews: carry on without */
+            return;
+        }
+    }
+    float inv = 1.0f / m->vae_cfg.scaling_factor;
+    for (size_t i = 0; i < n; i++)
+        r->preview_latents[i] = latents[i] * inv;
+    int f = md_vae_factor(m->vae);
+    md_error err = {0};
+    if (md_vae_decode(m->vae, r->preview_latents, 1, r->height / f, r->width / f, r->preview_planes,
+                      &err) != MD_OK) {
+        abi_log(r->ctx, MDIFF_LOG_WARN, "preview: %s", err.msg);
+        return;
+    }
+    for (size_t i = 0; i < 3 * npix; i++)
+        r->preview_planes[i] = r->preview_planes[i] * 0.5f + 0.5f;
+    abi_planes_to_image(r->preview_planes, r->width, r->height, r->preview_rgb, 3,
+                        (size_t)r->width * 3);
+    r->preview = (mdiff_image){.struct_size = sizeof r->preview, .data = r->preview_rgb,
+                               .width = r->width, .height = r->height, .channels = 3,
+                               .stride = r->width * 3};
+    r->preview_ready = 1;
+}
+
+static void on_tensor(void *user, const char *name, int step, const float *data, size_t n)
+{
+    gen_run *r = user;
+    if (!strcmp(name, "latents")) {
+        if (r->preview_interval > 0 &&
+            ((step + 1) % r->preview_interval == 0 || step + 1 == r->total))
+            make_preview(r, data, n);
+    } else if (!strcmp(name, "timesteps")) {
+        if (r->has_init) /* the init image is encoded next */
+            report(r, MDIFF_STAGE_ENCODE_IMAGE, 0, NULL);
+    } else if (!strcmp(name, "final_latents")) {
+        report(r, MDIFF_STAGE_DECODE, r->total, NULL);
+    }
+}
+
+static int on_progress(void *user, int step, int total)
+{
+    gen_run *r = user;
+    const mdiff_image *preview = r->preview_ready ? &r->preview : NULL;
+    r->preview_ready = 0;
+    (void)total;
+    return report(r, MDIFF_STAGE_DENOISE, step, preview);
+}
+
+static int fail(char *msg, size_t cap, int status, const char *text)
+{
+    abi_message(msg, cap, text);
+    return status;
+}
+
+/* Resolves defaults and checks what the engine does not: names, images,
+ * the output description. On success p->width/height are final. */
+static int check_request(mdiff_context *ctx, mdiff_gen_params *p, const mdiff_image *out,
+                         md_sampler_kind *sampler, char *msg, size_t cap)
+{
+    char buf[512];
+    if (!p->prompt)
+        return fail(msg, cap, MDIFF_ERR_INVALID, "generate: prompt is NULL");
+    *sampler = MD_SAMPLER_DPMPP_2M_KARRAS;
+    if (p->sampler) {
+        int k = md_sampler_from_name(p->sampler);
+        if (k < 0) {
+            snprintf(buf, sizeof buf, "generate: unknown sampler '%.100s' (ddim, euler, euler_a, "
+                                      "dpmpp_2m, euler_karras, dpmpp_2m_karras)", p->sampler);
+            return fail(msg, cap, MDIFF_ERR_INVALID, buf);
+        }
+        *sampler = (md_sampler_kind)k;
+    }
+    const mdiff_image *imgs[2] = {p->init_image, p->mask};
+    const char *names[2] = {"init_image", "mask"};
+    for (int i = 0; i < 2; i++) {
+        const char *why = imgs[i] ? abi_image_problem(imgs[i]) : NULL;
+        if (why) {
+            snprintf(buf, sizeof buf, "generate: %s: %s", names[i], why);
+            return fail(msg, cap, MDIFF_ERR_INVALID, buf);
+        }
+    }
+    if (p->mask && !p->init_image)
+        return fail(msg, cap, MDIFF_ERR_INVALID, "generate: a mask needs an init_image");
+    if (p->init_image && !(p->strength > 0.0f && p->strength <= 1.0f)) {
+        snprintf(buf, sizeof buf, "generate: strength must be in (0, 1] (got %g)", p->strength);
+        return fail(msg, cap, MDIFF_ERR_INVALID, buf);
+    }
+    if (p->init_image && p->steps >= 1 && (int)(p->steps * p->strength) < 1) {
+        snprintf(buf, sizeof buf,
+                 "generate: strength %g with %d steps runs no denoising step; raise either",
+                 p->strength, p->steps);
+        return fail(msg, cap, MDIFF_ERR_INVALID, buf);
+    }
+    int te_layers = ctx->model->te_cfg.num_layers;
+    if (p->clip_skip < 0 || p->clip_skip >= te_layers) {
+        snprintf(buf, sizeof buf, "generate: clip_skip must be 0..%d (got %d)", te_layers - 1,
+                 p->clip_skip);
+        return fail(msg, cap, MDIFF_ERR_INVALID, buf);
+    }
+    int native = ctx->model->unet_cfg.sample_size * md_vae_factor(ctx->model->vae);
+    if (p->width == 0)
+        p->width = p->init_image ? p->init_image->width : native;
+    if (p->height == 0)
+        p->height = p->init_image ? p->init_image->height : native;
+    if (p->width < 1 || p->height < 1 || p->width > 8192 || p->height > 8192) {
+        snprintf(buf, sizeof buf, "generate: image size %dx%d is out of range (1..8192)", p->width,
+                 p->height);
+        return fail(msg, cap, MDIFF_ERR_INVALID, buf);
+    }
+    if (p->preview_interval < 0)
+        return fail(msg, cap, MDIFF_ERR_INVALID, "generate: preview_interval must be >= 0");
+
+    if (out->struct_size < ABI_1_0_IMAGE_SIZE)
+        return fail(msg, cap, MDIFF_ERR_INVALID,
+                    "generate: output image struct_size too small (use image_init)");
+    int ch = out->channels ? out->channels : 3;
+    if (ch != 3 && ch != 4)
+        return fail(msg, cap, MDIFF_ERR_INVALID, "generate: output channels must be 3 or 4");
+    if (out->data) {
+        if (out->width != p->width || out->height != p->height) {
+            snprintf(buf, sizeof buf,
+                     "generate: the output buffer is %dx%d but the image will be %dx%d",
+                     out->width, out->height, p->width, p->height);
+            return fail(msg, cap, MDIFF_ERR_INVALID, buf);
+        }
+        if (out->stride != 0 && out->stride < out->width * ch)
+            return fail(msg, cap, MDIFF_ERR_INVALID, "generate: output stride smaller than a row");
+    }
+    return MDIFF_OK;
+}
+
+/* Writes the finished planes into the host's image, allocating when asked. */
+static int deliver(const float *planes, int w, int h, mdiff_image *out, char *msg, size_t cap)
+{
+    int ch = out->channels ? out->channels : 3;
+    if (out->data) {
+        size_t stride = out->stride ? (size_t)out->stride : (size_t)w * ch;
+        abi_planes_to_image(planes, w, h, out->data, ch, stride);
+        return MDIFF_OK;
+    }
+    uint8_t *data = malloc((size_t)w * h * ch);
+    if (!data)
+        return fail(msg, cap, MDIFF_ERR_NOMEM, "generate: out of memory for the output image");
+    abi_planes_to_image(planes, w, h, data, ch, (size_t)w * ch);
+    out->data = data;
+    out->width = w;
+    out->height = h;
+    out->channels = ch;
+    out->stride = w * ch;
+    out->flags |= MDIFF_IMAGE_LIBRARY_OWNED;
+    return MDIFF_OK;
+}
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static int run(mdiff_context *ctx, mdiff_gen_params *p, mdiff_image *out, char *msg, size_t cap)
+{
+    md_sampler_kind sampler;
+    int rc = check_request(ctx, p, out, &sampler, msg, cap);
+    if (rc != MDIFF_OK)
+        return rc;
+    md_gen_params g;
+    md_gen_params_init(&g);
+    g.prompt = p->prompt;
+    g.negative_prompt = p->negative_prompt;
+    g.steps = p->steps;
+    g.cfg_scale = p->guidance;
+    g.sampler = sampler;
+    g.seed = p->seed;
+    g.width = p->width;
+    g.height = p->height;
+    g.clip_skip = p->clip_skip;
+    g.strength = p->strength;
+
+    size_t npix = (size_t)p->width * p->height;
+    float *image = malloc(sizeof(float) * 3 * npix);
+    float *init = p->init_image ? malloc(sizeof(float) * 3 * npix) : NULL;
+    float *mask = p->mask ? malloc(sizeof(float) * npix) : NULL;
+    gen_run r = {.ctx = ctx, .has_init = p->init_image != NULL, .width = p->width,
+                 .height = p->height, .preview_interval = p->preview_interval};
+    r.total = p->init_image && p->strength < 1.0f ? (int)(p->steps * p->strength) : p->steps;
+    md_error err = {0};
+    md_status st;
+    if (!image || (p->init_image && !init) || (p->mask && !mask)) {
+        st = md_fail(&err, MD_ERR_NOMEM, "generate: out of memory for a %dx%d image", p->width,
+                     p->height);
+    } else {
+        if (init) {
+            abi_image_to_rgb_planes(p->init_image, p->width, p->height, init);
+            g.init_image = init;
+        }
+        if (mask) {
+            abi_image_to_mask(p->mask, p->width, p->height, mask);
+            g.mask = mask;
+        }
+        abi_log(ctx, MDIFF_LOG_INFO, "generating %dx%d, %s, %d steps, guidance %g, seed %llu%s",
+                p->width, p->height, md_sampler_name(sampler), p->steps, p->guidance,
+                (unsigned long long)p->seed, mask ? ", inpainting" : init ? ", img2img" : "");
+        double t0 = now_ms();
+        md_gen_hooks hooks = {.user = &r, .tensor = on_tensor, .progress = on_progress};
+        if (report(&r, MDIFF_STAGE_TEXT, 0, NULL))
+            st = md_fail(&err, MD_ERR_CANCELLED, "cancelled before the first step");
+        else
+            st = md_generate(ctx->model, &g, &hooks, image, &err);
+        /* A cancel during decoding cannot stop the pipeline; it still voids the result. */
+        if (st == MD_OK && atomic_load(&ctx->cancel))
+            st = md_fail(&err, MD_ERR_CANCELLED, "cancelled while decoding");
+        if (st == MD_OK)
+            abi_log(ctx, MDIFF_LOG_INFO, "done in %.0f ms", now_ms() - t0);
+    }
+    if (st == MD_OK) {
+        rc = deliver(image, p->width, p->height, out, msg, cap);
+    } else {
+        rc = abi_status(st);
+        abi_log(ctx, st == MD_ERR_CANCELLED ? MDIFF_LOG_INFO : MDIFF_LOG_ERROR, "%s", err.msg);
+        abi_message(msg, cap, err.msg);
+    }
+    free(image);
+    free(init);
+    free(mask);
+    free(r.preview_latents);
+    free(r.preview_planes);
+    free(r.preview_rgb);
+    return rc;
+}
+
+int abi_generate(mdiff_context *ctx, const mdiff_gen_params *params, mdiff_image *out, char *msg,
+                 size_t msg_cap)
+{
+    abi_message(msg, msg_cap, "");
+    if (!ctx || !params || !out)
+        return fail(msg, msg_cap, MDIFF_ERR_INVALID, "generate: ctx, params and out are required");
+    mdiff_gen_params p = {.struct_size = sizeof p, .prompt = "", .steps = 20, .guidance = 7.5f,
+                          .strength = 0.75f};
+    /* A 1.0 host's struct ends before clip_skip: the fields it lacks keep
+     * the defaults above. */
+    if (abi_read_struct(&p, sizeof p, params, ABI_1_0_GEN_PARAMS_SIZE) != MDIFF_OK)
+        return fail(msg, msg_cap, MDIFF_ERR_INVALID,
+                    "generate: params struct_size too small (use gen_params_init)");
+    if (abi_enter(ctx) != MDIFF_OK)
+        return fail(msg, msg_cap, MDIFF_ERR_BUSY,
+                    "generate: the context is already running a generation");
+    atomic_store(&ctx->cancel, 0);
+    int rc = run(ctx, &p, out, msg, msg_cap);
+    abi_leave(ctx);
+    return rc;
+}

@@ -1,0 +1,287 @@
+/* moediffuse.h: the plugin ABI of libmoediffuse, the only interface a host
+ * application uses. A host calls one exported function, moediffuse_get_api,
+ * and reaches everything else through the table it returns.
+ *
+ * VERSIONING
+ *   moediffuse_get_api(MOEDIFFUSE_ABI_MAJOR, MOEDIFFUSE_ABI_MINOR) returns
+ *   the table, or NULL when the library does not serve that major. Within a
+ *   major nothing is removed or reordered: minors only append functions to
+ *   the table and fields to the structs. A host compiled against a newer
+ *   minor than the library's checks api->abi_minor (or api->struct_size)
+ *   before using what that minor added.
+ *
+ * STRUCTS
+ *   Every struct starts with `size_t struct_size`, set to sizeof by the side
+ *   that owns the memory (the *_init functions do it for the host). The
+ *   library reads and writes only the first struct_size bytes, and fields a
+ *   host's older struct lacks take their defaults. Fields are appended in
+ *   8-byte groups so that a version's sizeof has no tail padding and
+ *   struct_size alone tells which fields are present.
+ *
+ * ERRORS
+ *   Functions return MDIFF_OK (0) or a negative mdiff_status. Those that
+ *   can fail for a reason worth reading take a caller-owned message buffer
+ *   (msg, msg_cap; NULL/0 for none), always NUL-terminated when msg_cap > 0.
+ *
+ * OWNERSHIP
+ *   Nothing allocated crosses the boundary except an output image the
+ *   library allocated (its flags hold MDIFF_IMAGE_LIBRARY_OWNED), which the
+ *   host frees with api->image_free. Strings the library returns are static.
+ *   What the host passes in is read during the call only (the context keeps
+ *   a copy of the model path); callbacks and their user pointers are kept
+ *   until replaced.
+ *
+ * THREADING
+ *   - A context holds one loaded model and runs one generation at a time:
+ *     a generate (or any other call that needs the model) made while one is
+ *     running on that context returns MDIFF_ERR_BUSY at once.
+ *   - Several contexts may generate in parallel from different threads.
+ *   - Callbacks (progress, log) run on the thread that called into the
+ *     library, during that call.
+ *   - api->cancel may be called from any thread, and from a signal handler
+ *     (it is a lock-free atomic store): the generation in progress stops
+ *     at its next check and returns MDIFF_ERR_CANCELLED with no output. A
+ *     cancel made while no generation runs is ignored.
+ *   - A context's worker threads are created by context_create and inherit
+ *     the calling thread's signal mask.
+ *   - The CPU backend uses OpenBLAS, whose thread count is process-wide:
+ *     creating a context sets it to that context's thread count, for every
+ *     user of OpenBLAS in the process.
+ *
+ * The library never writes to stdout or stderr, never exits or aborts,
+ * installs no signal handlers and keeps no global mutable state. */
+#ifndef MOEDIFFUSE_H
+#define MOEDIFFUSE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MOEDIFFUSE_ABI_MAJOR 1
+#define MOEDIFFUSE_ABI_MINOR 1
+
+#if defined(__GNUC__)
+#define MOEDIFFUSE_EXPORT __attribute__((visibility("default")))
+#else
+#define MOEDIFFUSE_EXPORT
+#endif
+
+typedef enum mdiff_status {
+    MDIFF_OK = 0,
+    MDIFF_ERR_INVALID = -1,     /* bad argument or parameter value */
+    MDIFF_ERR_IO = -2,          /* a file could not be opened or read */
+    MDIFF_ERR_FORMAT = -3,      /* a model file is malformed */
+    MDIFF_ERR_NOMEM = -4,
+    MDIFF_ERR_UNSUPPORTED = -5, /* valid request this model or build cannot serve */
+    MDIFF_ERR_CANCELLED = -6,   /* cancelled by the progress callback or api->cancel */
+    MDIFF_ERR_BUSY = -7         /* the context is running a generation */
+} mdiff_status;
+
+typedef struct mdiff_context mdiff_context; /* opaque: one loaded model */
+
+/* ---- images ----
+ * 8-bit, interleaved, rows `stride` bytes apart (0 = width * channels).
+ * channels: 1 (grey, masks), 3 (RGB) or 4 (RGBA). */
+#define MDIFF_IMAGE_LIBRARY_OWNED 1u /* data was allocated by the library */
+
+typedef struct mdiff_image {
+    size_t struct_size;
+    uint8_t *data;
+    int32_t width, height;
+    int32_t channels;
+    int32_t stride;
+    uint32_t flags;    /* set by the library */
+    uint32_t reserved; /* 0 */
+} mdiff_image;
+
+/* ---- callbacks ---- */
+typedef enum mdiff_stage {
+    MDIFF_STAGE_TEXT = 1,         /* encoding the prompts */
+    MDIFF_STAGE_ENCODE_IMAGE = 2, /* encoding the init image */
+    MDIFF_STAGE_DENOISE = 3,      /* one call per denoising step */
+    MDIFF_STAGE_DECODE = 4        /* decoding the final latents */
+} mdiff_stage;
+
+typedef struct mdiff_progress {
+    size_t struct_size;
+    int32_t stage;            /* mdiff_stage */
+    int32_t step;             /* denoising steps done (0 before the first) */
+    int32_t total;            /* denoising steps this run takes */
+    int32_t reserved;
+    const mdiff_image *preview; /* RGB of the current latents when a preview is
+                                   due (see preview_interval), else NULL;
+                                   valid during the callback only */
+} mdiff_progress;
+
+/* A non-zero return cancels the generation. */
+typedef int (*mdiff_progress_fn)(void *user, const mdiff_progress *progress);
+
+typedef enum mdiff_log_level {
+    MDIFF_LOG_ERROR = 0,
+    MDIFF_LOG_WARN = 1,
+    MDIFF_LOG_INFO = 2,
+    MDIFF_LOG_DEBUG = 3
+} mdiff_log_level;
+
+typedef void (*mdiff_log_fn)(void *user, int level, const char *message);
+
+/* ---- context ---- */
+typedef struct mdiff_context_params {
+    size_t struct_size;
+    const char *model_path;   /* diffusers folder or .safetensors file */
+    mdiff_progress_fn progress;
+    void *progress_user;
+    mdiff_log_fn log;         /* NULL = no logging */
+    void *log_user;
+    int32_t threads;          /* CPU threads; 0 = all online CPUs */
+    int32_t moe_top_k;        /* experts per token; 0 = the model's own */
+    int32_t log_level;        /* messages up to this mdiff_log_level; default INFO */
+    int32_t reserved;
+} mdiff_context_params;
+
+/* ---- generation ---- */
+typedef struct mdiff_gen_params {
+    size_t struct_size;
+    const char *prompt;
+    const char *negative_prompt;   /* NULL = none */
+    const char *sampler;           /* NULL = "dpmpp_2m_karras"; see api->sampler_name */
+    uint64_t seed;
+    const mdiff_image *init_image; /* img2img and inpainting; resized to width x height */
+    const mdiff_image *mask;       /* inpainting: first channel >= 128 is repainted;
+                                      needs init_image; resized to width x height */
+    int32_t width, height;         /* 0 = the init image's size, else the model's native */
+    int32_t steps;                 /* default 20 */
+    float guidance;                /* classifier-free guidance scale; <= 1 disables; default 7.5 */
+    float strength;                /* img2img/inpaint: 0 < strength <= 1; default 0.75 */
+    int32_t preview_interval;      /* a preview every N denoising steps; 0 = none */
+    /* ABI 1.1 */
+    int32_t clip_skip;             /* skip the last N CLIP layers; 0 = the model's default */
+    int32_t reserved1;             /* 0 */
+} mdiff_gen_params;
+
+/* ---- model information (filled by the library) ---- */
+typedef enum mdiff_family { MDIFF_FAMILY_SD1 = 1, MDIFF_FAMILY_SD2 = 2, MDIFF_FAMILY_SDXL = 3 } mdiff_family;
+typedef enum mdiff_routing {
+    MDIFF_ROUTING_NONE = 0,     /* dense model */
+    MDIFF_ROUTING_SEQUENCE = 1, /* SegMoE: experts chosen once per call */
+    MDIFF_ROUTING_TOKEN = 2     /* each token chooses its experts */
+} mdiff_routing;
+
+typedef struct mdiff_model_info {
+    size_t struct_size;
+    uint64_t params_total;     /* every weight of every component */
+    uint64_t params_active;    /* weights one generation uses: of each MoE layer's
+                                  experts, only top_k of num_experts count */
+    uint64_t params_unet;      /* the U-Net's share of params_total */
+    int32_t family;            /* mdiff_family */
+    int32_t native_width, native_height;
+    int32_t size_multiple;     /* width and height must be multiples of this */
+    int32_t unet_levels;       /* resolution levels of the U-Net */
+    int32_t transformer_blocks;/* transformer blocks in the U-Net */
+    int32_t moe_layers;        /* MoE layers (0 for a dense model) */
+    int32_t num_experts;       /* per MoE layer (0 for a dense model) */
+    int32_t top_k;             /* experts used per token (0 for a dense model) */
+    int32_t routing;           /* mdiff_routing */
+} mdiff_model_info;
+
+/* ---- optional features, found by id with api->get_feature ----
+ * Each returns a table that starts with its struct_size; a NULL answer
+ * means the library lacks the feature. */
+
+/* "moe.router_stats": how often each expert of each MoE layer was chosen.
+ * Collection is off until enabled; counts add up over generations until
+ * reset. On a dense model, layer_count is 0. */
+#define MDIFF_FEATURE_ROUTER_STATS "moe.router_stats"
+
+typedef struct mdiff_layer_stats {
+    size_t struct_size;
+    char name[160];            /* the layer's module path */
+    int32_t num_experts, top_k;
+    uint64_t calls;            /* forward calls observed */
+    uint64_t tokens;           /* rows routed, summed over calls */
+} mdiff_layer_stats;
+
+typedef struct mdiff_router_stats_api {
+    size_t struct_size;
+    int (*enable)(mdiff_context *ctx, int on);
+    int (*reset)(mdiff_context *ctx);
+    /* >= 0: the number of MoE layers seen so far; < 0: a status */
+    int (*layer_count)(mdiff_context *ctx);
+    /* counts[e] (for e < counts_cap) = times expert e was chosen for a
+     * token (each token makes top_k choices). */
+    int (*layer)(mdiff_context *ctx, int index, mdiff_layer_stats *out, uint64_t *counts,
+                 int counts_cap);
+} mdiff_router_stats_api;
+
+/* "moe.expert_settings": read or change the experts used per token.
+ * set reloads the model's weights (memory-mapped, so quick). */
+#define MDIFF_FEATURE_EXPERT_SETTINGS "moe.expert_settings"
+
+typedef struct mdiff_expert_settings {
+    size_t struct_size;
+    int32_t top_k;        /* get: in use; set: wanted, 0 = the model's own */
+    int32_t num_experts;  /* get only */
+} mdiff_expert_settings;
+
+typedef struct mdiff_expert_settings_api {
+    size_t struct_size;
+    int (*get)(mdiff_context *ctx, mdiff_expert_settings *out);
+    int (*set)(mdiff_context *ctx, const mdiff_expert_settings *settings, char *msg,
+               size_t msg_cap);
+} mdiff_expert_settings_api;
+
+/* ---- the function table ---- */
+typedef struct mdiff_api {
+    size_t struct_size;
+    int32_t abi_major, abi_minor;
+
+    const char *(*version)(void);             /* library version, e.g. "0.1.0" */
+    const char *(*status_name)(int status);   /* e.g. "cancelled" */
+    const char *(*sampler_name)(int index);   /* NULL past the last sampler */
+
+    /* Fill defaults and set struct_size = size (pass sizeof *p). */
+    void (*context_params_init)(mdiff_context_params *p, size_t size);
+    void (*gen_params_init)(mdiff_gen_params *p, size_t size);
+    void (*image_init)(mdiff_image *img, size_t size);
+
+    /* Loads the model. On failure *out is NULL. */
+    int (*context_create)(const mdiff_context_params *params, mdiff_context **out, char *msg,
+                          size_t msg_cap);
+    /* Must not run concurrently with another call on ctx. NULL is a no-op. */
+    void (*context_destroy)(mdiff_context *ctx);
+    int (*set_progress)(mdiff_context *ctx, mdiff_progress_fn fn, void *user);
+    int (*set_log)(mdiff_context *ctx, mdiff_log_fn fn, void *user, int level);
+    /* info->struct_size must be set (sizeof *info). */
+    int (*model_info)(mdiff_context *ctx, mdiff_model_info *info);
+
+    /* One image. `out` (struct_size set, see image_init) is either
+     *  - caller-allocated: data set, width/height equal to the generation's
+     *    size, channels 3 or 4 (alpha = 255), stride as needed; the library
+     *    writes it only on success; or
+     *  - library-allocated: data NULL, channels 3 or 4 (0 = 3); on success
+     *    the library fills every field and the host frees the pixels with
+     *    image_free.
+     * On failure (cancel included) `out` is left as it was. */
+    int (*generate)(mdiff_context *ctx, const mdiff_gen_params *params, mdiff_image *out,
+                    char *msg, size_t msg_cap);
+    int (*cancel)(mdiff_context *ctx);
+    /* Frees a library-allocated image's pixels and clears data; does
+     * nothing to an image the library did not allocate. */
+    void (*image_free)(mdiff_image *img);
+
+    const void *(*get_feature)(const char *id);
+} mdiff_api;
+
+/* The one exported symbol. NULL when `major` is not served. */
+MOEDIFFUSE_EXPORT const mdiff_api *moediffuse_get_api(int major, int minor);
+typedef const mdiff_api *(*moediffuse_get_api_fn)(int major, int minor);
+#define MOEDIFFUSE_ENTRY "moediffuse_get_api"
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

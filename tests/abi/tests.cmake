@@ -1,0 +1,44 @@
+# Tests of the plugin ABI. They use include/moediffuse.h only and link the
+# shared library; labelled "unit" so CI runs them under ASan + UBSan too.
+if(NOT TARGET moediffuse)
+  return()
+endif()
+
+set(MD_ABI_TEST_ENV "MD_SOURCE_DIR=${CMAKE_SOURCE_DIR};MD_GOLDEN_DIR=${MD_GOLDEN_DIR}")
+
+foreach(name abi_basics abi_generate abi_cancel abi_moe)
+  add_executable(${name} ${CMAKE_SOURCE_DIR}/tests/abi/${name}.c)
+  target_compile_options(${name} PRIVATE ${MD_WARNINGS})
+  target_link_libraries(${name} PRIVATE moediffuse Threads::Threads)
+  add_test(NAME ${name} COMMAND ${name})
+  set_tests_properties(${name} PROPERTIES ENVIRONMENT "${MD_ABI_TEST_ENV}" LABELS "unit;abi")
+endforeach()
+
+# The same host source against the frozen 1.0 header and the current one.
+# tests/abi_v1_0/moediffuse.h is ABI 1.0 as released: never edit it.
+add_executable(abi-compat-v1_0 ${CMAKE_SOURCE_DIR}/tests/abi/compat_host.c)
+target_include_directories(abi-compat-v1_0 BEFORE PRIVATE ${CMAKE_SOURCE_DIR}/tests/abi_v1_0)
+add_executable(abi-compat-current ${CMAKE_SOURCE_DIR}/tests/abi/compat_host.c)
+foreach(t abi-compat-v1_0 abi-compat-current)
+  target_compile_options(${t} PRIVATE ${MD_WARNINGS})
+  target_link_libraries(${t} PRIVATE moediffuse)
+endforeach()
+
+foreach(script compat example_host)
+  add_test(NAME abi_${script} COMMAND bash ${CMAKE_SOURCE_DIR}/tests/abi/${script}.sh ${CMAKE_BINARY_DIR})
+  set_tests_properties(abi_${script} PROPERTIES ENVIRONMENT "${MD_ABI_TEST_ENV}" LABELS "unit;abi")
+endforeach()
+
+# The installed product and the real editors, headless: not under the
+# sanitizers (plain hosts load the library), skipped (77) where the editor
+# is not installed.
+add_executable(png-check ${CMAKE_SOURCE_DIR}/tests/abi/png_check.c)
+target_compile_options(png-check PRIVATE ${MD_WARNINGS})
+target_link_libraries(png-check PRIVATE PNG::PNG)
+add_test(NAME abi_install COMMAND bash ${CMAKE_SOURCE_DIR}/tests/abi/install.sh ${CMAKE_BINARY_DIR})
+set_tests_properties(abi_install PROPERTIES ENVIRONMENT "${MD_ABI_TEST_ENV}" LABELS "plugins")
+foreach(editor gimp krita)
+  add_test(NAME plugin_${editor} COMMAND bash ${CMAKE_SOURCE_DIR}/tests/abi/${editor}.sh ${CMAKE_BINARY_DIR})
+  set_tests_properties(plugin_${editor} PROPERTIES ENVIRONMENT "${MD_ABI_TEST_ENV}"
+    LABELS "plugins" SKIP_RETURN_CODE 77 TIMEOUT 600)
+endforeach()
