@@ -58,6 +58,7 @@ typedef struct md_cli_options {
     const char *backend; /* "cpu", "vulkan" or "auto" (default) */
     int verbose, quiet, json;
     const char *from_png;
+    const char *moe_stats; /* JSON path (may hold %d like -o); heatmap beside it */
     unsigned given; /* MD_OPT_* */
 } md_cli_options;
 

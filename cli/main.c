@@ -7,6 +7,7 @@
 
 #include "batch.h"
 #include "cli.h"
+#include "moe/moe_stats.h"
 #include "gen_request.h"
 #include "infotext.h"
 
@@ -58,6 +59,34 @@ static md_progress_mode progress_mode(const md_cli_options *o)
     return isatty(STDERR_FILENO) ? MD_PROGRESS_BAR : MD_PROGRESS_LINES;
 }
 
+/* --moe-stats: the router statistics observer plus a step counter in the
+ * progress hook (one U-Net call per step). */
+typedef struct stats_progress {
+    md_cli_progress *progress;
+    md_moe_stats *stats;
+} stats_progress;
+
+static int stats_progress_cb(void *user, int step, int total)
+{
+    stats_progress *sp = user;
+    md_moe_stats_next_call(sp->stats);
+    return md_cli_progress_cb(sp->progress, step, total);
+}
+
+static md_status write_moe_stats(const md_moe_stats *stats, const char *pattern, int index,
+                                 md_error *err)
+{
+    char json[4096], png[4100];
+    if (!md_cli_output_name(pattern, index, json, sizeof json))
+        return md_fail(err, MD_ERR_INVALID, "--moe-stats %s: name too long", pattern);
+    size_t n = strlen(json);
+    if (n > 5 && !strcmp(json + n - 5, ".json"))
+        n -= 5;
+    snprintf(png, sizeof png, "%.*s.png", (int)n, json);
+    md_status st = md_moe_stats_write_json(stats, json, err);
+    return st == MD_OK ? md_moe_stats_write_heatmap(stats, png, 8, err) : st;
+}
+
 static int render(md_model *m, const md_cli_options *o, uint64_t seed, md_cli_progress *progress)
 {
     md_gen_request r;
@@ -75,6 +104,14 @@ static int render(md_model *m, const md_cli_options *o, uint64_t seed, md_cli_pr
     r.mask = o->mask;
     r.quiet = o->quiet || o->json;
     md_gen_hooks hooks = {.user = progress, .progress = md_cli_progress_cb};
+    stats_progress sp = {.progress = progress};
+    if (o->moe_stats) {
+        if (!m->unet_cfg.moe.enabled) {
+            md_cli_progress_error(progress, MD_EXIT_USAGE, "--moe-stats: this model has no MoE layers");
+            return MD_EXIT_USAGE;
+        }
+        hooks = (md_gen_hooks){.user = &sp, .progress = stats_progress_cb};
+    }
     for (int i = 1; i <= o->batch_count; i++) {
         char name[4096];
         md_cli_output_name(o->output, i, name, sizeof name); /* checked while parsing */
@@ -102,7 +139,25 @@ static int render(md_model *m, const md_cli_options *o, uint64_t seed, md_cli_pr
         md_cli_progress_start(progress, name, r.seed, w, h, r.steps);
         md_error err = {0};
         md_gen_result res = {0};
+        if (o->moe_stats) {
+            md_moe_stats_free(sp.stats);
+            sp.stats = md_moe_stats_new();
+            if (!sp.stats) {
+                md_cli_progress_error(progress, MD_EXIT_FAILURE, "out of memory");
+                return MD_EXIT_FAILURE;
+            }
+            md_unet_set_moe_observer(m->unet, md_moe_stats_observe, sp.stats);
+        }
         md_status st = md_gen_request_run(m, &r, &hooks, &res, &err);
+        if (o->moe_stats) {
+            md_unet_set_moe_observer(m->unet, NULL, NULL);
+            if (st == MD_OK)
+                st = write_moe_stats(sp.stats, o->moe_stats, i, &err);
+            if (st != MD_OK || i == o->batch_count) {
+                md_moe_stats_free(sp.stats);
+                sp.stats = NULL;
+            }
+        }
         if (st != MD_OK) {
             int code = md_gen_exit_code(st);
             md_cli_progress_error(progress, code, err.msg);
@@ -111,6 +166,7 @@ static int render(md_model *m, const md_cli_options *o, uint64_t seed, md_cli_pr
         md_cli_progress_done(progress, name, res.width, res.height, res.seconds);
         if (cancel_requested && i < o->batch_count) { /* came during the decode: image i is whole */
             md_cli_progress_error(progress, MD_EXIT_CANCELLED, "cancelled before the next image");
+            md_moe_stats_free(sp.stats);
             return MD_EXIT_CANCELLED;
         }
     }

@@ -41,6 +41,7 @@ static void print_help(void)
            "     --mask FILE       inpaint where the mask (PNG/JPEG) is white\n"
            " -b, --batch-count N   N images, seeds incrementing    --clip-skip N\n"
            "     --from-png FILE   re-create an image from its parameters; flags override\n"
+           "     --moe-stats FILE  expert load per layer and step: JSON + heatmap FILE.png\n"
            " -t, --threads N  --backend cpu|vulkan|auto  --json  -v, --verbose  -q, --quiet\n"
            "exit: 0 ok, 1 failed, 2 usage, 3 model, 4 file I/O, 130 interrupted\n"
            "examples:\n"
@@ -214,6 +215,12 @@ static int check_combination(md_cli_options *o)
         o->output = o->batch_count > 1 ? "out_%03d.png" : "out.png";
     if (!md_cli_output_pattern_ok(o->output))
         return MD_EXIT_USAGE;
+    if (o->moe_stats && (!md_cli_output_pattern_ok(o->moe_stats) ||
+                         (o->batch_count > 1 && !strchr(o->moe_stats, '%')))) {
+        fprintf(stderr, "moe-diffuse: --moe-stats '%s' needs one %%d for the image number with "
+                        "--batch-count\n", o->moe_stats);
+        return MD_EXIT_USAGE;
+    }
     if (o->batch_count > 1 && !strchr(o->output, '%')) {
         fprintf(stderr,
                 "moe-diffuse: --batch-count %d writes %d images: -o needs a %%d for the "
@@ -253,7 +260,8 @@ int md_cli_parse(int argc, char **argv, md_cli_options *o)
         OPT_JSON,
         OPT_FROM_PNG,
         OPT_PROMPT_FILE,
-        OPT_NEG_FILE
+        OPT_NEG_FILE,
+        OPT_MOE_STATS
     };
     static const struct option longopts[] = {
         {"model", required_argument, NULL, 'm'},
@@ -277,6 +285,7 @@ int md_cli_parse(int argc, char **argv, md_cli_options *o)
         {"backend", required_argument, NULL, OPT_BACKEND},
         {"json", no_argument, NULL, OPT_JSON},
         {"from-png", required_argument, NULL, OPT_FROM_PNG},
+        {"moe-stats", required_argument, NULL, OPT_MOE_STATS},
         {"verbose", no_argument, NULL, 'v'},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
@@ -326,6 +335,7 @@ int md_cli_parse(int argc, char **argv, md_cli_options *o)
         case 'i': o->init_image = optarg; break;
         case OPT_MASK: o->mask = optarg; break;
         case OPT_FROM_PNG: o->from_png = optarg; break;
+        case OPT_MOE_STATS: o->moe_stats = optarg; break;
         case 'v': o->verbose = 1; break;
         case 'q': o->quiet = 1; break;
         case OPT_JSON: o->json = 1; break;

@@ -1,0 +1,51 @@
+/* Routing statistics of MoE layers, gathered through the U-Net's MoE
+ * observer (md_unet_set_moe_observer(u, md_moe_stats_observe, stats)).
+ *
+ * Per U-Net call (one per sampling step when guidance is batched) and per
+ * layer it keeps: the tokens routed to each expert (a token with top-k
+ * counts once for each of its k experts), the mean per-token entropy of the
+ * softmax over all gate logits, the entropy of the load distribution and
+ * the busiest expert's share of the routed slots. A call ends when a layer
+ * already seen in it comes round again, or at md_moe_stats_next_call. */
+#ifndef MD_MOE_STATS_H
+#define MD_MOE_STATS_H
+
+#include "../runtime/status.h"
+#include "moe.h"
+
+typedef struct md_moe_stats md_moe_stats;
+
+md_moe_stats *md_moe_stats_new(void); /* NULL on out-of-memory */
+void md_moe_stats_free(md_moe_stats *s);
+
+/* The observer. Out-of-memory is remembered and reported by the writers. */
+void md_moe_stats_observe(void *user, const md_moe_trace *trace);
+/* Starts a new call explicitly (optional). */
+void md_moe_stats_next_call(md_moe_stats *s);
+
+int md_moe_stats_calls(const md_moe_stats *s);
+int md_moe_stats_layers(const md_moe_stats *s);
+/* Figures of one (call, layer); NULL load when absent. load has
+ * num_experts entries, valid until the next observation. */
+typedef struct md_moe_stats_cell {
+    const char *layer;
+    int num_experts, top_k;
+    int64_t rows;
+    const int64_t *load;
+    double entropy;       /* mean per-token entropy of the gate softmax, nats */
+    double load_entropy;  /* entropy of load / sum(load), nats */
+    double busiest_share; /* max(load) / sum(load) */
+} md_moe_stats_cell;
+int md_moe_stats_get(const md_moe_stats *s, int call, int layer, md_moe_stats_cell *out);
+
+/* JSON: {"calls", "layers": [{name, num_experts, top_k, total_load, ...}],
+ * "records": [{call, layer, rows, load, entropy, load_entropy, busiest_share}]}. */
+md_status md_moe_stats_write_json(const md_moe_stats *s, const char *path, md_error *err);
+/* Heatmap PNG: one column per call, one row per (layer, expert) in layer
+ * order, a gray line between layers; colour = the share of the call's
+ * tokens routed to the expert, dark blue 0 -> yellow 1. Cells are `cell`
+ * pixels square (0: 8). */
+md_status md_moe_stats_write_heatmap(const md_moe_stats *s, const char *path, int cell,
+                                     md_error *err);
+
+#endif
