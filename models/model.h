@@ -36,6 +36,12 @@ typedef struct md_model {
     md_sched_config sched_cfg;
     int force_zeros_for_empty_prompt; /* SDXL */
 
+    /* Generation defaults of the family, for front ends: the native image
+     * side in pixels (U-Net sample_size x VAE factor: 512 SD 1.x, 768 SD 2.x
+     * v-prediction, 1024 SDXL) and the guidance scale (7.5; SDXL 5.0). */
+    int default_size;
+    float default_cfg;
+
     /* owned storage the components point into */
     md_safetensors *files[MD_MODEL_MAX_FILES];
     int nfiles;

@@ -171,6 +171,9 @@ static md_status tokenizer_pad(const char *tdir, const md_tokenizer *tok, int32_
     return MD_OK;
 }
 
+/* Without a tokenizer folder: the builtin vocabulary, padding with the end
+ * token, or with '!' (id 0) for SDXL's tokenizer_2 as SDXL releases and the
+ * single-file loader do. */
 static md_status load_tokenizer(const char *dir, const char *sub, md_tokenizer **tok, int32_t *pad,
                                 md_error *err)
 {
@@ -178,7 +181,9 @@ static md_status load_tokenizer(const char *dir, const char *sub, md_tokenizer *
     TRY(md_path_join(tdir, sizeof tdir, dir, sub, NULL, err));
     if (!is_dir(tdir)) {
         TRY(md_tokenizer_load_builtin(tok, err));
-        *pad = md_tokenizer_eos(*tok);
+        *pad = strcmp(sub, "tokenizer_2") ? md_tokenizer_eos(*tok) : md_tokenizer_token_id(*tok, "!");
+        if (*pad < 0)
+            return md_fail(err, MD_ERR_FORMAT, "%s: the builtin vocabulary has no '!' token", dir);
         return MD_OK;
     }
     TRY(md_tokenizer_load_dir(tdir, tok, err));
