@@ -1,10 +1,16 @@
+# What the unit tests share (checks, golden files, temp folders).
+add_library(md_test_support STATIC ${CMAKE_SOURCE_DIR}/tests/support/test_support.c)
+target_include_directories(md_test_support PUBLIC ${CMAKE_SOURCE_DIR}/tests/support)
+target_compile_options(md_test_support PRIVATE ${MD_WARNINGS})
+target_link_libraries(md_test_support PUBLIC md_engine)
+
 # Unit tests: every tests/test_*.c is one executable and one ctest.
 file(GLOB MD_TEST_SOURCES CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/test_*.c)
 foreach(src ${MD_TEST_SOURCES})
   get_filename_component(name ${src} NAME_WE)
   add_executable(${name} ${src})
   target_compile_options(${name} PRIVATE ${MD_WARNINGS})
-  target_link_libraries(${name} PRIVATE md_engine)
+  target_link_libraries(${name} PRIVATE md_test_support md_engine)
   add_test(NAME ${name} COMMAND ${name})
   set_tests_properties(${name} PROPERTIES
     ENVIRONMENT "MD_SOURCE_DIR=${CMAKE_SOURCE_DIR};MD_GOLDEN_DIR=${MD_GOLDEN_DIR}"
@@ -24,8 +30,23 @@ if(TARGET golden-check AND EXISTS ${MD_GOLDEN_DIR})
       if(case IN_LIST MD_GOLDEN_PENDING)
         set_tests_properties(golden.${case} PROPERTIES DISABLED TRUE)
       endif()
+      # The same case through the Vulkan backend (lavapipe on CI), with the
+      # validation layers on: any message fails the case. 77: no device.
+      if(MD_VULKAN)
+        add_test(NAME golden_vulkan.${case} COMMAND golden-check ${dir} --backend vulkan)
+        set_tests_properties(golden_vulkan.${case} PROPERTIES LABELS vulkan
+          SKIP_RETURN_CODE 77 ENVIRONMENT "MD_VK_VALIDATION=1")
+      endif()
     endif()
   endforeach()
+endif()
+# Vulkan tests skip (77) only when there is no Vulkan device at all; the
+# end-to-end one is not a unit test (it stays out of the sanitizer pass).
+if(TEST test_vulkan_ops)
+  set_tests_properties(test_vulkan_ops PROPERTIES SKIP_RETURN_CODE 77 LABELS "unit;vulkan")
+endif()
+if(TEST test_vulkan_e2e)
+  set_tests_properties(test_vulkan_e2e PROPERTIES SKIP_RETURN_CODE 77 LABELS "e2e;vulkan")
 endif()
 
 file(GLOB MD_SHELL_TESTS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/*.sh)
@@ -35,4 +56,13 @@ foreach(script ${MD_SHELL_TESTS})
   set_tests_properties(${name} PROPERTIES
     ENVIRONMENT "MD_SOURCE_DIR=${CMAKE_SOURCE_DIR};MD_GOLDEN_DIR=${MD_GOLDEN_DIR}"
     LABELS e2e)
+endforeach()
+
+# Helpers the shell tests call (tests/helpers/*.c, one executable each,
+# named md-test-<rest> after the file's md_test_<rest>.c).
+file(GLOB MD_TEST_HELPERS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/helpers/md_test_*.c)
+foreach(src ${MD_TEST_HELPERS})
+  get_filename_component(stem ${src} NAME_WE)
+  string(REPLACE "_" "-" helper ${stem})
+  md_tool(${helper} ${src})
 endforeach()

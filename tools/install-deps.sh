@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Debian packages the build and the tests need (run as root or with sudo).
+#   tools/install-deps.sh          build + every test (Vulkan on lavapipe, GIMP, Krita)
+#   tools/install-deps.sh --build  only what building and generating need
+set -euo pipefail
+build=(build-essential cmake pkg-config libopenblas-dev libcjson-dev libpng-dev
+       libjpeg62-turbo-dev libstb-dev libyaml-dev zlib1g-dev
+       glslc libvulkan-dev)
+tests=(mesa-vulkan-drivers vulkan-validationlayers
+       gimp libgimp2.0-dev krita python3-pyqt5 python3 python3-pil)
+pkgs=("${build[@]}")
+[ "${1:-}" = "--build" ] || pkgs+=("${tests[@]}")
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
