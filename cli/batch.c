@@ -169,7 +169,7 @@ static int load_model(batch *b)
 static int render(batch *b, md_batch_job *j, const char *out, long pos)
 {
     /* 0 = native: resolved here so that error records carry the size too */
-    int native = b->model->unet_cfg.sample_size * md_vae_factor(b->model->vae);
+    int native = b->model->default_size;
     if (!j->width)
         j->width = native;
     if (!j->height)

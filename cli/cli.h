@@ -59,6 +59,7 @@ typedef struct md_cli_options {
     int verbose, quiet, json;
     const char *from_png;
     const char *moe_stats; /* JSON path (may hold %d like -o); heatmap beside it */
+    int original_size[2], target_size[2], crop[2]; /* SDXL: W,H / W,H / top,left; 0 = default */
     unsigned given; /* MD_OPT_* */
 } md_cli_options;
 

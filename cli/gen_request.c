@@ -73,7 +73,7 @@ md_status md_gen_request_check(const md_gen_request *r, md_error *err)
 
 static int native_size(const md_model *m)
 {
-    return m->unet_cfg.sample_size * md_vae_factor(m->vae);
+    return m->default_size;
 }
 
 static int round8(double v)
@@ -249,6 +249,12 @@ md_status md_gen_request_run(md_model *m, const md_gen_request *r, const md_gen_
     p.strength = r->strength;
     p.mask = in.mask;
     p.prompt_syntax = 1;
+    p.original_width = r->original_width;
+    p.original_height = r->original_height;
+    p.crop_top = r->crop_top;
+    p.crop_left = r->crop_left;
+    p.target_width = r->target_width;
+    p.target_height = r->target_height;
 
     size_t npix = (size_t)w * h;
     planes = malloc(sizeof(float) * 3 * npix);

@@ -28,6 +28,8 @@ typedef struct md_gen_request {
     const char *output;     /* .png (with `parameters`), .jpg, .jpeg or .bmp */
     const char *model_name; /* the metadata's "Model:" value; NULL = from m->path */
     int quiet;              /* 1: no notes on stderr (resizes, ...) */
+    /* SDXL micro-conditioning; 0 = the image size / no crop */
+    int original_width, original_height, crop_top, crop_left, target_width, target_height;
 } md_gen_request;
 
 /* Defaults: 20 steps, CFG 7.5, dpmpp_2m_karras, seed 0, native size,

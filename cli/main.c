@@ -94,7 +94,13 @@ static int render(md_model *m, const md_cli_options *o, uint64_t seed, md_cli_pr
     r.prompt = o->prompt;
     r.negative_prompt = o->negative_prompt;
     r.steps = o->steps;
-    r.cfg_scale = o->cfg_scale;
+    r.cfg_scale = (o->given & MD_OPT_CFG) ? o->cfg_scale : m->default_cfg;
+    r.original_width = o->original_size[0];
+    r.original_height = o->original_size[1];
+    r.target_width = o->target_size[0];
+    r.target_height = o->target_size[1];
+    r.crop_top = o->crop[0];
+    r.crop_left = o->crop[1];
     r.sampler = (md_sampler_kind)o->sampler;
     r.width = o->width;
     r.height = o->height;
@@ -119,7 +125,7 @@ static int render(md_model *m, const md_cli_options *o, uint64_t seed, md_cli_pr
         r.seed = seed + (uint64_t)(i - 1);
         progress->image = i;
         /* With an init image the size is known once the image is read. */
-        int native = m->unet_cfg.sample_size * md_vae_factor(m->vae);
+        int native = m->default_size;
         int w = r.width ? r.width : r.init_image ? 0 : native;
         int h = r.height ? r.height : r.init_image ? 0 : native;
         if (progress->mode == MD_PROGRESS_BAR || progress->mode == MD_PROGRESS_LINES) {

@@ -29,7 +29,7 @@ static void print_help(void)
            " -p, --prompt TEXT     emphasis (word:1.3) (word) [word]; long prompts chunked\n"
            " -n, --negative-prompt TEXT  --prompt-file F --negative-prompt-file F (-=stdin)\n"
            " -o, --output FILE     .png .jpg .bmp; %%03d = image number (default out.png)\n"
-           "     --steps N (20)   --cfg-scale F (7.5)   --seed N (-1 = random, printed)\n"
+           "     --steps N (20)   --cfg-scale F (7.5; SDXL 5)   --seed N (-1 = random)\n"
            "     --sampler NAME   ",
            model_line);
     for (int k = 0; k < MD_SAMPLER_COUNT; k++)
@@ -42,14 +42,14 @@ static void print_help(void)
            " -b, --batch-count N   N images, seeds incrementing    --clip-skip N\n"
            "     --from-png FILE   re-create an image from its parameters; flags override\n"
            "     --moe-stats FILE  expert load per layer and step: JSON + heatmap FILE.png\n"
+           "     --original-size WxH --target-size WxH --crop TOPxLEFT (SDXL conditioning)\n"
            " -t, --threads N  --backend cpu|vulkan|auto  --json  -v, --verbose  -q, --quiet\n"
            "exit: 0 ok, 1 failed, 2 usage, 3 model, 4 file I/O, 130 interrupted\n"
            "examples:\n"
            "  moe-diffuse -m sd15 -p \"a (red:1.2) fox in snow\" --seed 42 -o fox.png\n"
            "  moe-diffuse -m sd15 -i photo.jpg --strength 0.6 -p \"oil painting\" -o oil.png\n"
            "  moe-diffuse -m sd15 -i room.png --mask mask.png -p \"a sofa\" -o sofa.png\n"
-           "  moe-diffuse -m sd15 --from-png fox.png --steps 40 -o fox40.png\n"
-           "  moe-diffuse -m sd15 -p \"a cat\" -b 4 -o cat_%%02d.png\n");
+           "  moe-diffuse -m sd15 --from-png fox.png --steps 40 -o fox40.png\n");
 }
 
 static int parse_int(const char *flag, const char *s, long lo, long hi, long *out)
@@ -150,8 +150,10 @@ static int apply_from_png(md_cli_options *o)
         o->steps = t.steps;
     if (!(g & MD_OPT_SAMPLER) && (t.has & MD_INFO_SAMPLER))
         o->sampler = (int)t.sampler;
-    if (!(g & MD_OPT_CFG) && (t.has & MD_INFO_CFG))
+    if (!(g & MD_OPT_CFG) && (t.has & MD_INFO_CFG)) {
         o->cfg_scale = t.cfg_scale;
+        o->given |= MD_OPT_CFG; /* so the model's default guidance does not replace it */
+    }
     if (!(g & MD_OPT_SEED) && (t.has & MD_INFO_SEED))
         o->seed = t.seed > (uint64_t)MD_SEED_MAX ? -1 : (int64_t)t.seed;
     if (!(g & MD_OPT_WIDTH) && (t.has & MD_INFO_SIZE))
@@ -261,7 +263,10 @@ int md_cli_parse(int argc, char **argv, md_cli_options *o)
         OPT_FROM_PNG,
         OPT_PROMPT_FILE,
         OPT_NEG_FILE,
-        OPT_MOE_STATS
+        OPT_MOE_STATS,
+        OPT_ORIGINAL_SIZE,
+        OPT_CROP,
+        OPT_TARGET_SIZE
     };
     static const struct option longopts[] = {
         {"model", required_argument, NULL, 'm'},
@@ -286,6 +291,9 @@ int md_cli_parse(int argc, char **argv, md_cli_options *o)
         {"json", no_argument, NULL, OPT_JSON},
         {"from-png", required_argument, NULL, OPT_FROM_PNG},
         {"moe-stats", required_argument, NULL, OPT_MOE_STATS},
+        {"original-size", required_argument, NULL, OPT_ORIGINAL_SIZE},
+        {"crop", required_argument, NULL, OPT_CROP},
+        {"target-size", required_argument, NULL, OPT_TARGET_SIZE},
         {"verbose", no_argument, NULL, 'v'},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
@@ -336,6 +344,27 @@ int md_cli_parse(int argc, char **argv, md_cli_options *o)
         case OPT_MASK: o->mask = optarg; break;
         case OPT_FROM_PNG: o->from_png = optarg; break;
         case OPT_MOE_STATS: o->moe_stats = optarg; break;
+        case OPT_ORIGINAL_SIZE:
+        case OPT_TARGET_SIZE:
+        case OPT_CROP: {
+            /* SDXL micro-conditioning: WxH sizes, TOPxLEFT crop offsets */
+            int a, b;
+            char tail;
+            int sizes = c != OPT_CROP;
+            if (sscanf(optarg, "%dx%d%c", &a, &b, &tail) != 2 || a < (sizes ? 1 : 0) ||
+                b < (sizes ? 1 : 0) || a > 16384 || b > 16384) {
+                fprintf(stderr, "moe-diffuse: --%s expects %s, got '%s'\n",
+                        c == OPT_CROP ? "crop" : c == OPT_TARGET_SIZE ? "target-size" : "original-size",
+                        sizes ? "WIDTHxHEIGHT (1..16384)" : "TOPxLEFT (0..16384)", optarg);
+                return MD_EXIT_USAGE;
+            }
+            int *dst = c == OPT_ORIGINAL_SIZE ? o->original_size
+                       : c == OPT_TARGET_SIZE ? o->target_size
+                                              : o->crop;
+            dst[0] = a;
+            dst[1] = b;
+            break;
+        }
         case 'v': o->verbose = 1; break;
         case 'q': o->quiet = 1; break;
         case OPT_JSON: o->json = 1; break;
