@@ -143,6 +143,23 @@ static md_status check_steps(int num_train, int steps, md_error *err)
  * rounding mode. */
 static double np_round(double x) { return rint(x); }
 
+/* "trailing": arange(start, 0, -num_train/steps), rounded, minus one. For
+ * some step counts (61, 103, ...) numpy's arange yields one value too many
+ * (a final ~0, i.e. timestep -1) because of its float length computation;
+ * the first `steps` values are kept. */
+static md_status trailing_timesteps(int num_train, int start, int steps, double *out,
+                                    md_error *err)
+{
+    double ratio = (double)num_train / (double)steps;
+    int len = np_arange_down((double)start, 0.0, -ratio, out, steps);
+    if (len < steps)
+        return md_fail(err, MD_ERR_INVALID, "scheduler: trailing spacing gave %d of %d steps", len,
+                       steps);
+    for (int i = 0; i < steps; i++)
+        out[i] = np_round(out[i]) - 1.0;
+    return MD_OK;
+}
+
 md_status md_sched_timesteps_ddpm(md_spacing spacing, int num_train, int steps_offset, int steps,
                                   int round_linspace, double *out, md_error *err)
 {
@@ -168,19 +185,8 @@ md_status md_sched_timesteps_ddpm(md_spacing spacing, int num_train, int steps_o
             out[i] = (double)((steps - 1 - i) * ratio + steps_offset);
         return MD_OK;
     }
-    case MD_SPACING_TRAILING: {
-        /* For some step counts (61, 103, ...) numpy's arange yields one
-         * value too many (a final ~0, i.e. timestep -1) because of the
-         * float length computation; the first `steps` values are kept. */
-        double ratio = (double)num_train / (double)steps;
-        int len = np_arange_down((double)num_train, 0.0, -ratio, out, steps);
-        if (len < steps)
-            return md_fail(err, MD_ERR_INVALID, "scheduler: trailing spacing gave %d of %d steps",
-                           len, steps);
-        for (int i = 0; i < steps; i++)
-            out[i] = np_round(out[i]) - 1.0;
-        return MD_OK;
-    }
+    case MD_SPACING_TRAILING:
+        return trailing_timesteps(num_train, num_train, steps, out, err);
     }
     return md_fail(err, MD_ERR_INVALID, "scheduler: unknown timestep spacing %d", (int)spacing);
 }
@@ -211,16 +217,8 @@ md_status md_sched_timesteps_dpm(md_spacing spacing, int num_train, int steps_of
             out[i] = (double)((steps - i) * ratio + steps_offset);
         return MD_OK;
     }
-    case MD_SPACING_TRAILING: {
-        double ratio = (double)num_train / (double)steps;
-        int len = np_arange_down((double)last, 0.0, -ratio, out, steps);
-        if (len < steps)
-            return md_fail(err, MD_ERR_INVALID, "scheduler: trailing spacing gave %d of %d steps",
-                           len, steps);
-        for (int i = 0; i < steps; i++)
-            out[i] = np_round(out[i]) - 1.0;
-        return MD_OK;
-    }
+    case MD_SPACING_TRAILING:
+        return trailing_timesteps(num_train, last, steps, out, err);
     }
     return md_fail(err, MD_ERR_INVALID, "scheduler: unknown timestep spacing %d", (int)spacing);
 }

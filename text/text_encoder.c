@@ -235,6 +235,8 @@ static md_status check_request(const md_text_encoder *te, const int32_t *ids, in
                            c->eos_id);
         if (pool_rows)
             pool_rows[b] = b * MD_CLIP_CONTEXT + eos;
+        if (out->pool_index)
+            out->pool_index[b] = eos;
     }
     return MD_OK;
 }

@@ -32,6 +32,8 @@ typedef struct md_text_outputs {
     float *pooled_projected;
     /* [batch, hidden]: final-LN state at the pooling position, no projection */
     float *pooled;
+    /* [batch]: the position pooled from (first EOS), -1 when a row has none */
+    int32_t *pool_index;
 } md_text_outputs;
 
 md_status md_text_encoder_forward(md_text_encoder *te, const int32_t *ids, int batch,

@@ -59,13 +59,15 @@ static void run_encoder(gc_case *c, md_text_encoder *te, const char *prefix)
     float *pen_ln = malloc(sizeof(float) * hs);
     float *proj = malloc(sizeof(float) * (size_t)batch * (cfg->projection_dim + 1));
     float *eos = malloc(sizeof(float) * (size_t)batch);
-    if (!ids || !last || !pen || !pen_ln || !proj || !eos)
+    int32_t *pool_at = malloc(sizeof(int32_t) * (size_t)batch);
+    if (!ids || !last || !pen || !pen_ln || !proj || !eos || !pool_at)
         goto free_all;
     for (size_t i = 0; i < n; i++)
         ids[i] = (int32_t)fids[i];
     md_error err = {0};
     md_text_outputs o1 = {.last_hidden = last, .skipped_hidden = pen, .skip = 1,
-                          .pooled_projected = cfg->projection_dim ? proj : NULL};
+                          .pooled_projected = cfg->projection_dim ? proj : NULL,
+                          .pool_index = pool_at};
     md_text_outputs o2 = {.skipped_hidden = pen_ln, .skip = 1, .skipped_final_ln = 1};
     if (md_text_encoder_forward(te, ids, batch, &o1, &err) != MD_OK ||
         md_text_encoder_forward(te, ids, batch, &o2, &err) != MD_OK) {
@@ -82,14 +84,8 @@ static void run_encoder(gc_case *c, md_text_encoder *te, const char *prefix)
         snprintf(name, sizeof name, "%s.text_embeds", prefix);
         gc_put(c, name, proj, (size_t)batch * cfg->projection_dim, 0);
     }
-    for (int b = 0; b < batch; b++) {
-        eos[b] = -1;
-        for (int k = 0; k < MD_CLIP_CONTEXT; k++)
-            if (ids[b * MD_CLIP_CONTEXT + k] == cfg->eos_id) {
-                eos[b] = (float)k;
-                break;
-            }
-    }
+    for (int b = 0; b < batch; b++)
+        eos[b] = (float)pool_at[b];
     snprintf(name, sizeof name, "%s.eos_index", prefix);
     gc_put(c, name, eos, (size_t)batch, 1);
 free_all:
@@ -99,6 +95,7 @@ free_all:
     free(pen_ln);
     free(proj);
     free(eos);
+    free(pool_at);
 done:
     free(fids);
 }
