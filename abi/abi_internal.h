@@ -38,6 +38,12 @@ struct mdiff_context {
     int stats_on;
     abi_layer_stats *stats;
     int nstats, stats_cap;
+
+    char backend_note[512]; /* which backend and device run, and why */
+    int profile;
+    mdiff_router_trace_fn trace;
+    void *trace_user;
+    int trace_step;         /* denoising steps done in the running generation */
 };
 
 /* Struct sizes of ABI 1.0: the smallest a host may pass. Later minors
@@ -68,6 +74,10 @@ int abi_read_struct(void *full, size_t full_size, const void *host, size_t min_s
 md_status abi_load_model(mdiff_context *ctx, int top_k, md_error *err);
 void abi_stats_clear(mdiff_context *ctx);
 void abi_moe_observer(void *user, const md_moe_trace *trace);
+/* Hooks the observer to the U-Net only while statistics or a trace want it:
+ * observing copies every MoE layer's input and output to the host. */
+void abi_update_observer(mdiff_context *ctx);
+void abi_trace_event(mdiff_context *ctx, const md_moe_trace *trace);
 
 int abi_context_create(const mdiff_context_params *params, mdiff_context **out, char *msg,
                        size_t msg_cap);
@@ -77,5 +87,13 @@ int abi_generate(mdiff_context *ctx, const mdiff_gen_params *params, mdiff_image
 int abi_model_info(mdiff_context *ctx, mdiff_model_info *info);
 const void *abi_router_stats_api(void);
 const void *abi_expert_settings_api(void);
+const void *abi_router_trace_api(void);
+const void *abi_describe_api(void);
+const void *abi_devices_api(void);
+const void *abi_profile_api(void);
+
+/* Writes text into a host buffer as describe/report do: at most cap bytes,
+ * returns the whole length. */
+int abi_text_out(char *out, size_t cap, const char *text);
 
 #endif

@@ -14,12 +14,16 @@
  * header): struct_size then tells exactly which fields a host has. */
 _Static_assert(sizeof(mdiff_image) == ABI_1_0_IMAGE_SIZE, "mdiff_image layout");
 _Static_assert(sizeof(mdiff_progress) == 32, "mdiff_progress layout");
-_Static_assert(sizeof(mdiff_context_params) == ABI_1_0_CONTEXT_PARAMS_SIZE,
-               "mdiff_context_params layout");
+_Static_assert(offsetof(mdiff_context_params, backend) == ABI_1_0_CONTEXT_PARAMS_SIZE,
+               "mdiff_context_params 1.0 layout");
+_Static_assert(sizeof(mdiff_context_params) == 80, "mdiff_context_params 1.2 layout");
 _Static_assert(offsetof(mdiff_gen_params, clip_skip) == ABI_1_0_GEN_PARAMS_SIZE,
                "mdiff_gen_params 1.0 layout");
-_Static_assert(sizeof(mdiff_gen_params) == 88, "mdiff_gen_params 1.1 layout");
-_Static_assert(sizeof(mdiff_model_info) == 72, "mdiff_model_info layout");
+_Static_assert(offsetof(mdiff_gen_params, prompt_syntax) == 88, "mdiff_gen_params 1.1 layout");
+_Static_assert(sizeof(mdiff_gen_params) == 120, "mdiff_gen_params 1.2 layout");
+_Static_assert(offsetof(mdiff_model_info, default_guidance) == 72, "mdiff_model_info 1.0 layout");
+_Static_assert(sizeof(mdiff_model_info) == 88, "mdiff_model_info 1.2 layout");
+_Static_assert(sizeof(mdiff_router_event) == 56, "mdiff_router_event layout");
 _Static_assert(sizeof(mdiff_layer_stats) == 192, "mdiff_layer_stats layout");
 _Static_assert(sizeof(mdiff_expert_settings) == ABI_1_0_EXPERT_SETTINGS_SIZE,
                "mdiff_expert_settings layout");
@@ -110,7 +114,8 @@ static void fill_defaults(void *host, size_t size, const void *defaults, size_t 
 
 static void api_context_params_init(mdiff_context_params *p, size_t size)
 {
-    const mdiff_context_params d = {.struct_size = sizeof d, .log_level = MDIFF_LOG_INFO};
+    const mdiff_context_params d = {.struct_size = sizeof d, .log_level = MDIFF_LOG_INFO,
+                                    .device = -1};
     fill_defaults(p, size, &d, sizeof d);
 }
 
@@ -178,6 +183,14 @@ static const void *api_get_feature(const char *id)
         return abi_router_stats_api();
     if (!strcmp(id, MDIFF_FEATURE_EXPERT_SETTINGS))
         return abi_expert_settings_api();
+    if (!strcmp(id, MDIFF_FEATURE_ROUTER_TRACE))
+        return abi_router_trace_api();
+    if (!strcmp(id, MDIFF_FEATURE_DESCRIBE))
+        return abi_describe_api();
+    if (!strcmp(id, MDIFF_FEATURE_DEVICES))
+        return abi_devices_api();
+    if (!strcmp(id, MDIFF_FEATURE_PROFILE))
+        return abi_profile_api();
     return NULL;
 }
 

@@ -97,7 +97,7 @@ md_status abi_load_model(mdiff_context *ctx, int top_k, md_error *err)
     ctx->model = m;
     ctx->top_k = top_k;
     abi_stats_clear(ctx); /* the layers the statistics pointed at are gone */
-    md_unet_set_moe_observer(m->unet, abi_moe_observer, ctx);
+    abi_update_observer(ctx);
     return MD_OK;
 }
 
@@ -110,7 +110,7 @@ int abi_context_create(const mdiff_context_params *params, mdiff_context **out, 
         return MDIFF_ERR_INVALID;
     }
     *out = NULL;
-    mdiff_context_params p = {.struct_size = sizeof p, .log_level = MDIFF_LOG_INFO};
+    mdiff_context_params p = {.struct_size = sizeof p, .log_level = MDIFF_LOG_INFO, .device = -1};
     if (!params || abi_read_struct(&p, sizeof p, params, ABI_1_0_CONTEXT_PARAMS_SIZE) !=
                        MDIFF_OK) {
         abi_message(msg, msg_cap,
@@ -126,9 +126,14 @@ int abi_context_create(const mdiff_context_params *params, mdiff_context **out, 
         abi_message(msg, msg_cap, "context_create: model_path is too long");
         return MDIFF_ERR_INVALID;
     }
-    if (p.threads < 0 || p.threads > 1024 || p.moe_top_k < 0 || p.moe_top_k > 16) {
+    if (p.threads < 0 || p.threads > 1024 || p.moe_top_k < 0 || p.moe_top_k > 16 ||
+        p.device < -1) {
         abi_message(msg, msg_cap,
-                    "context_create: threads must be 0..1024 and moe_top_k 0..16");
+                    "context_create: threads must be 0..1024, moe_top_k 0..16 and device >= -1");
+        return MDIFF_ERR_INVALID;
+    }
+    if (p.flags & ~MDIFF_CONTEXT_PROFILE) {
+        abi_message(msg, msg_cap, "context_create: unknown flags");
         return MDIFF_ERR_INVALID;
     }
     mdiff_context *ctx = calloc(1, sizeof *ctx);
@@ -147,9 +152,17 @@ int abi_context_create(const mdiff_context_params *params, mdiff_context **out, 
     atomic_init(&ctx->cancel, 0);
 
     md_error err = {0};
-    md_status st = md_backend_cpu_create(&ctx->be, p.threads, &err);
-    if (st == MD_OK)
+    md_backend_request req = {.name = p.backend, .device = p.device, .threads = p.threads,
+                              .profile = (p.flags & MDIFF_CONTEXT_PROFILE) != 0};
+    md_status st = md_backend_open(&req, &ctx->be, ctx->backend_note, sizeof ctx->backend_note,
+                                   &err);
+    if (st == MD_OK) {
+        ctx->profile = req.profile;
+        /* An explicit "vulkan" that ended on the CPU is worth a warning. */
+        int fell_back = p.backend && !strcmp(p.backend, "vulkan") && strcmp(ctx->be->name, "vulkan");
+        abi_log(ctx, fell_back ? MDIFF_LOG_WARN : MDIFF_LOG_INFO, "%s", ctx->backend_note);
         st = abi_load_model(ctx, p.moe_top_k, &err);
+    }
     if (st != MD_OK) {
         abi_log(ctx, MDIFF_LOG_ERROR, "%s", err.msg);
         abi_message(msg, msg_cap, err.msg);

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../pipeline/inpaint_blend.h"
 #include "../pipeline/pipeline.h"
 #include "abi_internal.h"
 #include "image_convert.h"
@@ -91,6 +92,7 @@ static int on_progress(void *user, int step, int total)
     gen_run *r = user;
     const mdiff_image *preview = r->preview_ready ? &r->preview : NULL;
     r->preview_ready = 0;
+    r->ctx->trace_step = step;
     (void)total;
     return report(r, MDIFF_STAGE_DENOISE, step, preview);
 }
@@ -158,6 +160,14 @@ static int check_request(mdiff_context *ctx, mdiff_gen_params *p, const mdiff_im
     }
     if (p->preview_interval < 0)
         return fail(msg, cap, MDIFF_ERR_INVALID, "generate: preview_interval must be >= 0");
+    if (p->prompt_syntax != MDIFF_PROMPT_WEIGHTED && p->prompt_syntax != MDIFF_PROMPT_PLAIN)
+        return fail(msg, cap, MDIFF_ERR_INVALID, "generate: unknown prompt_syntax");
+    const int32_t micro[6] = {p->original_width, p->original_height, p->crop_top,
+                              p->crop_left, p->target_width, p->target_height};
+    for (int i = 0; i < 6; i++)
+        if (micro[i] < 0 || micro[i] > 65536)
+            return fail(msg, cap, MDIFF_ERR_INVALID,
+                        "generate: SDXL original/crop/target values must be 0..65536");
 
     if (out->struct_size < ABI_1_0_IMAGE_SIZE)
         return fail(msg, cap, MDIFF_ERR_INVALID,
@@ -225,6 +235,13 @@ static int run(mdiff_context *ctx, mdiff_gen_params *p, mdiff_image *out, char *
     g.height = p->height;
     g.clip_skip = p->clip_skip;
     g.strength = p->strength;
+    g.prompt_syntax = p->prompt_syntax == MDIFF_PROMPT_WEIGHTED;
+    g.original_width = p->original_width;
+    g.original_height = p->original_height;
+    g.crop_top = p->crop_top;
+    g.crop_left = p->crop_left;
+    g.target_width = p->target_width;
+    g.target_height = p->target_height;
 
     size_t npix = (size_t)p->width * p->height;
     float *image = malloc(sizeof(float) * 3 * npix);
@@ -256,6 +273,9 @@ static int run(mdiff_context *ctx, mdiff_gen_params *p, mdiff_image *out, char *
             st = md_fail(&err, MD_ERR_CANCELLED, "cancelled before the first step");
         else
             st = md_generate(ctx->model, &g, &hooks, image, &err);
+        if (st == MD_OK && mask)
+            st = md_inpaint_paste_back(image, init, mask, p->width, p->height,
+                                       md_inpaint_feather_radius(p->width, p->height), &err);
         /* A cancel during decoding cannot stop the pipeline; it still voids the result. */
         if (st == MD_OK && atomic_load(&ctx->cancel))
             st = md_fail(&err, MD_ERR_CANCELLED, "cancelled while decoding");
@@ -295,6 +315,7 @@ int abi_generate(mdiff_context *ctx, const mdiff_gen_params *params, mdiff_image
         return fail(msg, msg_cap, MDIFF_ERR_BUSY,
                     "generate: the context is already running a generation");
     atomic_store(&ctx->cancel, 0);
+    ctx->trace_step = 0;
     int rc = run(ctx, &p, out, msg, msg_cap);
     abi_leave(ctx);
     return rc;

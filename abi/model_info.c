@@ -27,6 +27,9 @@ int abi_model_info(mdiff_context *ctx, mdiff_model_info *info)
     r.native_width = r.native_height = u->sample_size * factor;
     r.size_multiple = factor; /* the U-Net takes any latent size; the VAE needs whole latents */
     r.unet_levels = u->levels;
+    r.default_guidance = m->default_cfg;
+    r.text_encoders = m->te2 ? 2 : 1;
+    r.shared_expert = u->moe.enabled && u->moe.shared_expert;
     if (u->moe.enabled) {
         r.num_experts = u->moe.num_experts;
         r.top_k = u->moe.top_k;

@@ -36,6 +36,8 @@ static abi_layer_stats *find_or_add(mdiff_context *ctx, const md_moe_layer *laye
 void abi_moe_observer(void *user, const md_moe_trace *t)
 {
     mdiff_context *ctx = user;
+    if (ctx->trace)
+        abi_trace_event(ctx, t);
     if (!ctx->stats_on)
         return;
     abi_layer_stats *s = find_or_add(ctx, t->layer);
@@ -48,6 +50,12 @@ void abi_moe_observer(void *user, const md_moe_trace *t)
         s->counts[e] += (uint64_t)(plan->offset[e + 1] - plan->offset[e]);
 }
 
+void abi_update_observer(mdiff_context *ctx)
+{
+    int on = ctx->stats_on || ctx->trace;
+    md_unet_set_moe_observer(ctx->model->unet, on ? abi_moe_observer : NULL, on ? ctx : NULL);
+}
+
 static int rs_enable(mdiff_context *ctx, int on)
 {
     if (!ctx)
@@ -55,6 +63,7 @@ static int rs_enable(mdiff_context *ctx, int on)
     if (abi_enter(ctx) != MDIFF_OK)
         return MDIFF_ERR_BUSY;
     ctx->stats_on = on != 0;
+    abi_update_observer(ctx);
     abi_leave(ctx);
     return MDIFF_OK;
 }

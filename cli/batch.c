@@ -47,11 +47,12 @@ typedef struct step_progress {
     long pos, total;
 } step_progress;
 
-static int on_step(void *user, int step, int total)
+static int on_step(void *user, const mdiff_progress *progress)
 {
     step_progress *p = user;
-    if (p->tty) {
-        fprintf(stderr, "\r[%ld/%ld] step %d/%d ", p->pos, p->total, step, total);
+    if (p->tty && progress->stage == MDIFF_STAGE_DENOISE) {
+        fprintf(stderr, "\r[%ld/%ld] step %d/%d ", p->pos, p->total, progress->step,
+                progress->total);
         fflush(stderr);
     }
     return stop_requested != 0;
@@ -122,8 +123,8 @@ typedef struct batch {
     md_manifest_done done;
     md_manifest_writer mw;
     md_batch_run_info info;
-    md_backend *be;
-    md_model *model;
+    md_cli_engine engine;
+    int loaded;
     long mine, n_ok, n_skipped, n_failed;
     double load_s;
 } batch;
@@ -146,18 +147,18 @@ static int record(batch *b, const md_batch_job *j, const char *out, const char *
 
 static int load_model(batch *b)
 {
-    md_error err = {0};
     const char *path = b->o.model ? b->o.model : MD_DEFAULT_MODEL;
     double t0 = now_s();
-    if (md_backend_cpu_create(&b->be, b->o.threads, &err) != MD_OK) {
-        fprintf(stderr, "%s: %s\n", TAG, err.msg);
-        return MD_EXIT_FAILURE;
+    md_cli_engine_options eo = {.model = path, .backend = b->o.backend, .device = b->o.device,
+                                .threads = b->o.threads,
+                                .log_level = b->o.quiet ? -1 : MDIFF_LOG_WARN};
+    char msg[1024];
+    int rc = md_cli_engine_open(&b->engine, &eo, msg, sizeof msg);
+    if (rc != MD_EXIT_OK) {
+        fprintf(stderr, "%s: %s\n", TAG, msg);
+        return rc;
     }
-    md_model_options mo = {.backend = b->be};
-    if (md_model_load(path, &mo, &b->model, &err) != MD_OK) {
-        fprintf(stderr, "%s: %s\n", TAG, err.msg);
-        return MD_EXIT_MODEL;
-    }
+    b->loaded = 1;
     b->load_s = now_s() - t0;
     if (!b->o.quiet)
         fprintf(stderr, "%s: loaded %s in %.2f s\n", TAG, path, b->load_s);
@@ -169,7 +170,7 @@ static int load_model(batch *b)
 static int render(batch *b, md_batch_job *j, const char *out, long pos)
 {
     /* 0 = native: resolved here so that error records carry the size too */
-    int native = b->model->default_size;
+    int native = md_gen_native_size(&b->engine);
     if (!j->width)
         j->width = native;
     if (!j->height)
@@ -179,6 +180,8 @@ static int render(batch *b, md_batch_job *j, const char *out, long pos)
     r.prompt = j->prompt;
     r.negative_prompt = j->negative_prompt;
     r.steps = j->steps;
+    if (j->cfg_scale < 0) /* the model's default, recorded as used */
+        j->cfg_scale = b->engine.info.default_guidance;
     r.cfg_scale = (float)j->cfg_scale;
     r.sampler = (md_sampler_kind)j->sampler;
     r.seed = j->seed;
@@ -188,22 +191,24 @@ static int render(batch *b, md_batch_job *j, const char *out, long pos)
     r.output = out; /* the metadata's Model: is left to gen_request, as for one image */
     r.quiet = b->o.quiet;
     step_progress sp = {.tty = !b->o.quiet && isatty(STDERR_FILENO), .pos = pos, .total = b->mine};
-    md_gen_hooks hooks = {.user = &sp, .progress = on_step};
+    const mdiff_api *api = b->engine.api;
+    api->set_progress(b->engine.ctx, on_step, &sp);
     md_gen_result res = {0};
-    md_error err = {0};
+    char err[1024] = "";
     double t0 = now_s();
-    md_status st = md_gen_request_run(b->model, &r, &hooks, &res, &err);
+    int st = md_gen_request_run(&b->engine, &r, &res, err, sizeof err);
+    api->set_progress(b->engine.ctx, NULL, NULL);
     if (sp.tty)
         fputs("\r\033[K", stderr); /* clear the step counter line */
-    if (st == MD_ERR_CANCELLED) {
+    if (st == MDIFF_ERR_CANCELLED) {
         fprintf(stderr, "%s: stopped at line %ld (no file written for it); run the same "
                         "command again to resume\n",
                 TAG, j->line);
         return MD_EXIT_CANCELLED;
     }
-    if (st != MD_OK) {
+    if (st != MDIFF_OK) {
         char msg[1200];
-        snprintf(msg, sizeof msg, "%s:%ld: %s", b->file.path, j->line, err.msg);
+        snprintf(msg, sizeof msg, "%s:%ld: %s", b->file.path, j->line, err);
         fprintf(stderr, "%s: [%ld/%ld] %s\n", TAG, pos, b->mine, msg);
         b->n_failed++;
         return record(b, j, out, "error", msg, now_s() - t0, -1) ? MD_EXIT_IO : 0;
@@ -249,7 +254,7 @@ static int run_jobs(batch *b)
                         b->mine, j->line, out);
             continue;
         }
-        if (!b->model) {
+        if (!b->loaded) {
             int rc = load_model(b);
             if (rc)
                 return rc;
@@ -396,7 +401,6 @@ int md_cli_batch_main(int argc, char **argv)
         md_batch_job_clear(&b.jobs[i]);
     free(b.jobs);
     md_batch_file_free(&b.file);
-    md_model_free(b.model);
-    md_backend_destroy(b.be);
+    md_cli_engine_close(&b.engine);
     return rc;
 }

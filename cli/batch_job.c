@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "sampling/sampler.h"
+#include "engine.h"
 
 /* ---- reading the file ---- */
 
@@ -247,12 +248,12 @@ static void apply_key(ctx *c, const cJSON *it, int *have_seed)
         else
             j->cfg_scale = it->valuedouble;
     } else if (!strcmp(k, "sampler")) {
-        int s = cJSON_IsString(it) ? md_sampler_from_name(it->valuestring) : -1;
+        int s = cJSON_IsString(it) ? md_cli_sampler_from_name(it->valuestring) : -1;
         if (s < 0) {
             char names[256] = "";
-            for (int i = 0; i < MD_SAMPLER_COUNT; i++)
+            for (int i = 0; i < md_cli_sampler_count(); i++)
                 snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? " " : "",
-                         md_sampler_name((md_sampler_kind)i));
+                         md_cli_sampler_name(i));
             fail(c, "unknown sampler '%s' (known: %s)",
                  cJSON_IsString(it) ? it->valuestring : "(not a string)", names);
         } else {

@@ -9,6 +9,7 @@
 
 #include "batch_job.h"
 #include "sampling/sampler.h"
+#include "engine.h"
 
 static void print_help(void)
 {
@@ -30,15 +31,16 @@ static void print_help(void)
            "                            auto/N: K from SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN\n"
            "                            or JOB_COMPLETION_INDEX\n"
            "defaults for every line:\n"
-           "  -n, --negative-prompt T   --steps N (20)  --cfg-scale F (7.5)  --clip-skip N\n"
+           "  -n, --negative-prompt T   --steps N (20)  --clip-skip N\n"
+           "      --cfg-scale F         (default: the model's, 7.5; SDXL 5)\n"
            "      --sampler NAME        ");
-    for (int k = 0; k < MD_SAMPLER_COUNT; k++)
-        printf("%s%s", k ? " " : "", md_sampler_name((md_sampler_kind)k));
+    for (int k = 0; k < md_cli_sampler_count(); k++)
+        printf("%s%s", k ? " " : "", md_cli_sampler_name(k));
     printf("\n"
            "      --seed N              entry i gets N + i; -1 = random base (default,\n"
            "                            recorded in the manifest and reused on resume)\n"
            "  -W, --width N  -H, --height N   (default: the model's native size)\n"
-           "  -t, --threads N  -q, --quiet  -h, --help\n"
+           "  -t, --threads N  --backend cpu|vulkan|auto  --device N  -q, --quiet  -h, --help\n"
            "\n"
            "Re-running skips entries whose output exists and is recorded ok.\n"
            "exit codes: 0 all ok, 1 some entries failed (see the manifest), 2 usage,\n"
@@ -76,6 +78,7 @@ static int parse_long(const char *flag, const char *s, long lo, long hi, long *o
 
 int md_batch_parse(int argc, char **argv, md_batch_options *o)
 {
+    enum { OPT_BACKEND = 300, OPT_DEVICE };
     enum { OPT_PROMPTS = 256, OPT_MANIFEST, OPT_SHARD, OPT_STEPS, OPT_CFG, OPT_SAMPLER, OPT_SEED,
            OPT_CLIP_SKIP };
     static const struct option longopts[] = {
@@ -93,13 +96,17 @@ int md_batch_parse(int argc, char **argv, md_batch_options *o)
         {"height", required_argument, NULL, 'H'},
         {"clip-skip", required_argument, NULL, OPT_CLIP_SKIP},
         {"threads", required_argument, NULL, 't'},
+        {"backend", required_argument, NULL, OPT_BACKEND},
+        {"device", required_argument, NULL, OPT_DEVICE},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
     o->out_dir = "outputs";
     o->steps = 20;
-    o->cfg_scale = 7.5;
+    o->cfg_scale = -1; /* the model's */
+    o->backend = "auto";
+    o->device = -1;
     o->sampler = MD_SAMPLER_DPMPP_2M_KARRAS;
     o->seed = -1;
     opterr = 0;
@@ -115,6 +122,16 @@ int md_batch_parse(int argc, char **argv, md_batch_options *o)
         case OPT_SHARD: o->shard = optarg; break;
         case 'n': o->negative_prompt = optarg; break;
         case 'q': o->quiet = 1; break;
+        case OPT_BACKEND:
+            if (strcmp(optarg, "cpu") && strcmp(optarg, "vulkan") && strcmp(optarg, "auto"))
+                return usage("unknown backend '%s' (cpu, vulkan or auto)", optarg);
+            o->backend = optarg;
+            break;
+        case OPT_DEVICE:
+            if (!parse_long("--device", optarg, 0, 64, &v))
+                return 2;
+            o->device = (int)v;
+            break;
         case OPT_STEPS:
             if (!parse_long("--steps", optarg, 1, 1000, &v))
                 return 2;
@@ -130,7 +147,7 @@ int md_batch_parse(int argc, char **argv, md_batch_options *o)
             break;
         }
         case OPT_SAMPLER:
-            o->sampler = md_sampler_from_name(optarg);
+            o->sampler = md_cli_sampler_from_name(optarg);
             if (o->sampler < 0)
                 return usage("unknown sampler '%s'", optarg);
             break;

@@ -12,12 +12,14 @@ typedef struct md_batch_options {
     const char *shard;     /* "K/N" or "auto/N"; NULL = the whole file */
     const char *negative_prompt;
     int steps;
-    double cfg_scale;
+    double cfg_scale;      /* < 0 = the model's default */
     int sampler;
     int64_t seed;          /* base seed; -1 = random (recorded, reused on resume) */
     int width, height;     /* 0 = the model's native size */
     int clip_skip;
     int threads;
+    const char *backend;   /* "cpu", "vulkan", "auto" (default) */
+    int device;            /* -1 = the best */
     int quiet;
 } md_batch_options;
 

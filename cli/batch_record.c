@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "sampling/sampler.h"
+#include "engine.h"
 
 static void add_str(cJSON *o, const char *key, const char *s)
 {
@@ -37,8 +38,9 @@ cJSON *md_batch_record(const md_batch_job *j, const md_batch_run_info *ri, const
         add_str(o, "negative_prompt", j->negative_prompt);
         cJSON_AddNumberToObject(o, "seed", (double)j->seed);
         cJSON_AddNumberToObject(o, "steps", j->steps);
-        cJSON_AddNumberToObject(o, "cfg_scale", j->cfg_scale);
-        cJSON_AddStringToObject(o, "sampler", md_sampler_name((md_sampler_kind)j->sampler));
+        if (j->cfg_scale >= 0) /* < 0: the model's, unknown until it is loaded */
+            cJSON_AddNumberToObject(o, "cfg_scale", j->cfg_scale);
+        cJSON_AddStringToObject(o, "sampler", md_cli_sampler_name(j->sampler));
         cJSON_AddNumberToObject(o, "width", j->width);
         cJSON_AddNumberToObject(o, "height", j->height);
         cJSON_AddNumberToObject(o, "clip_skip", j->clip_skip);
@@ -80,12 +82,13 @@ static int matches(const cJSON *rec, const md_batch_job *j)
 {
     /* The model is not compared: paths differ between machines that share
      * one output folder (docs/batch.md: a new model needs a new folder).
-     * Size 0 means "native", which only the model knows: any size matches. */
+     * Size 0 means "native" and a negative cfg_scale the model's default,
+     * which only the model knows: any value matches. */
     return same_str(rec, "name", j->name) && same_str(rec, "prompt", j->prompt) &&
            same_str(rec, "negative_prompt", j->negative_prompt) &&
            same_num(rec, "seed", (double)j->seed) && same_num(rec, "steps", j->steps) &&
-           same_num(rec, "cfg_scale", j->cfg_scale) &&
-           same_str(rec, "sampler", md_sampler_name((md_sampler_kind)j->sampler)) &&
+           (j->cfg_scale < 0 || same_num(rec, "cfg_scale", j->cfg_scale)) &&
+           same_str(rec, "sampler", md_cli_sampler_name(j->sampler)) &&
            same_num(rec, "clip_skip", j->clip_skip) &&
            (j->width == 0 || same_num(rec, "width", j->width)) &&
            (j->height == 0 || same_num(rec, "height", j->height));

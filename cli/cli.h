@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdint.h>
 
+#include "moediffuse.h"
 #include "pipeline/pipeline.h"
 
 #ifndef MD_VERSION
@@ -56,6 +57,9 @@ typedef struct md_cli_options {
     int batch_count;
     int threads;
     const char *backend; /* "cpu", "vulkan" or "auto" (default) */
+    int device;          /* Vulkan device index; -1 = the best */
+    int profile;         /* --profile */
+    int plain_prompt;    /* --plain-prompt */
     int verbose, quiet, json;
     const char *from_png;
     const char *moe_stats; /* JSON path (may hold %d like -o); heatmap beside it */
@@ -95,8 +99,10 @@ typedef struct md_cli_progress {
     volatile sig_atomic_t *cancel_flag; /* set by SIGINT */
 } md_cli_progress;
 
-/* md_gen_hooks.progress: returns non-zero to cancel. */
+/* Step callback: returns non-zero to cancel. */
 int md_cli_progress_cb(void *user, int step, int total);
+/* The same as the library's progress callback (mdiff_progress_fn). */
+int md_cli_progress_fn(void *user, const mdiff_progress *progress);
 void md_cli_progress_start(md_cli_progress *p, const char *output, uint64_t seed, int width,
                            int height, int steps);
 void md_cli_progress_done(md_cli_progress *p, const char *output, int width, int height,
@@ -106,5 +112,7 @@ void md_cli_progress_error(md_cli_progress *p, int exit_code, const char *messag
 
 /* `moe-diffuse info MODEL` (cli/info.c). */
 int md_cli_info_main(int argc, char **argv);
+/* `moe-diffuse devices` (cli/devices.c). */
+int md_cli_devices_main(int argc, char **argv);
 
 #endif

@@ -1,5 +1,6 @@
-/* One image: inputs read and fitted, the generation, the inpainting
- * paste-back, the output with its infotext. */
+/* One image: inputs read and fitted, the generation through the library
+ * (which also pastes the unmasked pixels back when inpainting), the output
+ * with its infotext. */
 #include "gen_request.h"
 
 #include <stdio.h>
@@ -12,7 +13,6 @@
 #include "io/image_read.h"
 #include "io/image_resize.h"
 #include "io/image_write.h"
-#include "pipeline/inpaint_blend.h"
 
 void md_gen_request_init(md_gen_request *r)
 {
@@ -22,19 +22,6 @@ void md_gen_request_init(md_gen_request *r)
     r->cfg_scale = 7.5f;
     r->sampler = MD_SAMPLER_DPMPP_2M_KARRAS;
     r->strength = 0.75f;
-}
-
-int md_gen_exit_code(md_status st)
-{
-    switch (st) {
-    case MD_OK: return MD_EXIT_OK;
-    case MD_ERR_CANCELLED: return MD_EXIT_CANCELLED;
-    case MD_ERR_IO:
-    case MD_ERR_FORMAT: return MD_EXIT_IO;
-    case MD_ERR_INVALID:
-    case MD_ERR_UNSUPPORTED: return MD_EXIT_USAGE;
-    default: return MD_EXIT_FAILURE;
-    }
 }
 
 md_status md_gen_request_check(const md_gen_request *r, md_error *err)
@@ -71,9 +58,9 @@ md_status md_gen_request_check(const md_gen_request *r, md_error *err)
     return MD_OK;
 }
 
-static int native_size(const md_model *m)
+int md_gen_native_size(const md_cli_engine *e)
 {
-    return m->default_size;
+    return e->info.native_width;
 }
 
 static int round8(double v)
@@ -146,12 +133,12 @@ done:
     return st;
 }
 
-static char *model_name(const md_model *m, const md_gen_request *r)
+static char *model_name(const md_cli_engine *e, const md_gen_request *r)
 {
     if (r->model_name)
         return strdup(r->model_name);
-    char path[sizeof m->path];
-    snprintf(path, sizeof path, "%s", m->path);
+    char path[sizeof e->model_path];
+    snprintf(path, sizeof path, "%s", e->model_path);
     size_t n = strlen(path);
     while (n > 1 && path[n - 1] == '/')
         path[--n] = '\0';
@@ -163,19 +150,27 @@ static char *model_name(const md_model *m, const md_gen_request *r)
     return name;
 }
 
-static char *moe_text(const md_model *m)
+static char *moe_text(const md_cli_engine *e)
 {
-    const md_moe_config *moe = &m->unet_cfg.moe;
-    if (!moe->enabled)
+    const mdiff_model_info *i = &e->info;
+    if (i->routing == MDIFF_ROUTING_NONE)
         return NULL;
     char buf[160];
-    snprintf(buf, sizeof buf, "%d experts, top-%d, %s routing%s", moe->num_experts, moe->top_k,
-             moe->routing == MD_ROUTE_TOKEN_TOPK ? "token" : "sequence",
-             moe->shared_expert ? ", shared expert" : "");
+    snprintf(buf, sizeof buf, "%d experts, top-%d, %s routing%s", i->num_experts, i->top_k,
+             i->routing == MDIFF_ROUTING_TOKEN ? "token" : "sequence",
+             i->shared_expert ? ", shared expert" : "");
     return strdup(buf);
 }
 
-static char *parameters_for(const md_model *m, const md_gen_request *r, int w, int h)
+/* The feathering the library applies to an inpainting mask's edge
+ * (moediffuse.h: min(w, h) / 128, 1..8 pixels), recorded as A1111's "Mask blur". */
+static int mask_blur(int w, int h)
+{
+    int r = (w < h ? w : h) / 128;
+    return r < 1 ? 1 : r > 8 ? 8 : r;
+}
+
+static char *parameters_for(const md_cli_engine *e, const md_gen_request *r, int w, int h)
 {
     md_infotext t = {0};
     t.prompt = (char *)r->prompt;
@@ -195,20 +190,20 @@ static char *parameters_for(const md_model *m, const md_gen_request *r, int w, i
     }
     if (r->mask) {
         t.has |= MD_INFO_MASK_BLUR;
-        t.mask_blur = md_inpaint_feather_radius(w, h);
+        t.mask_blur = mask_blur(w, h);
     }
-    t.model = model_name(m, r);
-    t.moe = moe_text(m);
+    t.model = model_name(e, r);
+    t.moe = moe_text(e);
     char *text = md_infotext_format(&t, "moe-diffuse " MD_VERSION);
     free(t.model);
     free(t.moe);
     return text;
 }
 
-char *md_gen_request_parameters(const md_model *m, const md_gen_request *r)
+char *md_gen_request_parameters(const md_cli_engine *e, const md_gen_request *r)
 {
-    int native = native_size(m);
-    return parameters_for(m, r, r->width ? r->width : native, r->height ? r->height : native);
+    int native = md_gen_native_size(e);
+    return parameters_for(e, r, r->width ? r->width : native, r->height ? r->height : native);
 }
 
 static double now_seconds(void)
@@ -218,70 +213,119 @@ static double now_seconds(void)
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-md_status md_gen_request_run(md_model *m, const md_gen_request *r, const md_gen_hooks *hooks,
-                             md_gen_result *res, md_error *err)
+static uint8_t to_byte(float v)
 {
-    double t0 = now_seconds();
-    md_status st = md_gen_request_check(r, err);
-    if (st != MD_OK)
-        return st;
-    int w = r->width ? r->width : native_size(m);
-    int h = r->height ? r->height : native_size(m);
-    inputs in = {0};
-    float *planes = NULL;
-    uint8_t *rgb = NULL;
-    char *params = NULL;
-    if (r->init_image && (st = read_inputs(r, &w, &h, &in, err)) != MD_OK)
-        goto done;
+    v = v * 255.0f + 0.5f;
+    return (uint8_t)(v < 0.0f ? 0.0f : v > 255.0f ? 255.0f : v);
+}
 
-    md_gen_params p;
-    md_gen_params_init(&p);
+/* The fitted inputs as the library takes them: 8-bit RGB, and the mask as
+ * one 8-bit channel. The CLI fits (scales and centre-crops) itself, so the
+ * library receives images of exactly the generation's size. */
+static int to_library_images(const inputs *in, int w, int h, int has_mask, uint8_t **rgb,
+                             uint8_t **mask)
+{
+    size_t plane = (size_t)w * h;
+    *rgb = malloc(3 * plane);
+    *mask = has_mask ? malloc(plane) : NULL;
+    if (!*rgb || (has_mask && !*mask))
+        return -1;
+    for (size_t i = 0; i < plane; i++)
+        for (int c = 0; c < 3; c++)
+            (*rgb)[3 * i + c] = to_byte(in->init[c * plane + i]);
+    for (size_t i = 0; has_mask && i < plane; i++)
+        (*mask)[i] = to_byte(in->mask[i]);
+    return 0;
+}
+
+static int fail_with(char *msg, size_t cap, int status, const md_error *err)
+{
+    snprintf(msg, cap, "%s", err->msg);
+    return status;
+}
+
+int md_gen_request_run(md_cli_engine *e, const md_gen_request *r, md_gen_result *res,
+                       char *msg, size_t cap)
+{
+    const mdiff_api *api = e->api;
+    double t0 = now_seconds();
+    md_error err = {0};
+    md_status st = md_gen_request_check(r, &err);
+    if (st != MD_OK)
+        return fail_with(msg, cap, MDIFF_ERR_INVALID, &err);
+    int w = r->width ? r->width : md_gen_native_size(e);
+    int h = r->height ? r->height : md_gen_native_size(e);
+    inputs in = {0};
+    uint8_t *init_rgb = NULL, *mask8 = NULL;
+    char *params = NULL;
+    mdiff_image out;
+    api->image_init(&out, sizeof out);
+    int rc = MDIFF_OK;
+    if (r->init_image && (st = read_inputs(r, &w, &h, &in, &err)) != MD_OK) {
+        rc = st == MD_ERR_INVALID ? MDIFF_ERR_INVALID
+             : st == MD_ERR_NOMEM ? MDIFF_ERR_NOMEM
+                                  : MDIFF_ERR_IO;
+        fail_with(msg, cap, rc, &err);
+        goto done;
+    }
+    params = parameters_for(e, r, w, h);
+    if (!params || (r->init_image && to_library_images(&in, w, h, r->mask != NULL, &init_rgb,
+                                                       &mask8) != 0)) {
+        snprintf(msg, cap, "out of memory for a %dx%d image", w, h);
+        rc = MDIFF_ERR_NOMEM;
+        goto done;
+    }
+    mdiff_image init_img, mask_img;
+    api->image_init(&init_img, sizeof init_img);
+    api->image_init(&mask_img, sizeof mask_img);
+    init_img.data = init_rgb;
+    init_img.width = mask_img.width = w;
+    init_img.height = mask_img.height = h;
+    init_img.channels = 3;
+    mask_img.data = mask8;
+    mask_img.channels = 1;
+
+    mdiff_gen_params p;
+    api->gen_params_init(&p, sizeof p);
     p.prompt = r->prompt;
     p.negative_prompt = r->negative_prompt;
-    p.steps = r->steps;
-    p.cfg_scale = r->cfg_scale;
-    p.sampler = r->sampler;
+    p.sampler = md_cli_sampler_name(r->sampler);
     p.seed = r->seed;
+    p.init_image = init_rgb ? &init_img : NULL;
+    p.mask = mask8 ? &mask_img : NULL;
     p.width = w;
     p.height = h;
-    p.clip_skip = r->clip_skip;
-    p.init_image = in.init;
+    p.steps = r->steps;
+    p.guidance = r->cfg_scale;
     p.strength = r->strength;
-    p.mask = in.mask;
-    p.prompt_syntax = 1;
+    p.clip_skip = r->clip_skip;
+    p.prompt_syntax = r->plain_prompt ? MDIFF_PROMPT_PLAIN : MDIFF_PROMPT_WEIGHTED;
     p.original_width = r->original_width;
     p.original_height = r->original_height;
     p.crop_top = r->crop_top;
     p.crop_left = r->crop_left;
     p.target_width = r->target_width;
     p.target_height = r->target_height;
-
-    size_t npix = (size_t)w * h;
-    planes = malloc(sizeof(float) * 3 * npix);
-    rgb = malloc(3 * npix);
-    params = parameters_for(m, r, w, h);
-    if (!planes || !rgb || !params) {
-        st = md_fail(err, MD_ERR_NOMEM, "out of memory for a %dx%d image", w, h);
+    out.channels = 3;
+    rc = api->generate(e->ctx, &p, &out, msg, cap);
+    if (rc != MDIFF_OK)
+        goto done;
+    md_text_chunk chunk = {"parameters", params};
+    if ((st = md_image_write(r->output, out.data, w, h, &chunk, 1, &err)) != MD_OK) {
+        rc = fail_with(msg, cap, MDIFF_ERR_IO, &err);
         goto done;
     }
-    if ((st = md_generate(m, &p, hooks, planes, err)) != MD_OK)
-        goto done;
-    if (in.mask && (st = md_inpaint_paste_back(planes, in.init, in.mask, w, h,
-                                               md_inpaint_feather_radius(w, h), err)) != MD_OK)
-        goto done;
-    md_planes_to_rgb8(planes, w, h, rgb);
-    md_text_chunk chunk = {"parameters", params};
-    st = md_image_write(r->output, rgb, w, h, &chunk, 1, err);
-    if (st == MD_OK && res) {
+    if (res) {
         res->width = w;
         res->height = h;
         res->seconds = now_seconds() - t0;
     }
 done:
+    api->image_free(&out);
     free(in.init);
     free(in.mask);
-    free(planes);
-    free(rgb);
+    free(init_rgb);
+    free(mask8);
     free(params);
-    return st;
+    return rc;
 }

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "engine.h"
 #include "pipeline/pipeline.h"
 
 /* Largest prompt, in bytes, either command accepts. */
@@ -28,6 +29,7 @@ typedef struct md_gen_request {
     const char *output;     /* .png (with `parameters`), .jpg, .jpeg or .bmp */
     const char *model_name; /* the metadata's "Model:" value; NULL = from m->path */
     int quiet;              /* 1: no notes on stderr (resizes, ...) */
+    int plain_prompt;       /* 1: no emphasis syntax, truncated at 75 tokens */
     /* SDXL micro-conditioning; 0 = the image size / no crop */
     int original_width, original_height, crop_top, crop_left, target_width, target_height;
 } md_gen_request;
@@ -42,13 +44,13 @@ typedef struct md_gen_result {
     double seconds;
 } md_gen_result;
 
-/* Generates one image and writes r->output atomically (never a partial
- * file). hooks may be NULL or carry a progress callback (non-zero return
- * = cancel -> MD_ERR_CANCELLED). Errors name the file and the problem:
- * MD_ERR_INVALID bad parameter, MD_ERR_IO / MD_ERR_FORMAT unreadable or bad
- * input image or unwritable output, MD_ERR_CANCELLED. res may be NULL. */
-md_status md_gen_request_run(md_model *m, const md_gen_request *r, const md_gen_hooks *hooks,
-                             md_gen_result *res, md_error *err);
+/* Generates one image through the library and writes r->output
+ * atomically (never a partial file). Progress goes to the callback set on
+ * the engine's context. Errors name the file and the problem; the return
+ * is an mdiff_status (MDIFF_ERR_IO / MDIFF_ERR_FORMAT for an unreadable or
+ * bad input image or an unwritable output). res may be NULL. */
+int md_gen_request_run(md_cli_engine *e, const md_gen_request *r, md_gen_result *res,
+                       char *msg, size_t cap);
 
 /* Checks the parameters that need no model (prompt length, steps, CFG,
  * size a multiple of 8, strength, a mask without an init image, the output
@@ -58,9 +60,9 @@ md_status md_gen_request_check(const md_gen_request *r, md_error *err);
 /* The AUTOMATIC1111 `parameters` text for r (after sizes are resolved):
  * prompt, "Negative prompt: ...", "Steps: ..., Sampler: ..., ..." with the
  * MoE settings. Returns a malloc'd string or NULL when out of memory. */
-char *md_gen_request_parameters(const md_model *m, const md_gen_request *r);
+char *md_gen_request_parameters(const md_cli_engine *e, const md_gen_request *r);
 
-/* Exit code (cli.h MD_EXIT_*) for a failed run's status. */
-int md_gen_exit_code(md_status st);
+/* The native size of the engine's model (width = height). */
+int md_gen_native_size(const md_cli_engine *e);
 
 #endif

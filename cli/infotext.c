@@ -1,4 +1,5 @@
 #include "infotext.h"
+#include "engine.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -45,8 +46,8 @@ int md_infotext_sampler_from_name(const char *name, const char *schedule_type)
             return (int)sampler_names[i].kind;
     }
     if (plain_schedule) {
-        for (int k = 0; k < MD_SAMPLER_COUNT; k++)
-            if (!strcasecmp(name, md_sampler_name((md_sampler_kind)k)))
+        for (int k = 0; k < md_cli_sampler_count(); k++)
+            if (!strcasecmp(name, md_cli_sampler_name(k)))
                 return k;
     }
     return -1;

@@ -7,8 +7,9 @@
 
 #include "batch.h"
 #include "cli.h"
-#include "moe/moe_stats.h"
+#include "engine.h"
 #include "gen_request.h"
+#include "moe/moe_stats.h"
 #include "infotext.h"
 
 /* The one piece of process state: set by SIGINT, polled between steps. */
@@ -59,18 +60,24 @@ static md_progress_mode progress_mode(const md_cli_options *o)
     return isatty(STDERR_FILENO) ? MD_PROGRESS_BAR : MD_PROGRESS_LINES;
 }
 
-/* --moe-stats: the router statistics observer plus a step counter in the
- * progress hook (one U-Net call per step). */
-typedef struct stats_progress {
-    md_cli_progress *progress;
+/* --moe-stats: the library's router trace feeds the statistics; a new
+ * denoising step starts a new column. */
+typedef struct stats_trace {
     md_moe_stats *stats;
-} stats_progress;
+    int step;
+} stats_trace;
 
-static int stats_progress_cb(void *user, int step, int total)
+static void on_router_event(void *user, const mdiff_router_event *ev)
 {
-    stats_progress *sp = user;
-    md_moe_stats_next_call(sp->stats);
-    return md_cli_progress_cb(sp->progress, step, total);
+    stats_trace *t = user;
+    if (ev->step != t->step) {
+        md_moe_stats_next_call(t->stats);
+        t->step = ev->step;
+    }
+    md_moe_call c = {.layer = ev->layer_name, .num_experts = ev->num_experts,
+                     .top_k = ev->top_k, .rows = ev->rows, .logits = ev->logits,
+                     .choice = ev->choice};
+    md_moe_stats_record(t->stats, &c);
 }
 
 static md_status write_moe_stats(const md_moe_stats *stats, const char *pattern, int index,
@@ -87,14 +94,16 @@ static md_status write_moe_stats(const md_moe_stats *stats, const char *pattern,
     return st == MD_OK ? md_moe_stats_write_heatmap(stats, png, 8, err) : st;
 }
 
-static int render(md_model *m, const md_cli_options *o, uint64_t seed, md_cli_progress *progress)
+static int render(md_cli_engine *e, const md_cli_options *o, uint64_t seed,
+                  md_cli_progress *progress)
 {
+    const mdiff_api *api = e->api;
     md_gen_request r;
     md_gen_request_init(&r);
     r.prompt = o->prompt;
     r.negative_prompt = o->negative_prompt;
     r.steps = o->steps;
-    r.cfg_scale = (o->given & MD_OPT_CFG) ? o->cfg_scale : m->default_cfg;
+    r.cfg_scale = (o->given & MD_OPT_CFG) ? o->cfg_scale : e->info.default_guidance;
     r.original_width = o->original_size[0];
     r.original_height = o->original_size[1];
     r.target_width = o->target_size[0];
@@ -109,15 +118,19 @@ static int render(md_model *m, const md_cli_options *o, uint64_t seed, md_cli_pr
     r.strength = o->strength;
     r.mask = o->mask;
     r.quiet = o->quiet || o->json;
-    md_gen_hooks hooks = {.user = progress, .progress = md_cli_progress_cb};
-    stats_progress sp = {.progress = progress};
+    r.plain_prompt = o->plain_prompt;
+    const mdiff_router_trace_api *trace = NULL;
+    stats_trace st_trace = {0};
     if (o->moe_stats) {
-        if (!m->unet_cfg.moe.enabled) {
-            md_cli_progress_error(progress, MD_EXIT_USAGE, "--moe-stats: this model has no MoE layers");
+        trace = api->get_feature(MDIFF_FEATURE_ROUTER_TRACE);
+        if (e->info.routing == MDIFF_ROUTING_NONE || !trace) {
+            md_cli_progress_error(progress, MD_EXIT_USAGE,
+                                  "--moe-stats: this model has no MoE layers");
             return MD_EXIT_USAGE;
         }
-        hooks = (md_gen_hooks){.user = &sp, .progress = stats_progress_cb};
     }
+    api->set_progress(e->ctx, md_cli_progress_fn, progress);
+    int rc = MD_EXIT_OK;
     for (int i = 1; i <= o->batch_count; i++) {
         char name[4096];
         md_cli_output_name(o->output, i, name, sizeof name); /* checked while parsing */
@@ -125,7 +138,7 @@ static int render(md_model *m, const md_cli_options *o, uint64_t seed, md_cli_pr
         r.seed = seed + (uint64_t)(i - 1);
         progress->image = i;
         /* With an init image the size is known once the image is read. */
-        int native = m->default_size;
+        int native = md_gen_native_size(e);
         int w = r.width ? r.width : r.init_image ? 0 : native;
         int h = r.height ? r.height : r.init_image ? 0 : native;
         if (progress->mode == MD_PROGRESS_BAR || progress->mode == MD_PROGRESS_LINES) {
@@ -137,46 +150,61 @@ static int render(md_model *m, const md_cli_options *o, uint64_t seed, md_cli_pr
                     (double)r.cfg_scale);
         }
         if (o->verbose) {
-            char *text = md_gen_request_parameters(m, &r);
+            char *text = md_gen_request_parameters(e, &r);
             if (text)
                 fprintf(stderr, "moe-diffuse: parameters of %s:\n%s\n", name, text);
             free(text);
         }
         md_cli_progress_start(progress, name, r.seed, w, h, r.steps);
-        md_error err = {0};
+        char msg[1024] = "";
         md_gen_result res = {0};
-        if (o->moe_stats) {
-            md_moe_stats_free(sp.stats);
-            sp.stats = md_moe_stats_new();
-            if (!sp.stats) {
+        if (trace) {
+            md_moe_stats_free(st_trace.stats);
+            st_trace = (stats_trace){.stats = md_moe_stats_new()};
+            if (!st_trace.stats) {
                 md_cli_progress_error(progress, MD_EXIT_FAILURE, "out of memory");
-                return MD_EXIT_FAILURE;
+                rc = MD_EXIT_FAILURE;
+                break;
             }
-            md_unet_set_moe_observer(m->unet, md_moe_stats_observe, sp.stats);
+            trace->set(e->ctx, on_router_event, &st_trace);
         }
-        md_status st = md_gen_request_run(m, &r, &hooks, &res, &err);
-        if (o->moe_stats) {
-            md_unet_set_moe_observer(m->unet, NULL, NULL);
-            if (st == MD_OK)
-                st = write_moe_stats(sp.stats, o->moe_stats, i, &err);
-            if (st != MD_OK || i == o->batch_count) {
-                md_moe_stats_free(sp.stats);
-                sp.stats = NULL;
+        int status = md_gen_request_run(e, &r, &res, msg, sizeof msg);
+        if (trace) {
+            trace->set(e->ctx, NULL, NULL);
+            md_error err = {0};
+            if (status == MDIFF_OK && write_moe_stats(st_trace.stats, o->moe_stats, i, &err) != MD_OK) {
+                snprintf(msg, sizeof msg, "%s", err.msg);
+                status = MDIFF_ERR_IO;
             }
         }
-        if (st != MD_OK) {
-            int code = md_gen_exit_code(st);
-            md_cli_progress_error(progress, code, err.msg);
-            return code;
+        if (status != MDIFF_OK) {
+            rc = md_cli_exit_code(status);
+            md_cli_progress_error(progress, rc, msg);
+            break;
         }
         md_cli_progress_done(progress, name, res.width, res.height, res.seconds);
         if (cancel_requested && i < o->batch_count) { /* came during the decode: image i is whole */
             md_cli_progress_error(progress, MD_EXIT_CANCELLED, "cancelled before the next image");
-            md_moe_stats_free(sp.stats);
-            return MD_EXIT_CANCELLED;
+            rc = MD_EXIT_CANCELLED;
+            break;
         }
     }
-    return MD_EXIT_OK;
+    md_moe_stats_free(st_trace.stats);
+    api->set_progress(e->ctx, NULL, NULL);
+    return rc;
+}
+
+/* --profile: the library's per-op GPU time, after the run. */
+static void print_profile(const md_cli_engine *e)
+{
+    const mdiff_profile_api *pa = e->api->get_feature(MDIFF_FEATURE_PROFILE);
+    char text[16384];
+    int n = pa ? pa->report(e->ctx, text, sizeof text) : MDIFF_ERR_UNSUPPORTED;
+    if (n < 0)
+        fprintf(stderr, "moe-diffuse: --profile: no GPU profile (%s: it needs the Vulkan "
+                        "backend)\n", e->api->status_name(n));
+    else
+        fprintf(stderr, "moe-diffuse: GPU time per op:\n%s", text);
 }
 
 int main(int argc, char **argv)
@@ -185,6 +213,8 @@ int main(int argc, char **argv)
         return md_cli_batch_main(argc - 1, argv + 1);
     if (argc > 1 && !strcmp(argv[1], "info"))
         return md_cli_info_main(argc - 1, argv + 1);
+    if (argc > 1 && !strcmp(argv[1], "devices"))
+        return md_cli_devices_main(argc - 1, argv + 1);
 
     md_cli_options o;
     int rc = md_cli_parse(argc, argv, &o);
@@ -197,29 +227,20 @@ int main(int argc, char **argv)
     md_cli_progress progress = {
         .mode = progress_mode(&o), .images = o.batch_count, .cancel_flag = &cancel_requested};
 
-    md_error err = {0};
-    md_backend *be = NULL;
-    md_model *m = NULL;
     double t0 = now_seconds();
-    char note[MD_ERROR_MSG_MAX + 64];
-    md_status st = md_backend_create(o.backend, -1, o.threads, &be, note, sizeof note, &err);
-    if (st != MD_OK) {
-        int code = st == MD_ERR_INVALID ? MD_EXIT_USAGE : MD_EXIT_FAILURE;
-        md_cli_progress_error(&progress, code, err.msg);
+    md_cli_engine engine;
+    md_cli_engine_options eo = {.model = model_path, .backend = o.backend, .device = o.device,
+                                .threads = o.threads, .profile = o.profile,
+                                .log_level = o.quiet || o.json ? -1
+                                             : o.verbose       ? MDIFF_LOG_INFO
+                                                               : MDIFF_LOG_WARN};
+    char msg[1024];
+    rc = md_cli_engine_open(&engine, &eo, msg, sizeof msg);
+    if (rc != MD_EXIT_OK) {
+        md_cli_progress_error(&progress, rc, msg);
+        md_cli_engine_close(&engine);
         md_cli_options_free(&o);
-        return code;
-    }
-    /* Say which backend runs when asked, or when an explicit Vulkan request
-     * fell back to the CPU. */
-    if (!o.quiet && !o.json &&
-        (o.verbose || (!strcmp(o.backend, "vulkan") && strcmp(be->name, "vulkan"))))
-        fprintf(stderr, "moe-diffuse: %s\n", note);
-    md_model_options mo = {.backend = be};
-    if (md_model_load(model_path, &mo, &m, &err) != MD_OK) {
-        md_cli_progress_error(&progress, MD_EXIT_MODEL, err.msg);
-        md_backend_destroy(be);
-        md_cli_options_free(&o);
-        return MD_EXIT_MODEL;
+        return rc;
     }
     if (o.verbose) {
         char threads[32] = "all cores";
@@ -234,12 +255,13 @@ int main(int argc, char **argv)
         md_cli_progress_error(&progress, MD_EXIT_CANCELLED, "cancelled while loading the model");
         rc = MD_EXIT_CANCELLED;
     } else {
-        rc = render(m, &o, seed, &progress);
+        rc = render(&engine, &o, seed, &progress);
     }
+    if (o.profile && rc != MD_EXIT_USAGE)
+        print_profile(&engine);
     if (rc == MD_EXIT_CANCELLED && progress.mode != MD_PROGRESS_JSON && !o.quiet)
         fprintf(stderr, "moe-diffuse: interrupted: no image written for the unfinished run\n");
-    md_model_free(m);
-    md_backend_destroy(be);
+    md_cli_engine_close(&engine);
     md_cli_options_free(&o);
     return rc;
 }

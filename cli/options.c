@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine.h"
 #include "cli.h"
 #include "gen_request.h"
 #include "infotext.h"
@@ -24,7 +25,7 @@ static void print_help(void)
         snprintf(model_line, sizeof model_line,
                  " -m, --model PATH      diffusers folder or .safetensors file");
     printf("usage: moe-diffuse [options] -p PROMPT      moe-diffuse info MODEL\n"
-           "       moe-diffuse batch --prompts FILE [options]     (man moe-diffuse)\n"
+           "       moe-diffuse batch --prompts FILE [options]     moe-diffuse devices\n"
            "%s\n"
            " -p, --prompt TEXT     emphasis (word:1.3) (word) [word]; long prompts chunked\n"
            " -n, --negative-prompt TEXT  --prompt-file F --negative-prompt-file F (-=stdin)\n"
@@ -32,8 +33,8 @@ static void print_help(void)
            "     --steps N (20)   --cfg-scale F (7.5; SDXL 5)   --seed N (-1 = random)\n"
            "     --sampler NAME   ",
            model_line);
-    for (int k = 0; k < MD_SAMPLER_COUNT; k++)
-        printf("%s%s", k ? " " : "", md_sampler_name((md_sampler_kind)k));
+    for (int k = 0; k < md_cli_sampler_count(); k++)
+        printf("%s%s", k ? " " : "", md_cli_sampler_name(k));
     printf("\n"
            "                      (default dpmpp_2m_karras; A1111 names work too)\n"
            " -W, -H N              width, height: multiples of 8 (default: native size)\n"
@@ -43,11 +44,11 @@ static void print_help(void)
            "     --from-png FILE   re-create an image from its parameters; flags override\n"
            "     --moe-stats FILE  expert load per layer and step: JSON + heatmap FILE.png\n"
            "     --original-size WxH --target-size WxH --crop TOPxLEFT (SDXL conditioning)\n"
-           " -t, --threads N  --backend cpu|vulkan|auto  --json  -v, --verbose  -q, --quiet\n"
+           " -t, --threads N  --backend cpu|vulkan|auto  --device N (see `devices`)\n"
+           "     --profile (GPU time per op)  --plain-prompt  --json  -v, --verbose  -q\n"
            "exit: 0 ok, 1 failed, 2 usage, 3 model, 4 file I/O, 130 interrupted\n"
            "examples:\n"
            "  moe-diffuse -m sd15 -p \"a (red:1.2) fox in snow\" --seed 42 -o fox.png\n"
-           "  moe-diffuse -m sd15 -i photo.jpg --strength 0.6 -p \"oil painting\" -o oil.png\n"
            "  moe-diffuse -m sd15 -i room.png --mask mask.png -p \"a sofa\" -o sofa.png\n"
            "  moe-diffuse -m sd15 --from-png fox.png --steps 40 -o fox40.png\n");
 }
@@ -266,7 +267,10 @@ int md_cli_parse(int argc, char **argv, md_cli_options *o)
         OPT_MOE_STATS,
         OPT_ORIGINAL_SIZE,
         OPT_CROP,
-        OPT_TARGET_SIZE
+        OPT_TARGET_SIZE,
+        OPT_DEVICE,
+        OPT_PROFILE,
+        OPT_PLAIN_PROMPT
     };
     static const struct option longopts[] = {
         {"model", required_argument, NULL, 'm'},
@@ -294,6 +298,9 @@ int md_cli_parse(int argc, char **argv, md_cli_options *o)
         {"original-size", required_argument, NULL, OPT_ORIGINAL_SIZE},
         {"crop", required_argument, NULL, OPT_CROP},
         {"target-size", required_argument, NULL, OPT_TARGET_SIZE},
+        {"device", required_argument, NULL, OPT_DEVICE},
+        {"profile", no_argument, NULL, OPT_PROFILE},
+        {"plain-prompt", no_argument, NULL, OPT_PLAIN_PROMPT},
         {"verbose", no_argument, NULL, 'v'},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
@@ -307,6 +314,7 @@ int md_cli_parse(int argc, char **argv, md_cli_options *o)
     o->strength = 0.75f;
     o->batch_count = 1;
     o->backend = "auto";
+    o->device = -1;
     opterr = 0;
     optind = 1;
     int c, rc, stdin_used = 0;
@@ -447,6 +455,13 @@ int md_cli_parse(int argc, char **argv, md_cli_options *o)
             }
             o->backend = optarg;
             break;
+        case OPT_DEVICE:
+            if (!parse_int("--device", optarg, 0, 64, &v))
+                return MD_EXIT_USAGE;
+            o->device = (int)v;
+            break;
+        case OPT_PROFILE: o->profile = 1; break;
+        case OPT_PLAIN_PROMPT: o->plain_prompt = 1; break;
         case 'h': print_help(); return -1;
         case 'V': printf("moe-diffuse %s\n", MD_VERSION); return -1;
         case ':':

@@ -139,3 +139,11 @@ void md_cli_progress_error(md_cli_progress *p, int exit_code, const char *messag
         emit_json(o);
     }
 }
+
+int md_cli_progress_fn(void *user, const mdiff_progress *progress)
+{
+    md_cli_progress *p = user;
+    if (progress->stage == MDIFF_STAGE_DENOISE)
+        return md_cli_progress_cb(p, progress->step, progress->total);
+    return p->cancel_flag && *p->cancel_flag;
+}

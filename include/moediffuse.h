@@ -61,7 +61,7 @@ extern "C" {
 #endif
 
 #define MOEDIFFUSE_ABI_MAJOR 1
-#define MOEDIFFUSE_ABI_MINOR 1
+#define MOEDIFFUSE_ABI_MINOR 2
 
 #if defined(__GNUC__)
 #define MOEDIFFUSE_EXPORT __attribute__((visibility("default")))
@@ -140,7 +140,19 @@ typedef struct mdiff_context_params {
     int32_t moe_top_k;        /* experts per token; 0 = the model's own */
     int32_t log_level;        /* messages up to this mdiff_log_level; default INFO */
     int32_t reserved;
+    /* ABI 1.2 */
+    const char *backend;      /* "cpu", "vulkan" or "auto"; NULL = "auto": the best Vulkan
+                                 GPU, else the CPU (never a CPU-type Vulkan device such as
+                                 lavapipe). "vulkan" takes a CPU-type device when no GPU
+                                 exists. When Vulkan cannot be used the CPU runs and the
+                                 log says why (WARN for "vulkan", INFO for "auto"). */
+    int32_t device;           /* Vulkan device index as MDIFF_FEATURE_DEVICES lists them;
+                                 -1 (default) = the best */
+    uint32_t flags;           /* MDIFF_CONTEXT_* */
 } mdiff_context_params;
+
+/* Per-op GPU timestamps on the Vulkan backend, read with MDIFF_FEATURE_PROFILE. */
+#define MDIFF_CONTEXT_PROFILE 1u
 
 /* ---- generation ---- */
 typedef struct mdiff_gen_params {
@@ -151,16 +163,38 @@ typedef struct mdiff_gen_params {
     uint64_t seed;
     const mdiff_image *init_image; /* img2img and inpainting; resized to width x height */
     const mdiff_image *mask;       /* inpainting: first channel >= 128 is repainted;
-                                      needs init_image; resized to width x height */
+                                      needs init_image; resized to width x height.
+                                      Since 1.2 the pixels outside the mask are the
+                                      init image's, blended over a feathered edge
+                                      (min(w,h)/128 px, 1..8) */
     int32_t width, height;         /* 0 = the init image's size, else the model's native */
     int32_t steps;                 /* default 20 */
-    float guidance;                /* classifier-free guidance scale; <= 1 disables; default 7.5 */
+    float guidance;                /* classifier-free guidance scale; <= 1 disables; default 7.5
+                                      (model_info's default_guidance is the family's) */
     float strength;                /* img2img/inpaint: 0 < strength <= 1; default 0.75 */
     int32_t preview_interval;      /* a preview every N denoising steps; 0 = none */
     /* ABI 1.1 */
     int32_t clip_skip;             /* skip the last N CLIP layers; 0 = the model's default */
     int32_t reserved1;             /* 0 */
+    /* ABI 1.2 */
+    int32_t prompt_syntax;         /* mdiff_prompt_syntax; default MDIFF_PROMPT_WEIGHTED */
+    int32_t reserved2;             /* 0 */
+    /* SDXL micro-conditioning (other families ignore it): the size the image
+     * claims to come from, its crop's top-left corner, and the size aimed
+     * at. 0 = the generation's size / no crop. */
+    int32_t original_width, original_height;
+    int32_t crop_top, crop_left;
+    int32_t target_width, target_height;
 } mdiff_gen_params;
+
+typedef enum mdiff_prompt_syntax {
+    /* "(word:1.3)" / "(word)" / "[word]" emphasis; prompts past 75 tokens are
+     * encoded in 75-token chunks (at most 8, i.e. 600 tokens; longer is
+     * MDIFF_ERR_INVALID). The default, also for hosts built against 1.0/1.1. */
+    MDIFF_PROMPT_WEIGHTED = 0,
+    /* Plain text truncated to 75 tokens, as diffusers does. */
+    MDIFF_PROMPT_PLAIN = 1
+} mdiff_prompt_syntax;
 
 /* ---- model information (filled by the library) ---- */
 typedef enum mdiff_family { MDIFF_FAMILY_SD1 = 1, MDIFF_FAMILY_SD2 = 2, MDIFF_FAMILY_SDXL = 3 } mdiff_family;
@@ -185,6 +219,11 @@ typedef struct mdiff_model_info {
     int32_t num_experts;       /* per MoE layer (0 for a dense model) */
     int32_t top_k;             /* experts used per token (0 for a dense model) */
     int32_t routing;           /* mdiff_routing */
+    /* ABI 1.2 */
+    float default_guidance;    /* the family's usual guidance: SDXL 5.0, others 7.5 */
+    int32_t text_encoders;     /* 1, or 2 (SDXL) */
+    int32_t shared_expert;     /* 1: each MoE layer also has an always-on expert */
+    int32_t reserved;
 } mdiff_model_info;
 
 /* ---- optional features, found by id with api->get_feature ----
@@ -232,6 +271,87 @@ typedef struct mdiff_expert_settings_api {
     int (*set)(mdiff_context *ctx, const mdiff_expert_settings *settings, char *msg,
                size_t msg_cap);
 } mdiff_expert_settings_api;
+
+/* "moe.router_trace" (1.2): every MoE layer call of a generation as it
+ * happens, on the generating thread (with classifier-free guidance the
+ * conditional and unconditional rows arrive in one call). */
+#define MDIFF_FEATURE_ROUTER_TRACE "moe.router_trace"
+
+typedef struct mdiff_router_event {
+    size_t struct_size;
+    const char *layer_name;    /* the layer's module path */
+    int32_t step;              /* denoising steps completed before this call */
+    int32_t num_experts, top_k;
+    int32_t reserved;
+    int64_t rows;              /* tokens routed in this call */
+    const float *logits;       /* [rows, num_experts] gate logits */
+    const int32_t *choice;     /* [rows, top_k] the experts each row went to */
+} mdiff_router_event;
+
+typedef void (*mdiff_router_trace_fn)(void *user, const mdiff_router_event *event);
+
+typedef struct mdiff_router_trace_api {
+    size_t struct_size;
+    /* fn NULL turns tracing off (the default). MDIFF_ERR_BUSY while generating. */
+    int (*set)(mdiff_context *ctx, mdiff_router_trace_fn fn, void *user);
+} mdiff_router_trace_api;
+
+/* "model.describe" (1.2): a multi-line description of the loaded model for
+ * people (components, sizes, MoE layout, weight types, memory estimate). */
+#define MDIFF_FEATURE_DESCRIBE "model.describe"
+
+typedef struct mdiff_describe_api {
+    size_t struct_size;
+    /* Writes at most cap bytes (NUL included) and returns the length of the
+     * whole text, so a short buffer can be retried; < 0: a status. */
+    int (*describe)(mdiff_context *ctx, char *text, size_t cap);
+} mdiff_describe_api;
+
+/* "backend.devices" (1.2): the Vulkan devices the library can see. */
+#define MDIFF_FEATURE_DEVICES "backend.devices"
+
+typedef enum mdiff_device_type {
+    MDIFF_DEVICE_OTHER = 0,
+    MDIFF_DEVICE_DISCRETE = 1,
+    MDIFF_DEVICE_INTEGRATED = 2,
+    MDIFF_DEVICE_VIRTUAL = 3,
+    MDIFF_DEVICE_CPU = 4       /* e.g. lavapipe: only used when asked for */
+} mdiff_device_type;
+
+typedef struct mdiff_device_info {
+    size_t struct_size;
+    char name[256];
+    int32_t index;             /* what context params' `device` takes */
+    int32_t type;              /* mdiff_device_type */
+    uint64_t memory;           /* bytes of the largest device-local heap */
+    uint64_t max_binding;      /* the largest tensor the device can bind, bytes */
+    uint32_t vendor_id, device_id;
+    uint32_t api_version;      /* VK_MAKE_API_VERSION layout */
+    int32_t usable;            /* 1: has what the backend needs */
+    char why_not[256];         /* when not usable: the missing piece */
+} mdiff_device_info;
+
+typedef struct mdiff_devices_api {
+    size_t struct_size;
+    /* Fills up to cap entries (each with struct_size set by the host) and
+     * returns how many devices exist (0 with a reason in msg when there is
+     * no Vulkan loader, device or build support); < 0: a status. */
+    int (*list)(mdiff_device_info *out, int cap, char *msg, size_t msg_cap);
+} mdiff_devices_api;
+
+/* "backend.profile" (1.2): with MDIFF_CONTEXT_PROFILE on the Vulkan
+ * backend, GPU time per op since the context was created or reset. */
+#define MDIFF_FEATURE_PROFILE "backend.profile"
+
+typedef struct mdiff_profile_api {
+    size_t struct_size;
+    /* One line per op, most expensive first. Returns the text's length as
+     * describe does; MDIFF_ERR_UNSUPPORTED when the context is not profiling. */
+    int (*report)(mdiff_context *ctx, char *text, size_t cap);
+    int (*reset)(mdiff_context *ctx);
+    /* The backend and device in use, e.g. "vulkan: NVIDIA H100 (discrete)" or "cpu". */
+    int (*backend_name)(mdiff_context *ctx, char *text, size_t cap);
+} mdiff_profile_api;
 
 /* ---- the function table ---- */
 typedef struct mdiff_api {

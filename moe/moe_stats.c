@@ -9,8 +9,7 @@
 #include "../io/image_png.h"
 
 typedef struct stats_layer {
-    char name[160];
-    const md_moe_layer *id; /* identity of the layer within one run */
+    char name[160]; /* the layer's identity: module paths are unique */
     int num_experts, top_k;
 } stats_layer;
 
@@ -55,10 +54,10 @@ void md_moe_stats_next_call(md_moe_stats *s)
     }
 }
 
-static int layer_index(md_moe_stats *s, const md_moe_layer *l)
+static int layer_index(md_moe_stats *s, const char *name, int num_experts, int top_k)
 {
     for (int i = 0; i < s->nlayers; i++)
-        if (s->layers[i].id == l)
+        if (!strcmp(s->layers[i].name, name))
             return i;
     if (s->nlayers == s->cap_layers) {
         int cap = s->cap_layers ? 2 * s->cap_layers : 16;
@@ -69,10 +68,9 @@ static int layer_index(md_moe_stats *s, const md_moe_layer *l)
         s->cap_layers = cap;
     }
     stats_layer *n = &s->layers[s->nlayers];
-    snprintf(n->name, sizeof n->name, "%s", l->name);
-    n->id = l;
-    n->num_experts = l->num_experts;
-    n->top_k = l->top_k;
+    snprintf(n->name, sizeof n->name, "%s", name);
+    n->num_experts = num_experts;
+    n->top_k = top_k;
     return s->nlayers++;
 }
 
@@ -105,23 +103,23 @@ static stats_record *record_for(md_moe_stats *s, int layer)
     return r;
 }
 
-void md_moe_stats_observe(void *user, const md_moe_trace *tr)
+void md_moe_stats_record(md_moe_stats *s, const md_moe_call *c)
 {
-    md_moe_stats *s = user;
     if (s->oom)
         return;
-    int li = layer_index(s, tr->layer);
+    int li = layer_index(s, c->layer, c->num_experts, c->top_k);
     stats_record *r = li < 0 ? NULL : record_for(s, li);
     if (!r) {
         s->oom = 1;
         return;
     }
-    const int E = tr->layer->num_experts;
-    r->rows += tr->rows;
-    for (int e = 0; e < E; e++)
-        r->load[e] += tr->plan->offset[e + 1] - tr->plan->offset[e];
-    for (int64_t i = 0; i < tr->rows; i++) {
-        const float *lg = tr->router_logits + i * E;
+    const int E = c->num_experts;
+    r->rows += c->rows;
+    for (int64_t i = 0; i < c->rows * c->top_k; i++)
+        if (c->choice[i] >= 0 && c->choice[i] < E)
+            r->load[c->choice[i]]++;
+    for (int64_t i = 0; i < c->rows; i++) {
+        const float *lg = c->logits + i * E;
         double mx = lg[0];
         for (int e = 1; e < E; e++)
             mx = lg[e] > mx ? lg[e] : mx;
@@ -134,6 +132,14 @@ void md_moe_stats_observe(void *user, const md_moe_trace *tr)
         /* H = log Z - sum p_e (l_e - max) / Z, with logits shifted by max */
         r->entropy_sum += log(z) - zl / z;
     }
+}
+
+void md_moe_stats_observe(void *user, const md_moe_trace *tr)
+{
+    const md_moe_layer *l = tr->layer;
+    md_moe_call c = {.layer = l->name, .num_experts = l->num_experts, .top_k = l->top_k,
+                     .rows = tr->rows, .logits = tr->router_logits, .choice = tr->plan->choice};
+    md_moe_stats_record(user, &c);
 }
 
 int md_moe_stats_calls(const md_moe_stats *s)

@@ -18,7 +18,19 @@ typedef struct md_moe_stats md_moe_stats;
 md_moe_stats *md_moe_stats_new(void); /* NULL on out-of-memory */
 void md_moe_stats_free(md_moe_stats *s);
 
-/* The observer. Out-of-memory is remembered and reported by the writers. */
+/* One MoE layer call, as the U-Net's observer or the library's router
+ * trace (moediffuse.h) reports it. */
+typedef struct md_moe_call {
+    const char *layer; /* module path: identifies the layer */
+    int num_experts, top_k;
+    int64_t rows;
+    const float *logits;  /* [rows, num_experts] */
+    const int32_t *choice; /* [rows, top_k] */
+} md_moe_call;
+
+/* Out-of-memory is remembered and reported by the writers. */
+void md_moe_stats_record(md_moe_stats *s, const md_moe_call *call);
+/* The same as a U-Net MoE observer. */
 void md_moe_stats_observe(void *user, const md_moe_trace *trace);
 /* Starts a new call explicitly (optional). */
 void md_moe_stats_next_call(md_moe_stats *s);

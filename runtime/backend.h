@@ -147,6 +147,16 @@ md_status md_backend_vulkan_create(md_backend **out, const md_vulkan_options *op
 md_status md_backend_create(const char *name, int device, int threads, md_backend **out,
                             char *note, size_t note_cap, md_error *err);
 
+/* The same with the options a library context can set. */
+typedef struct md_backend_request {
+    const char *name; /* NULL = "auto" */
+    int device;       /* -1 = the best */
+    int threads;
+    int profile;      /* Vulkan: per-op GPU timestamps (md_vulkan_profile_report) */
+} md_backend_request;
+md_status md_backend_open(const md_backend_request *req, md_backend **out, char *note,
+                          size_t note_cap, md_error *err);
+
 static inline void md_backend_destroy(md_backend *be)
 {
     if (be)

@@ -16,6 +16,15 @@
 md_status md_backend_create(const char *name, int device, int threads, md_backend **out,
                             char *note, size_t note_cap, md_error *err)
 {
+    md_backend_request req = {.name = name, .device = device, .threads = threads};
+    return md_backend_open(&req, out, note, note_cap, err);
+}
+
+md_status md_backend_open(const md_backend_request *req, md_backend **out, char *note,
+                          size_t note_cap, md_error *err)
+{
+    const char *name = req->name;
+    int device = req->device, threads = req->threads;
     *out = NULL;
     if (note && note_cap)
         note[0] = '\0';
@@ -32,7 +41,8 @@ md_status md_backend_create(const char *name, int device, int threads, md_backen
     if (!want_cpu) {
         /* An explicit device index, or an explicit "vulkan", may pick a
          * CPU-type device such as lavapipe; "auto" alone never does. */
-        md_vulkan_options opt = {.device = device, .allow_cpu = want_vulkan};
+        md_vulkan_options opt = {.device = device, .allow_cpu = want_vulkan,
+                                 .profile = req->profile};
         md_error verr = {0};
         md_status s = md_backend_vulkan_create(out, &opt, &verr);
         if (s == MD_OK) {

@@ -11,10 +11,7 @@ TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 cd "$TMP" || exit 1
 unset SLURM_ARRAY_TASK_ID SLURM_ARRAY_TASK_MIN SLURM_ARRAY_TASK_MAX JOB_COMPLETION_INDEX
-pass=0; fail=0
-ok()  { pass=$((pass+1)); echo "ok   $1"; }
-bad() { fail=$((fail+1)); echo "FAIL $1"; }
-check() { local name=$1; shift; if "$@"; then ok "$name"; else bad "$name"; fi; }
+. "$(dirname "$0")/support/checks.sh"
 not() { ! "$@"; }
 
 batch() { "$CLI" batch -m "$MODEL" --steps 2 "$@"; }
@@ -193,6 +190,11 @@ check "ctrl-c: manifest lines are whole JSON" valid_lines cc/manifest.jsonl
 batch --steps 4 --prompts many.jsonl -d cc --seed 3 -q 2>/dev/null; rc=$?
 check "ctrl-c: rerun completes (30 distinct, none redone)" \
   [ "$rc/$(ls cc/*.png | wc -l)/$(n_ok cc/manifest.jsonl)" = "0/30/30" ]
+
+# Guidance not given: the model family's (SDXL 5), recorded as used.
+printf 'a lighthouse\n' > xl.txt
+"$CLI" batch -m "$MD_GOLDEN_DIR/tiny-sdxl" --steps 1 --seed 9 --prompts xl.txt -d xl -q 2>/dev/null
+check "sdxl: the family's guidance 5 recorded" has xl/manifest.jsonl 0 '"cfg_scale":5,'
 
 echo "cli_batch: $pass passed, $fail failed"
 [ "$fail" = 0 ]

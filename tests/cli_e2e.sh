@@ -7,9 +7,7 @@ CLI="$BUILD/moe-diffuse"
 CASE="${MD_GOLDEN_DIR:?}/tiny-sd-dense"
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
-pass=0; fail=0
-ok()  { pass=$((pass+1)); echo "ok   $1"; }
-bad() { fail=$((fail+1)); echo "FAIL $1"; }
+. "$(dirname "$0")/support/checks.sh"
 
 # expect NAME CODE PATTERN -- command...: exit code, stderr pattern, no out.png left
 expect() {

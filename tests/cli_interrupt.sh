@@ -7,9 +7,7 @@ BUILD=${1:?build dir}
 CLI="$BUILD/moe-diffuse"
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
-pass=0; fail=0
-ok()  { pass=$((pass+1)); echo "ok   $1"; }
-bad() { fail=$((fail+1)); echo "FAIL $1"; }
+. "$(dirname "$0")/support/checks.sh"
 
 # A tiny random model at 128x128 takes around a second per step here.
 "$BUILD/make-random-model" --preset tiny "$TMP/model" >/dev/null || { echo "FAIL make-random-model"; exit 1; }

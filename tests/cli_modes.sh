@@ -12,10 +12,7 @@ IMG="$BUILD/md-test-image"
 CASE="${MD_GOLDEN_DIR:?}/tiny-sd-dense"
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
-pass=0; fail=0
-ok()  { pass=$((pass+1)); echo "ok   $1"; }
-bad() { fail=$((fail+1)); echo "FAIL $1"; }
-check() { local name=$1; shift; if "$@"; then ok "$name"; else bad "$name"; fi; }
+. "$(dirname "$0")/support/checks.sh"
 same_pixels() { cmp -s <("$IMG" pixels "$1") <("$IMG" pixels "$2"); }
 params() { "$IMG" text "$1" parameters; }
 run() { "$CLI" -m "$CASE" -q "$@" 2>"$TMP/err" || { echo "run failed: $*: $(cat "$TMP/err")"; return 1; }; }

@@ -9,9 +9,7 @@ BUILD=$(cd "${1:?build dir}" && pwd)
 SRC=${MD_SOURCE_DIR:?}
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
-pass=0; fail=0
-ok()  { pass=$((pass+1)); echo "ok   $1"; }
-bad() { fail=$((fail+1)); echo "FAIL $1"; }
+. "$(dirname "$0")/support/checks.sh"
 
 # 1. md-tokenize: BOS, the words, EOS, EOS padding to 77.
 ids=$(echo "a red circle" | "$BUILD/md-tokenize")

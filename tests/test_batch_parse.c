@@ -2,13 +2,15 @@
  * --shard specs and auto/N from the Slurm and Kubernetes variables, the
  * prompts file and per-line overrides, output name clashes, and manifest
  * reading with a torn last line. The CLI sources are compiled in here
- * because the test executables link only the engine library. */
+ * because the test executables link only the engine library (and the
+ * sampler names come from libmoediffuse, as in the CLI). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "../cli/batch_job.c"
+#include "../cli/engine.c"
 #include "../cli/manifest.c"
 #include "../cli/shard.c"
 

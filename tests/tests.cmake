@@ -66,3 +66,8 @@ foreach(src ${MD_TEST_HELPERS})
   string(REPLACE "_" "-" helper ${stem})
   md_tool(${helper} ${src})
 endforeach()
+
+# The batch parsers name samplers through libmoediffuse, as the CLI does.
+if(TEST test_batch_parse)
+  target_link_libraries(test_batch_parse PRIVATE moediffuse)
+endif()

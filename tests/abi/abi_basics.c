@@ -124,7 +124,7 @@ static void test_info_and_log(const mdiff_api *api)
     CHECK(rc == MDIFF_OK && ctx, "load tiny-sd-dense: %s", msg);
     if (!ctx)
         return;
-    CHECK(log.count == 1 && strstr(log.last, "loaded") && strstr(log.last, "tiny-sd-dense"),
+    CHECK(log.count == 2 && strstr(log.last, "loaded") && strstr(log.last, "tiny-sd-dense"),
           "load is logged: '%s'", log.last);
     mdiff_model_info info = {.struct_size = sizeof info};
     CHECK(api->model_info(ctx, &info) == MDIFF_OK, "model_info");

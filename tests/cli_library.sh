@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The CLI is a host of libmoediffuse like any other: it loads the shared
+# library, carries none of the engine itself, and reaches the backends,
+# devices and the GPU profile through the ABI.
+set -u
+BUILD=${1:?build dir}
+CLI="$BUILD/moe-diffuse"
+CASE="${MD_GOLDEN_DIR:?}/tiny-sd-dense"
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+. "$(dirname "$0")/support/checks.sh"
+
+check "links libmoediffuse.so.1" grep -q 'libmoediffuse\.so\.1 => ' <(ldd "$CLI")
+# Model loading, the U-Net, the samplers and the backends live in the library only.
+engine=$(nm "$CLI" | grep -cE ' [Tt] (md_generate|md_model_load|md_unet_forward|md_sampler_name|md_backend_create|md_backend_cpu_create)$')
+check "no engine code in the executable ($engine symbols)" test "$engine" -eq 0
+
+"$CLI" devices >"$TMP/dev" 2>&1; rc=$?
+check "devices lists or explains (rc $rc)" test $rc -eq 0 -a -s "$TMP/dev"
+
+"$CLI" -m "$CASE" -p x --device 40 --backend vulkan -o "$TMP/d.png" 2>"$TMP/err"; rc=$?
+check "a device that does not exist is a usage error (rc $rc)" test $rc -eq 2
+check "... naming it" grep -q "40" "$TMP/err"
+check "... and no output" test ! -e "$TMP/d.png"
+
+"$CLI" -m "$CASE" -q -p "a red fox" --steps 2 --seed 3 --backend cpu --profile -o "$TMP/c.png" 2>"$TMP/err"; rc=$?
+check "--profile on the CPU still renders (rc $rc)" test $rc -eq 0 -a -s "$TMP/c.png"
+check "... and says the profile needs Vulkan" grep -q "needs the Vulkan backend" "$TMP/err"
+
+# lavapipe (CI) or a GPU: the profile lists ops with their GPU time.
+if grep -q '^0 ' "$TMP/dev"; then
+    "$CLI" -m "$CASE" -q -p "a red fox" --steps 2 --seed 3 --backend vulkan --device 0 --profile \
+        -o "$TMP/v.png" 2>"$TMP/err"; rc=$?
+    check "vulkan --profile renders (rc $rc)" test $rc -eq 0 -a -s "$TMP/v.png"
+    check "... and prints GPU time per op" grep -q "GPU time per op" "$TMP/err"
+    check "... with the GEMM among the ops" grep -qiE "linear|gemm" "$TMP/err"
+fi
+
+# --backend auto never takes a CPU-type Vulkan device (lavapipe).
+if grep -q 'CPU (used only' "$TMP/dev" && ! grep -qE 'discrete|integrated' "$TMP/dev"; then
+    "$CLI" -m "$CASE" -v -p x --steps 1 --backend auto -o "$TMP/a.png" 2>"$TMP/err"
+    check "auto runs on the CPU when only lavapipe exists" grep -q "backend cpu" "$TMP/err"
+fi
+
+echo "cli library: $pass passed, $fail failed"
+test $fail -eq 0
