@@ -10,6 +10,7 @@
 #include "batch_job.h"
 #include "sampling/sampler.h"
 #include "engine.h"
+#include "parse_number.h"
 
 static void print_help(void)
 {
@@ -64,23 +65,13 @@ static int usage(const char *fmt, ...)
 
 static int parse_long(const char *flag, const char *s, long lo, long hi, long *out)
 {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || *end || end == s || v < lo || v > hi) {
-        fprintf(stderr, "moe-diffuse batch: %s expects an integer in %ld..%ld, got '%s'\n", flag,
-                lo, hi, s);
-        return 0;
-    }
-    *out = v;
-    return 1;
+    return md_cli_parse_long("moe-diffuse batch", flag, s, lo, hi, out);
 }
 
 int md_batch_parse(int argc, char **argv, md_batch_options *o)
 {
-    enum { OPT_BACKEND = 300, OPT_DEVICE };
     enum { OPT_PROMPTS = 256, OPT_MANIFEST, OPT_SHARD, OPT_STEPS, OPT_CFG, OPT_SAMPLER, OPT_SEED,
-           OPT_CLIP_SKIP };
+           OPT_CLIP_SKIP, OPT_BACKEND, OPT_DEVICE };
     static const struct option longopts[] = {
         {"prompts", required_argument, NULL, OPT_PROMPTS},
         {"model", required_argument, NULL, 'm'},
@@ -137,15 +128,11 @@ int md_batch_parse(int argc, char **argv, md_batch_options *o)
                 return 2;
             o->steps = (int)v;
             break;
-        case OPT_CFG: {
-            char *end;
-            errno = 0;
-            double f = strtod(optarg, &end);
-            if (errno || *end || end == optarg || !(f >= 0 && f <= 100))
-                return usage("--cfg-scale expects a number in 0..100, got '%s'", optarg);
-            o->cfg_scale = f;
+        case OPT_CFG:
+            if (!md_cli_parse_double("moe-diffuse batch", "--cfg-scale", optarg, 0, 100,
+                                     &o->cfg_scale))
+                return 2;
             break;
-        }
         case OPT_SAMPLER:
             o->sampler = md_cli_sampler_from_name(optarg);
             if (o->sampler < 0)

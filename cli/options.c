@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "engine.h"
+#include "parse_number.h"
 #include "cli.h"
 #include "gen_request.h"
 #include "infotext.h"
@@ -55,28 +56,15 @@ static void print_help(void)
 
 static int parse_int(const char *flag, const char *s, long lo, long hi, long *out)
 {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || *end || end == s || v < lo || v > hi) {
-        fprintf(stderr, "moe-diffuse: %s expects an integer in %ld..%ld, got '%s'\n", flag, lo, hi,
-                s);
-        return 0;
-    }
-    *out = v;
-    return 1;
+    return md_cli_parse_long("moe-diffuse", flag, s, lo, hi, out);
 }
 
 static int parse_float(const char *flag, const char *s, double lo, double hi, float *out)
 {
-    char *end;
-    errno = 0;
-    float v = strtof(s, &end);
-    if (errno || *end || end == s || !(v >= lo && v <= hi)) {
-        fprintf(stderr, "moe-diffuse: %s expects a number in %g..%g, got '%s'\n", flag, lo, hi, s);
+    double v;
+    if (!md_cli_parse_double("moe-diffuse", flag, s, lo, hi, &v))
         return 0;
-    }
-    *out = v;
+    *out = (float)v;
     return 1;
 }
 

@@ -13,16 +13,8 @@
 #include "../cli/engine.c"
 #include "../cli/manifest.c"
 #include "../cli/shard.c"
+#include "test_support.h"
 
-static int failures;
-
-#define CHECK(cond)                                                                   \
-    do {                                                                              \
-        if (!(cond)) {                                                                \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-            failures++;                                                               \
-        }                                                                             \
-    } while (0)
 
 static void clear_env(void)
 {
@@ -149,7 +141,7 @@ static void test_jobs(void)
         j = resolve(bad[i].line, 2);
         if (bad[i].error ? !error_has(&j, bad[i].error) : !j.valid) {
             fprintf(stderr, "line %s: got %s\n", bad[i].line, j.valid ? "valid" : j.error);
-            failures++;
+            md_test_failf(__FILE__, __LINE__, "see above");
         }
         md_batch_job_clear(&j);
     }
@@ -216,6 +208,5 @@ int main(void)
     test_shard();
     test_jobs();
     test_file_and_manifest();
-    printf("batch parsers: %d failure(s)\n", failures);
-    return failures ? 1 : 0;
+    return md_test_finish("batch parsers");
 }

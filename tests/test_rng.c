@@ -6,16 +6,8 @@
 #include <string.h>
 
 #include "sampling/rng.h"
+#include "test_support.h"
 
-static int failures;
-
-#define CHECK(cond)                                                                   \
-    do {                                                                              \
-        if (!(cond)) {                                                                \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-            failures++;                                                               \
-        }                                                                             \
-    } while (0)
 
 static void kat(const char *what, uint32_t c0, uint32_t c1, uint32_t c2, uint32_t c3, uint32_t k0,
                 uint32_t k1, uint32_t e0, uint32_t e1, uint32_t e2, uint32_t e3)
@@ -135,10 +127,5 @@ int main(void)
     test_kat();
     test_split();
     test_moments();
-    if (failures) {
-        fprintf(stderr, "%d check(s) failed\n", failures);
-        return 1;
-    }
-    printf("all rng checks passed\n");
-    return 0;
+    return md_test_finish("rng");
 }

@@ -10,16 +10,8 @@
 #include "sampling/rng.h"
 #include "sampling/sampler.h"
 #include "sampling/schedule.h"
+#include "test_support.h"
 
-static int failures;
-
-#define CHECK(cond)                                                                   \
-    do {                                                                              \
-        if (!(cond)) {                                                                \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-            failures++;                                                               \
-        }                                                                             \
-    } while (0)
 
 enum { N = 256 };
 
@@ -48,7 +40,7 @@ static md_sampler *make(md_sampler_kind k, const md_sched_config *c, int steps)
     md_error err = {0};
     if (md_sampler_create(&s, k, c, steps, &err) != MD_OK) {
         fprintf(stderr, "create %s: %s\n", md_sampler_name(k), err.msg);
-        failures++;
+        md_test_failf(__FILE__, __LINE__, "see above");
         return NULL;
     }
     return s;
@@ -464,10 +456,5 @@ int main(void)
     test_schedule_helpers();
     test_add_noise();
     test_order_and_errors();
-    if (failures) {
-        fprintf(stderr, "%d check(s) failed\n", failures);
-        return 1;
-    }
-    printf("all sampler math checks passed\n");
-    return 0;
+    return md_test_finish("sampler math");
 }
