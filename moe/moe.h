@@ -6,7 +6,10 @@
  *     chosen experts' logits;
  *   - token top-k: each row picks its own top-k.
  * Rows are grouped by expert, each expert runs one GEMM over just its rows,
- * unchosen experts do no work, and the weighted outputs are scattered back. */
+ * unchosen experts do no work, and the weighted outputs are scattered back:
+ * on the host's plan (moe/router.c), or, on a backend with moe_routed
+ * (Vulkan), all of it on the device with one grouped GEMM per expert
+ * linear and no readback (runtime/backend.h). */
 #ifndef MD_MOE_H
 #define MD_MOE_H
 
@@ -35,6 +38,12 @@ typedef struct md_moe_layer {
     md_moe_expert *experts;
     md_moe_expert shared;  /* always-on expert (w1 == NULL when absent) */
     int inner_dim;         /* MD_MOE_GEGLU_FF: the GEGLU width */
+    /* Backends with moe_routed (backend.h): the experts' weights stored as
+     * stacks [E, ...], each expert's tensors being slices of them, so the
+     * whole layer runs on the device. Set only when every stack was made;
+     * otherwise the layer routes on the host. data NULL: no such weight. */
+    int device_routed;
+    md_tensor stack_w1, stack_b1, stack_w2, stack_b2;
     md_moe_scratch *scratch; /* grown on demand: steady-state calls do not allocate */
 } md_moe_layer;
 

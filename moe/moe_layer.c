@@ -1,123 +1,12 @@
-/* An MoE layer: gate logits on the backend, expert choice on the host
- * (router.c), then each chosen expert runs once over just its rows. */
-#include "moe.h"
-
-#include <stdio.h>
+/* An MoE layer's forward pass. On backends with moe_routed (Vulkan) the
+ * whole layer runs on the device: gate, top-k, grouping, grouped expert
+ * GEMMs and the weighted sum, with no host readback. Otherwise the gate
+ * logits are downloaded, the choice is made on the host (router.c) and
+ * each chosen expert runs once over just its rows. */
 #include <stdlib.h>
-#include <string.h>
 
 #include "../unet/nn_util.h"
-
-struct md_moe_scratch {
-    md_route_plan *plan;
-    float *logits;
-    size_t logits_cap; /* floats */
-    float *in_host, *out_host;
-    size_t in_cap, out_cap;
-};
-
-static md_status load_expert(md_moe_expert *x, const md_moe_layer *l, md_weights *w, md_backend *be,
-                             md_error *err, const char *prefix)
-{
-    memset(x, 0, sizeof(*x));
-    if (l->kind == MD_MOE_LINEAR) {
-        MD_TRY(md_nn_weight(&x->w1, w, be, err, 2, (int64_t[]){l->out_dim, l->in_dim}, "%s.weight",
-                            prefix));
-        MD_TRY(md_nn_weight_opt(&x->b1, w, be, err, 1, (int64_t[]){l->out_dim}, "%s.bias", prefix));
-        return MD_OK;
-    }
-    MD_TRY(md_nn_weight(&x->w1, w, be, err, 2, (int64_t[]){2 * (int64_t)l->inner_dim, l->in_dim},
-                        "%s.net.0.proj.weight", prefix));
-    MD_TRY(md_nn_weight(&x->b1, w, be, err, 1, (int64_t[]){2 * (int64_t)l->inner_dim},
-                        "%s.net.0.proj.bias", prefix));
-    MD_TRY(md_nn_weight(&x->w2, w, be, err, 2, (int64_t[]){l->out_dim, l->inner_dim},
-                        "%s.net.2.weight", prefix));
-    MD_TRY(md_nn_weight(&x->b2, w, be, err, 1, (int64_t[]){l->out_dim}, "%s.net.2.bias", prefix));
-    return MD_OK;
-}
-
-static md_status layer_load(md_moe_layer *l, md_moe_kind kind, const md_moe_config *cfg,
-                            md_weights *w, const char *prefix, int in_dim, int out_dim,
-                            md_backend *be, md_error *err)
-{
-    const char *label = md_weights_label(w);
-    if (strlen(prefix) >= sizeof(l->name))
-        return md_fail(err, MD_ERR_INVALID, "%s: MoE module path too long: %s", label, prefix);
-    snprintf(l->name, sizeof(l->name), "%s", prefix);
-    l->kind = kind;
-    l->routing = cfg->routing;
-    l->num_experts = cfg->num_experts;
-    l->top_k = cfg->top_k;
-    l->in_dim = in_dim;
-    l->out_dim = out_dim;
-    if (cfg->num_experts < 1 || cfg->top_k < 1 || cfg->top_k > cfg->num_experts || cfg->top_k > 16)
-        return md_fail(err, MD_ERR_INVALID,
-                       "%s: %s: MoE needs 1 <= num_experts_per_tok <= num_experts and <= 16 "
-                       "(got %d of %d)",
-                       label, prefix, cfg->top_k, cfg->num_experts);
-    if (cfg->routing != MD_ROUTE_SEQUENCE_TOPK && cfg->routing != MD_ROUTE_TOKEN_TOPK)
-        return md_fail(err, MD_ERR_INVALID, "%s: %s: unknown routing mode %d", label, prefix,
-                       (int)cfg->routing);
-
-    if (kind == MD_MOE_GEGLU_FF) {
-        /* The GEGLU width is taken from expert 0 and then checked on all. */
-        char name[256];
-        MD_TRY(md_nn_name(name, sizeof(name), err, "%s.experts.0.net.0.proj.weight", prefix));
-        const md_tensor *t = md_weights_find(w, name);
-        if (!t)
-            return md_fail(err, MD_ERR_FORMAT, "%s: missing weight %s", label, name);
-        if (t->ndim < 2 || t->shape[0] % 2 != 0 || t->shape[0] < 2)
-            return md_fail(err, MD_ERR_FORMAT, "%s: %s has an unexpected shape", label, name);
-        l->inner_dim = (int)(t->shape[0] / 2);
-    }
-
-    MD_TRY(md_nn_weight(&l->gate, w, be, err, 2, (int64_t[]){l->num_experts, in_dim},
-                        "%s.gate.weight", prefix));
-    l->experts = calloc((size_t)l->num_experts, sizeof(*l->experts));
-    l->scratch = calloc(1, sizeof(*l->scratch));
-    if (!l->experts || !l->scratch)
-        return md_fail(err, MD_ERR_NOMEM, "%s: %s: out of memory", label, prefix);
-    l->scratch->plan = md_route_plan_new(l->num_experts, l->top_k, 1);
-    if (!l->scratch->plan)
-        return md_fail(err, MD_ERR_NOMEM, "%s: %s: out of memory", label, prefix);
-    for (int e = 0; e < l->num_experts; e++) {
-        char p[224];
-        MD_TRY(md_nn_name(p, sizeof(p), err, "%s.experts.%d", prefix, e));
-        MD_TRY(load_expert(&l->experts[e], l, w, be, err, p));
-    }
-    if (cfg->shared_expert) {
-        char p[224];
-        MD_TRY(md_nn_name(p, sizeof(p), err, "%s.shared_expert", prefix));
-        MD_TRY(load_expert(&l->shared, l, w, be, err, p));
-    }
-    return MD_OK;
-}
-
-md_status md_moe_layer_load(md_moe_layer *layer, md_moe_kind kind, const md_moe_config *cfg,
-                            md_weights *w, const char *prefix, int in_dim, int out_dim,
-                            md_backend *be, md_error *err)
-{
-    memset(layer, 0, sizeof(*layer));
-    md_status s = layer_load(layer, kind, cfg, w, prefix, in_dim, out_dim, be, err);
-    if (s != MD_OK)
-        md_moe_layer_free(layer);
-    return s;
-}
-
-void md_moe_layer_free(md_moe_layer *layer)
-{
-    if (!layer)
-        return;
-    free(layer->experts);
-    if (layer->scratch) {
-        md_route_plan_free(layer->scratch->plan);
-        free(layer->scratch->logits);
-        free(layer->scratch->in_host);
-        free(layer->scratch->out_host);
-        free(layer->scratch);
-    }
-    memset(layer, 0, sizeof(*layer));
-}
+#include "moe_internal.h"
 
 /* Grows a host buffer to hold n floats; keeps it when large enough. */
 static int grow(float **buf, size_t *cap, size_t n)
@@ -149,25 +38,12 @@ static md_status expert_forward(md_backend *be, const md_moe_layer *l, const md_
     return MD_OK;
 }
 
-static md_status moe_run(md_backend *be, const md_moe_layer *l, md_tensor *y2, const md_tensor *x2,
-                         int64_t rows, md_moe_observer observer, void *observer_user, md_error *err)
+/* y2 = the routed experts of `plan`, the shared one not included. */
+static md_status experts_host(md_backend *be, const md_moe_layer *l, md_tensor *y2,
+                              const md_tensor *x2, int64_t rows, const md_route_plan *plan,
+                              md_error *err)
 {
-    md_moe_scratch *sc = l->scratch;
     const int E = l->num_experts;
-
-    /* Gate logits stay f32 and go to the host: the choice is made there so
-     * every backend picks the same experts. */
-    md_tensor logits;
-    MD_TRY(md_nn_tensor(be, &logits, err, 2, (int64_t[]){rows, E}));
-    be->linear(be, &logits, x2, l->gate, NULL);
-    if (grow(&sc->logits, &sc->logits_cap, (size_t)rows * (size_t)E) != 0 ||
-        md_route_plan_reserve(sc->plan, rows) != 0)
-        return md_fail(err, MD_ERR_NOMEM, "MoE %s: out of memory for %lld rows", l->name,
-                       (long long)rows);
-    be->download(be, &logits, sc->logits);
-    md_route_plan *plan = sc->plan;
-    md_router_plan(plan, l->routing, sc->logits, rows);
-
     /* Sequence mode runs the experts in top-k order so the sum is formed in
      * the same order as the reference; token mode in index order. */
     int order[16];
@@ -200,11 +76,81 @@ static md_status moe_run(md_backend *be, const md_moe_layer *l, md_tensor *y2, c
         }
         be->arena_reset(be, mark);
     }
-    if (l->shared.w1) {
-        md_tensor out;
-        MD_TRY(md_nn_tensor(be, &out, err, 2, (int64_t[]){rows, l->out_dim}));
-        MD_TRY(expert_forward(be, l, &l->shared, &out, x2, rows, err));
-        be->add(be, y2, y2, &out);
+    return MD_OK;
+}
+
+static md_status add_shared(md_backend *be, const md_moe_layer *l, md_tensor *y2,
+                            const md_tensor *x2, int64_t rows, md_error *err)
+{
+    if (!l->shared.w1)
+        return MD_OK;
+    md_tensor out;
+    MD_TRY(md_nn_tensor(be, &out, err, 2, (int64_t[]){rows, l->out_dim}));
+    MD_TRY(expert_forward(be, l, &l->shared, &out, x2, rows, err));
+    be->add(be, y2, y2, &out);
+    return MD_OK;
+}
+
+/* The whole layer on the device. With an observer the logits and the
+ * device's choice are read back afterwards and the plan is made on the
+ * host from the same logits; should the two choices differ (a sequence-
+ * mode near-tie that the device's and the host's sums round apart), the
+ * experts run again with the host's plan so that the trace matches y2. */
+static md_status device_run(md_backend *be, const md_moe_layer *l, md_tensor *y2,
+                            const md_tensor *x2, md_tensor *logits, int64_t rows,
+                            int observed, md_error *err)
+{
+    md_moe_scratch *sc = l->scratch;
+    const int k = l->top_k;
+    md_tensor choice;
+    MD_TRY(md_nn_tensor(be, &choice, err, 2, (int64_t[]){rows, k}));
+    md_moe_routed m = {.token_topk = l->routing == MD_ROUTE_TOKEN_TOPK,
+                       .top_k = k,
+                       .gate = l->gate,
+                       .w1 = &l->stack_w1,
+                       .b1 = l->stack_b1.data ? &l->stack_b1 : NULL,
+                       .w2 = l->stack_w2.data ? &l->stack_w2 : NULL,
+                       .b2 = l->stack_b2.data ? &l->stack_b2 : NULL};
+    be->moe_routed(be, y2, logits, &choice, x2, &m);
+    if (observed) {
+        size_t n = (size_t)rows * (size_t)k;
+        if (grow(&sc->choice_host, &sc->choice_cap, n) != 0)
+            return md_fail(err, MD_ERR_NOMEM, "MoE %s: out of memory for the trace", l->name);
+        be->download(be, logits, sc->logits);
+        be->download(be, &choice, sc->choice_host);
+        md_router_plan(sc->plan, l->routing, sc->logits, rows);
+        int same = 1;
+        for (size_t i = 0; i < n && same; i++)
+            same = sc->plan->choice[i] == (int32_t)sc->choice_host[i];
+        if (!same)
+            MD_TRY(experts_host(be, l, y2, x2, rows, sc->plan, err));
+    }
+    return add_shared(be, l, y2, x2, rows, err);
+}
+
+static md_status moe_run(md_backend *be, const md_moe_layer *l, md_tensor *y2, const md_tensor *x2,
+                         int64_t rows, md_moe_observer observer, void *observer_user, md_error *err)
+{
+    md_moe_scratch *sc = l->scratch;
+    const int E = l->num_experts;
+
+    md_tensor logits;
+    MD_TRY(md_nn_tensor(be, &logits, err, 2, (int64_t[]){rows, E}));
+    if (grow(&sc->logits, &sc->logits_cap, (size_t)rows * (size_t)E) != 0 ||
+        md_route_plan_reserve(sc->plan, rows) != 0)
+        return md_fail(err, MD_ERR_NOMEM, "MoE %s: out of memory for %lld rows", l->name,
+                       (long long)rows);
+    md_route_plan *plan = sc->plan;
+    if (be->moe_routed && l->device_routed) {
+        MD_TRY(device_run(be, l, y2, x2, &logits, rows, observer != NULL, err));
+    } else {
+        /* Gate logits stay f32 and go to the host: the choice is made there
+         * so every backend picks the same experts. */
+        be->linear(be, &logits, x2, l->gate, NULL);
+        be->download(be, &logits, sc->logits);
+        md_router_plan(plan, l->routing, sc->logits, rows);
+        MD_TRY(experts_host(be, l, y2, x2, rows, plan, err));
+        MD_TRY(add_shared(be, l, y2, x2, rows, err));
     }
 
     if (observer) {

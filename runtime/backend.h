@@ -27,6 +27,20 @@ typedef enum md_act {
 
 typedef struct md_backend md_backend;
 
+/* An MoE layer as the optional moe_routed() entry runs it: the gate and the
+ * experts' weights as stacks from prepare_weight_stack() (expert e's w1 is
+ * slice e of w1). */
+typedef struct md_moe_routed {
+    int token_topk;           /* 1: each row takes its own top_k experts; 0: top_k chosen
+                                 once from the logits summed over all rows (SegMoE) */
+    int top_k;                /* 1..16, at most the number of experts */
+    const md_tensor *gate;    /* [E, in] */
+    const md_tensor *w1, *b1; /* [E, n1, in]; [E, n1] or NULL */
+    const md_tensor *w2, *b2; /* NULL: linear experts, expert(x) = x w1^T + b1. Else GEGLU
+                                 experts: w2 [E, out, n1/2], b2 [E, out] or NULL,
+                                 expert(x) = geglu(x w1^T + b1) w2^T + b2 */
+} md_moe_routed;
+
 struct md_backend {
     const char *name; /* "cpu", "vulkan" */
     void *impl;
@@ -113,6 +127,36 @@ struct md_backend {
     /* y [R, D] += w[r] * x [R, D] (one weight per row). */
     void (*add_rows_weighted)(md_backend *be, md_tensor *y, const md_tensor *x, const float *w);
 
+    /* ---- optional: MoE layers routed on the device ----
+     * NULL on the CPU backend, which routes on the host (moe/router.c):
+     * the gate logits are in host memory there anyway. A GPU would have to
+     * download them in every MoE layer of every step, a queue sync in the
+     * middle of the U-Net; with these two entries a whole layer stays on
+     * the device. moe/ (moe_load.c, moe_layer.c) uses them when both are
+     * present. */
+    /* Stores n weights of one dtype and element count back to back, as one
+     * stack [n, ...]; ws[i]->data then points at slice i, usable like any
+     * prepared weight. MD_ERR_UNSUPPORTED, with nothing prepared, when the
+     * stack cannot be bound as one tensor on this device (the caller then
+     * prepares them one by one and routes on the host). */
+    md_status (*prepare_weight_stack)(md_backend *be, md_tensor *const *ws, int n, md_error *err);
+    /* x [rows, in] -> y [rows, out]: per row, the sum of w_i * expert_i(x)
+     * over its chosen experts (ties to the lower index; w = softmax over
+     * the chosen experts' logits of the row), added in ascending expert
+     * order (token mode) or top-k order (sequence mode), from 0. Also fills
+     * logits [rows, E] and choice [rows, top_k] (expert indices as exact
+     * floats, in top-k order) for an observer to download afterwards.
+     * Temporaries come from the arena (the caller resets it); nothing is
+     * read back to the host. */
+    void (*moe_routed)(md_backend *be, md_tensor *y, md_tensor *logits, md_tensor *choice,
+                       const md_tensor *x, const md_moe_routed *m);
+
+    /* Optional: on = 1 makes every op compute in f32 until called with 0;
+     * returns the previous setting. The VAE runs in f32 through it: SDXL's
+     * VAE decoder has activations beyond fp16's range. NULL on backends that
+     * only compute in f32 (CPU). */
+    int (*force_f32)(md_backend *be, int on);
+
     /* Waits for all recorded work and reports the first failure of an op
      * since the last call (ops return nothing). NULL on backends whose ops
      * finish before they return (CPU): nothing to wait for. */
@@ -130,6 +174,13 @@ typedef struct md_vulkan_options {
     int allow_cpu;  /* with device -1: a CPU-type device (lavapipe) when no GPU exists */
     int validation; /* VK_LAYER_KHRONOS_validation on, messages counted; also MD_VK_VALIDATION=1 */
     int profile;    /* per-op GPU timestamps; also MD_VK_PROFILE=1 */
+    /* 0 (default) or -1: f32 arithmetic; 1: fp16 arithmetic or fail; 2: fp16
+     * where the device has it. 0 leaves the choice to MD_VK_FP16 (0, 1, auto).
+     * f32 is the default because fp16 misses CHECKING.md's module tolerance
+     * (factor 10) on the U-Net: docs/vulkan.md, "Precision". */
+    int fp16;
+    int host_moe;   /* route MoE layers on the host like the CPU backend (no
+                       moe_routed entry); also MD_VK_MOE=host. For comparisons. */
 } md_vulkan_options;
 
 /* opt NULL: device -1, no CPU devices, validation and profile from the

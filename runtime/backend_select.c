@@ -85,6 +85,11 @@ const char *md_vulkan_device_name(md_backend *be)
     return NULL;
 }
 
+const char *md_vulkan_precision(md_backend *be)
+{
+    return NULL;
+}
+
 md_status md_vulkan_profile_report(md_backend *be, char *buf, size_t cap, md_error *err)
 {
     return md_fail(err, MD_ERR_UNSUPPORTED, "this build has no Vulkan backend");

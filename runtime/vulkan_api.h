@@ -20,6 +20,8 @@ typedef struct md_vulkan_device_info {
     uint64_t max_binding;   /* maxStorageBufferRange: the largest tensor it can bind */
     int usable;             /* compute queue and the features the backend needs */
     const char *why_not;    /* when !usable: the missing piece */
+    int fp16;               /* shaderFloat16 and this build's fp16 shaders: fp16 arithmetic
+                               by default (docs/vulkan.md, "Precision") */
 } md_vulkan_device_info;
 
 /* Fills up to `cap` entries and sets *count to the number of devices.
@@ -27,9 +29,14 @@ typedef struct md_vulkan_device_info {
  * goes to err->msg with err->code left MD_OK. */
 md_status md_vulkan_list_devices(md_vulkan_device_info *out, int cap, int *count, md_error *err);
 
-/* "NAME (TYPE)" of a Vulkan backend's device, e.g. "llvmpipe (...) (cpu)";
- * NULL for any other backend. */
+/* "NAME (TYPE), PRECISION" of a Vulkan backend's device, e.g.
+ * "llvmpipe (...) (cpu), fp16"; NULL for any other backend. */
 const char *md_vulkan_device_name(md_backend *be);
+
+/* The arithmetic of the expensive ops (linear, conv2d, attention): "fp16"
+ * (fp16 products, fp32 sums) or "fp32"; NULL for any other backend. Every
+ * other op, and all activations in memory, are fp32 either way. */
+const char *md_vulkan_precision(md_backend *be);
 
 /* The per-op profile collected since creation or the last reset (needs
  * md_vulkan_options.profile or MD_VK_PROFILE=1): one line per op label,

@@ -193,10 +193,15 @@ md_status md_vae_decode(md_vae *v, const float *z, int batch, int h, int w, floa
     size_t nin = (size_t)c->latent_channels * (size_t)h * (size_t)w;
     size_t nout = (size_t)c->out_channels * (size_t)h * (size_t)w * (size_t)f * (size_t)f;
     size_t mark = be->arena_mark(be);
+    /* f32 even where the backend computes in fp16: SDXL's VAE decoder has
+     * activations beyond fp16's range (the known fp16 overflow). */
+    int was_f32 = be->force_f32 ? be->force_f32(be, 1) : 1;
     md_vae_pingpong pp;
     md_status st = make_slots(be, &pp, decode_slot_size(c, h, w), err);
     for (int b = 0; b < batch && st == MD_OK; b++)
         st = decode_one(v, &pp, z + (size_t)b * nin, h, w, image + (size_t)b * nout, err);
+    if (be->force_f32)
+        be->force_f32(be, was_f32);
     if (st == MD_OK)
         st = check_peak(&pp, "decode", err);
     be->arena_reset(be, mark);
@@ -260,6 +265,7 @@ md_status md_vae_encode(md_vae *v, const float *image, int batch, int H, int W, 
     if (!moments)
         return md_fail(err, MD_ERR_NOMEM, "vae encode: out of memory");
     size_t mark = be->arena_mark(be);
+    int was_f32 = be->force_f32 ? be->force_f32(be, 1) : 1; /* as in decode */
     md_vae_pingpong pp;
     md_status st = make_slots(be, &pp, encode_slot_size(c, H, W), err);
     for (int b = 0; b < batch && st == MD_OK; b++) {
@@ -275,6 +281,8 @@ md_status md_vae_encode(md_vae *v, const float *image, int batch, int H, int W, 
             lv[i] = x < -30.0f ? -30.0f : x > 20.0f ? 20.0f : x;
         }
     }
+    if (be->force_f32)
+        be->force_f32(be, was_f32);
     be->arena_reset(be, mark);
     free(moments);
     return st;

@@ -40,3 +40,14 @@ float md_gelu_erf(float x)
     float erfc_u = u < 0.0 ? 2.0 - erfc_z : erfc_z;
     return 0.5 * x * erfc_u;
 }
+
+#ifdef MD_FP16
+// Elements i and i+1 of a weight as float16, zero past the `left` elements
+// that exist. An F16 pair starting at an even index is one word, taken as
+// is; anything else is decoded and rounded to fp16.
+#define MD_WEIGHT_PAIR16(buf, dt, i, left)                                      \
+    ((dt) == 1u && ((i) & 1u) == 0u && (left) >= 2u                             \
+         ? unpackFloat2x16(buf[(i) >> 1])                                       \
+         : f16vec2((left) > 0u ? MD_WEIGHT(buf, dt, i) : 0.0,                   \
+                   (left) > 1u ? MD_WEIGHT(buf, dt, (i) + 1u) : 0.0))
+#endif

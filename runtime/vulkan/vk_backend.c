@@ -128,6 +128,12 @@ static md_status vk_prepare_weight(md_backend *be, md_tensor *w, md_error *err)
     return md_vk_upload_weight(md_vk_of(be), w, err);
 }
 
+static md_status vk_prepare_weight_stack(md_backend *be, md_tensor *const *ws, int n,
+                                         md_error *err)
+{
+    return md_vk_upload_weight_stack(md_vk_of(be), ws, n, err);
+}
+
 static md_status vk_sync(md_backend *be, md_error *err)
 {
     md_vk *vk = md_vk_of(be);
@@ -183,6 +189,15 @@ static md_status init(md_vk *vk, const md_vulkan_options *opt, md_error *err)
     return MD_OK;
 }
 
+static int vk_force_f32(md_backend *be, int on)
+{
+    md_vk *vk = md_vk_of(be);
+    int was = vk->f32_forced;
+    vk->f32_forced = on != 0;
+    vk->fp16 = vk->fp16_native && !vk->f32_forced;
+    return was;
+}
+
 md_status md_backend_vulkan_create(md_backend **out, const md_vulkan_options *opt, md_error *err)
 {
     *out = NULL;
@@ -191,6 +206,16 @@ md_status md_backend_vulkan_create(md_backend **out, const md_vulkan_options *op
         o = *opt;
     o.validation |= env_on("MD_VK_VALIDATION");
     o.profile |= env_on("MD_VK_PROFILE");
+    const char *moe = getenv("MD_VK_MOE");
+    o.host_moe |= moe && strcmp(moe, "host") == 0;
+    /* MD_VK_FP16 decides only where the caller left the precision open. */
+    const char *fp16 = getenv("MD_VK_FP16");
+    if (o.fp16 == 0 && fp16 && *fp16) {
+        if (strcmp(fp16, "0") != 0 && strcmp(fp16, "1") != 0 && strcmp(fp16, "auto") != 0)
+            return md_fail(err, MD_ERR_INVALID, "MD_VK_FP16 is '%s': 0 (f32), 1 (fp16) or auto",
+                           fp16);
+        o.fp16 = fp16[0] == '1' ? 1 : fp16[0] == 'a' ? 2 : -1;
+    }
     md_backend *be = calloc(1, sizeof *be);
     md_vk *vk = calloc(1, sizeof *vk);
     if (!be || !vk) {
@@ -215,7 +240,7 @@ md_status md_backend_vulkan_create(md_backend **out, const md_vulkan_options *op
     be->download = vk_download;
     be->prepare_weight = vk_prepare_weight;
     be->conv2d = md_vk_op_conv2d;
-    be->linear = md_vk_op_linear;
+    be->linear = md_vk_op_linear_mixed;
     be->group_norm = md_vk_op_group_norm;
     be->layer_norm = md_vk_op_layer_norm;
     be->activation = md_vk_op_activation;
@@ -237,7 +262,12 @@ md_status md_backend_vulkan_create(md_backend **out, const md_vulkan_options *op
     be->gather_rows = md_vk_op_gather_rows;
     be->scatter_add_rows = md_vk_op_scatter_add_rows;
     be->add_rows_weighted = md_vk_op_add_rows_weighted;
+    if (!o.host_moe) { /* else MoE layers route on the host, as on the CPU */
+        be->prepare_weight_stack = vk_prepare_weight_stack;
+        be->moe_routed = md_vk_op_moe_routed;
+    }
     be->sync = vk_sync;
+    be->force_f32 = vk_force_f32;
     *out = be;
     return MD_OK;
 }
@@ -253,6 +283,12 @@ const char *md_vulkan_device_name(md_backend *be)
 {
     md_vk *vk = vk_or_null(be);
     return vk ? vk->label : NULL;
+}
+
+const char *md_vulkan_precision(md_backend *be)
+{
+    md_vk *vk = vk_or_null(be);
+    return !vk ? NULL : vk->fp16 ? "fp16" : "fp32";
 }
 
 static int by_time(const void *a, const void *b)
@@ -293,6 +329,9 @@ md_status md_vulkan_profile_report(md_backend *be, char *buf, size_t cap, md_err
                      sorted[i].ns / 1e3 / (double)sorted[i].calls,
                      total > 0 ? 100.0 * sorted[i].ns / total : 0.0);
     MD_VK_APPEND("%-20s %8s %12.3f\n", "total", "", total / 1e6);
+    MD_VK_APPEND("arithmetic: %s\n", vk->fp16 ? "fp16 products, fp32 sums (linear, conv2d, "
+                                                "attention); fp32 elsewhere"
+                                              : "fp32");
 #undef MD_VK_APPEND
     return MD_OK;
 }

@@ -32,6 +32,31 @@ static int has_device_extension(VkPhysicalDevice pd, const char *name)
     return found;
 }
 
+/* shaderFloat16 (VK_KHR_shader_float16_int8): fp16 arithmetic in shaders.
+ * The extension rather than Vulkan 1.2 core, as the instance asks for 1.1. */
+static int has_float16(VkPhysicalDevice pd)
+{
+    VkPhysicalDeviceProperties p;
+    vkGetPhysicalDeviceProperties(pd, &p); /* vkGetPhysicalDeviceFeatures2 is 1.1 */
+    if (p.apiVersion < VK_API_VERSION_1_1 ||
+        !has_device_extension(pd, VK_KHR_SHADER_FLOAT16_INT8_EXTENSION_NAME))
+        return 0;
+    VkPhysicalDeviceShaderFloat16Int8FeaturesKHR f16 = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES_KHR};
+    VkPhysicalDeviceFeatures2 f2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2,
+                                    .pNext = &f16};
+    vkGetPhysicalDeviceFeatures2(pd, &f2);
+    return f16.shaderFloat16 == VK_TRUE;
+}
+
+/* Whether this build compiled the fp16 shader variants (MD_VULKAN_FP16). */
+static int fp16_variants_built(void)
+{
+    return md_vk_shader_available(MD_VK_SH_gemm_f16) &&
+           md_vk_shader_available(MD_VK_SH_conv2d_f16) &&
+           md_vk_shader_available(MD_VK_SH_attention_f16);
+}
+
 /* A queue family with compute, preferring one without graphics (often a
  * dedicated compute queue). UINT32_MAX when none. */
 static uint32_t compute_family(VkPhysicalDevice pd)
@@ -207,6 +232,7 @@ static void describe(VkPhysicalDevice pd, int index, md_vulkan_device_info *info
     info->max_binding = p.limits.maxStorageBufferRange;
     info->why_not = missing_feature(pd);
     info->usable = info->why_not == NULL;
+    info->fp16 = has_float16(pd) && fp16_variants_built();
 }
 
 md_status md_vulkan_list_devices(md_vulkan_device_info *out, int cap, int *count, md_error *err)
@@ -295,18 +321,25 @@ uint32_t md_vk_memory_type(const md_vk *vk, uint32_t type_bits, VkMemoryProperty
     return UINT32_MAX;
 }
 
-static md_status make_device(md_vk *vk, md_error *err)
+/* float16: shaderFloat16 is there, so it is enabled (whether or not the
+ * fp16 variants end up used). */
+static md_status make_device(md_vk *vk, int float16, md_error *err)
 {
     float prio = 1.0f;
     VkDeviceQueueCreateInfo qci = {.sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO,
                                    .queueFamilyIndex = vk->queue_family,
                                    .queueCount = 1,
                                    .pQueuePriorities = &prio};
-    const char *exts[] = {VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME};
+    const char *exts[] = {VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME,
+                          VK_KHR_SHADER_FLOAT16_INT8_EXTENSION_NAME};
+    VkPhysicalDeviceShaderFloat16Int8FeaturesKHR f16 = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES_KHR,
+        .shaderFloat16 = VK_TRUE};
     VkDeviceCreateInfo dci = {.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO,
+                              .pNext = float16 ? &f16 : NULL,
                               .queueCreateInfoCount = 1,
                               .pQueueCreateInfos = &qci,
-                              .enabledExtensionCount = 1,
+                              .enabledExtensionCount = float16 ? 2 : 1,
                               .ppEnabledExtensionNames = exts};
     VkResult r = vkCreateDevice(vk->phys, &dci, NULL, &vk->dev);
     if (r != VK_SUCCESS)
@@ -342,9 +375,22 @@ md_status md_vk_open(md_vk *vk, const md_vulkan_options *opt, md_error *err)
     vkGetPhysicalDeviceMemoryProperties(vk->phys, &vk->mem_props);
     snprintf(vk->device_name, sizeof vk->device_name, "%s", vk->props.deviceName);
     vk->device_type = type_name(vk->props.deviceType);
-    snprintf(vk->label, sizeof vk->label, "%s (%s)", vk->device_name, vk->device_type);
+    /* Precision (opt->fp16: 0 or -1 f32, 1 fp16 required, 2 fp16 where possible). */
+    int float16 = has_float16(vk->phys), built = fp16_variants_built();
+    if (opt->fp16 == 1 && !built)
+        return md_fail(err, MD_ERR_UNSUPPORTED,
+                       "vulkan: fp16 arithmetic was asked for (MD_VK_FP16=1), but this build "
+                       "has no fp16 shader variants (MD_VULKAN_FP16=OFF)");
+    if (opt->fp16 == 1 && !float16)
+        return md_fail(err, MD_ERR_UNSUPPORTED,
+                       "vulkan: fp16 arithmetic was asked for (MD_VK_FP16=1), but %s lacks "
+                       "shaderFloat16",
+                       vk->device_name);
+    vk->fp16 = vk->fp16_native = opt->fp16 > 0 && float16 && built;
+    snprintf(vk->label, sizeof vk->label, "%s (%s), %s", vk->device_name, vk->device_type,
+             vk->fp16 ? "fp16" : "fp32");
     vk->queue_family = compute_family(vk->phys);
-    return make_device(vk, err);
+    return make_device(vk, float16, err);
 }
 
 void md_vk_close(md_vk *vk)

@@ -35,6 +35,9 @@
     X(activation, 2)                                                                               \
     X(geglu, 2)                                                                                    \
     X(attention, 4)                                                                                \
+    X(gemm_f16, 4)      /* fp16 arithmetic variants; empty when not built */                       \
+    X(conv2d_f16, 4)                                                                               \
+    X(attention_f16, 4)                                                                            \
     X(axpy, 3)                                                                                     \
     X(scale, 2)                                                                                    \
     X(channel_bias, 3)                                                                             \
@@ -45,7 +48,11 @@
     X(add_position, 2)                                                                             \
     X(gather_rows, 3)                                                                              \
     X(scatter_rows, 4)                                                                             \
-    X(rows_weighted, 3)
+    X(rows_weighted, 3)                                                                            \
+    X(moe_topk, 4)                                                                                 \
+    X(moe_permute, 3)                                                                              \
+    X(moe_grouped_gemm, 5)                                                                         \
+    X(moe_combine, 5)
 
 typedef enum md_vk_shader {
 #define MD_VK_ENUM(name, nb) MD_VK_SH_##name,
@@ -161,6 +168,12 @@ typedef struct md_vk {
     int failed;
 
     int validation;
+    /* fp16 arithmetic in linear, conv2d and attention (their _f16 shader
+     * variants): the device has shaderFloat16 and the build the variants,
+     * and nothing asked for f32 (docs/vulkan.md, "Precision"). */
+    int fp16;
+    int fp16_native; /* what the device and options allow; fp16 is 0 while f32 is forced */
+    int f32_forced;
     uint64_t messages;
     char first_message[512];
 } md_vk;
@@ -201,6 +214,8 @@ int md_vk_bind(md_vk *vk, md_vk_arg *a, const md_tensor *t, int flags, const cha
  * of it (MoE row lists, ids); 0 on failure. */
 int md_vk_bind_host(md_vk *vk, md_vk_arg *a, const void *src, size_t bytes, const char *op);
 md_status md_vk_upload_weight(md_vk *vk, md_tensor *w, md_error *err);
+/* n weights of one dtype and size back to back (prepare_weight_stack). */
+md_status md_vk_upload_weight_stack(md_vk *vk, md_tensor *const *ws, int n, md_error *err);
 /* Host data into an activation (recorded; the source may be reused at once). */
 md_status md_vk_write_tensor(md_vk *vk, const md_tensor *dst, const void *src, md_error *err);
 void md_vk_weights_free(md_vk *vk);
@@ -238,6 +253,8 @@ void md_vk_profile_mark(md_vk *vk, const char *label);
 VkPipeline md_vk_pipeline(md_vk *vk, md_vk_shader sh, const uint32_t *spec, int nspec);
 int md_vk_shader_bindings(md_vk_shader sh);
 const char *md_vk_shader_name(md_vk_shader sh);
+/* 0 for a variant this build did not compile (the fp16 ones, MD_VULKAN_FP16=OFF). */
+int md_vk_shader_available(md_vk_shader sh);
 md_status md_vk_layouts_create(md_vk *vk, md_error *err);
 void md_vk_pipelines_free(md_vk *vk);
 
@@ -269,8 +286,14 @@ static inline uint32_t md_vk_dt(const md_tensor *t)
 /* ---- the op table entries, one file per family ---- */
 void md_vk_op_conv2d(md_backend *be, md_tensor *y, const md_tensor *x, const md_tensor *w,
                      const md_tensor *b, int stride, int pad);
+/* Always f32: the MoE gate logits call it directly (their sums choose the
+ * experts; CHECKING.md rule 5 keeps them f32 on every backend). */
 void md_vk_op_linear(md_backend *be, md_tensor *y, const md_tensor *x, const md_tensor *w,
                      const md_tensor *b);
+/* The op table's linear: fp16 arithmetic when vk->fp16 (outputs of at
+ * most 16 columns stay f32), else md_vk_op_linear. */
+void md_vk_op_linear_mixed(md_backend *be, md_tensor *y, const md_tensor *x, const md_tensor *w,
+                           const md_tensor *b);
 void md_vk_op_group_norm(md_backend *be, md_tensor *y, const md_tensor *x, const md_tensor *gamma,
                          const md_tensor *beta, int groups, float eps, int fuse_silu);
 void md_vk_op_layer_norm(md_backend *be, md_tensor *y, const md_tensor *x, const md_tensor *gamma,
@@ -301,5 +324,7 @@ void md_vk_op_scatter_add_rows(md_backend *be, md_tensor *y, const md_tensor *x,
                                const int32_t *rows, const float *weights, int64_t n);
 void md_vk_op_add_rows_weighted(md_backend *be, md_tensor *y, const md_tensor *x,
                                 const float *w);
+void md_vk_op_moe_routed(md_backend *be, md_tensor *y, md_tensor *logits, md_tensor *choice,
+                         const md_tensor *x, const md_moe_routed *m);
 
 #endif

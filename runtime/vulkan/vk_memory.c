@@ -267,23 +267,11 @@ static md_status write_buffer(md_vk *vk, md_vk_buffer *dst, VkDeviceSize off, co
     return MD_OK;
 }
 
-md_status md_vk_upload_weight(md_vk *vk, md_tensor *w, md_error *err)
+/* Room for `bytes` of weights in the current block (or a new one; larger
+ * than a block: a buffer of its own). */
+static md_status weight_space(md_vk *vk, size_t bytes, md_vk_buffer **blk_out,
+                              VkDeviceSize *off_out, md_error *err)
 {
-    if (w->dtype != MD_F32 && w->dtype != MD_F16 && w->dtype != MD_BF16)
-        return md_fail(err, MD_ERR_UNSUPPORTED,
-                       "vulkan backend: weight dtype %s is not supported (F32, F16 or BF16 only)",
-                       md_dtype_name(w->dtype));
-    size_t bytes = md_tensor_nbytes(w);
-    if (!w->data && bytes > 0)
-        return md_fail(err, MD_ERR_INVALID, "vulkan backend: weight has no data");
-    if (w->data && md_vk_find(vk, w->data, 1))
-        return MD_OK; /* prepared before (a weight shared by two layers) */
-    if (bytes > vk->props.limits.maxStorageBufferRange)
-        return md_fail(err, MD_ERR_UNSUPPORTED,
-                       "vulkan backend: a weight of %.1f MiB exceeds %s's storage-buffer binding "
-                       "limit (%.1f MiB)",
-                       (double)bytes / 1048576.0, vk->device_name,
-                       (double)vk->props.limits.maxStorageBufferRange / 1048576.0);
     VkDeviceSize need = round_up(bytes ? bytes : 4, MD_VK_ALIGN);
     md_vk_buffer *blk = vk->nwblocks ? vk->wblocks[vk->nwblocks - 1] : NULL;
     if (!blk || vk->wblock_used + need > blk->size) {
@@ -301,12 +289,76 @@ md_status md_vk_upload_weight(md_vk *vk, md_tensor *w, md_error *err)
         vk->wblocks[vk->nwblocks++] = blk;
         vk->wblock_used = 0;
     }
-    VkDeviceSize off = vk->wblock_used;
-    if (bytes)
-        MD_VK_TRY_STATUS(write_buffer(vk, blk, off, w->data, bytes, err));
+    *blk_out = blk;
+    *off_out = vk->wblock_used;
     vk->wblock_used += need;
     vk->weight_bytes += bytes;
+    return MD_OK;
+}
+
+static md_status check_dtype(const md_tensor *w, md_error *err)
+{
+    if (w->dtype != MD_F32 && w->dtype != MD_F16 && w->dtype != MD_BF16)
+        return md_fail(err, MD_ERR_UNSUPPORTED,
+                       "vulkan backend: weight dtype %s is not supported (F32, F16 or BF16 only)",
+                       md_dtype_name(w->dtype));
+    if (!w->data && md_tensor_nbytes(w) > 0)
+        return md_fail(err, MD_ERR_INVALID, "vulkan backend: weight has no data");
+    return MD_OK;
+}
+
+md_status md_vk_upload_weight(md_vk *vk, md_tensor *w, md_error *err)
+{
+    MD_VK_TRY_STATUS(check_dtype(w, err));
+    size_t bytes = md_tensor_nbytes(w);
+    if (w->data && md_vk_find(vk, w->data, 1))
+        return MD_OK; /* prepared before (a weight shared by two layers) */
+    if (bytes > vk->props.limits.maxStorageBufferRange)
+        return md_fail(err, MD_ERR_UNSUPPORTED,
+                       "vulkan backend: a weight of %.1f MiB exceeds %s's storage-buffer binding "
+                       "limit (%.1f MiB)",
+                       (double)bytes / 1048576.0, vk->device_name,
+                       (double)vk->props.limits.maxStorageBufferRange / 1048576.0);
+    md_vk_buffer *blk;
+    VkDeviceSize off;
+    MD_VK_TRY_STATUS(weight_space(vk, bytes, &blk, &off, err));
+    if (bytes)
+        MD_VK_TRY_STATUS(write_buffer(vk, blk, off, w->data, bytes, err));
     w->data = (void *)(blk->va + off);
+    return MD_OK;
+}
+
+md_status md_vk_upload_weight_stack(md_vk *vk, md_tensor *const *ws, int n, md_error *err)
+{
+    if (n < 1)
+        return md_fail(err, MD_ERR_UNSUPPORTED, "vulkan backend: an empty weight stack");
+    size_t bytes = md_tensor_nbytes(ws[0]);
+    for (int i = 0; i < n; i++) {
+        MD_VK_TRY_STATUS(check_dtype(ws[i], err));
+        if (ws[i]->dtype != ws[0]->dtype || md_tensor_nbytes(ws[i]) != bytes)
+            return md_fail(err, MD_ERR_UNSUPPORTED,
+                           "vulkan backend: stacked weights differ in dtype or size");
+        if (ws[i]->data && md_vk_find(vk, ws[i]->data, 1))
+            return md_fail(err, MD_ERR_UNSUPPORTED,
+                           "vulkan backend: a weight of the stack was prepared before");
+    }
+    /* The grouped GEMM binds the stack whole; it must fit one binding. */
+    uint64_t total = (uint64_t)bytes * (uint64_t)n;
+    if (total > vk->props.limits.maxStorageBufferRange)
+        return md_fail(err, MD_ERR_UNSUPPORTED,
+                       "vulkan backend: %d stacked weights of %.1f MiB exceed %s's storage-buffer "
+                       "binding limit (%.1f MiB)",
+                       n, (double)total / 1048576.0, vk->device_name,
+                       (double)vk->props.limits.maxStorageBufferRange / 1048576.0);
+    md_vk_buffer *blk;
+    VkDeviceSize off;
+    MD_VK_TRY_STATUS(weight_space(vk, (size_t)total, &blk, &off, err));
+    for (int i = 0; i < n; i++) {
+        VkDeviceSize at = off + (VkDeviceSize)i * bytes; /* slices back to back, any alignment */
+        if (bytes)
+            MD_VK_TRY_STATUS(write_buffer(vk, blk, at, ws[i]->data, bytes, err));
+        ws[i]->data = (void *)(blk->va + at);
+    }
     return MD_OK;
 }
 

@@ -1,5 +1,11 @@
-/* linear (gemm.comp), conv2d (conv2d.comp) and attention (attention.comp). */
+/* linear (gemm.comp), conv2d (conv2d.comp) and attention (attention.comp),
+ * each in f32 or, with vk->fp16, in its fp16-arithmetic variant (_f16). */
 #include "vk_internal.h"
+
+/* Outputs this narrow stay f32 in linear: such a GEMM is memory-bound, so
+ * fp16 gains nothing, and MoE gates routed on the host (E experts wide, 2 to
+ * 8 in SegMoE) keep f32 logits as CHECKING.md rule 5 asks. */
+#define MD_VK_FP16_MIN_OUT 17
 
 /* Outputs per invocation along one tile edge (gemm.comp, conv2d.comp): the
  * tile edge is 16x that; edges of 32 or 16 for small sizes keep a matrix of
@@ -18,8 +24,8 @@ static int grid_ok(md_vk *vk, int64_t g, const char *op)
     return 0;
 }
 
-void md_vk_op_linear(md_backend *be, md_tensor *y, const md_tensor *x, const md_tensor *w,
-                     const md_tensor *b)
+static void linear(md_backend *be, md_tensor *y, const md_tensor *x, const md_tensor *w,
+                   const md_tensor *b, int fp16)
 {
     md_vk *vk = md_vk_of(be);
     int64_t out = w->shape[0];
@@ -40,8 +46,20 @@ void md_vk_op_linear(md_backend *be, md_tensor *y, const md_tensor *x, const md_
     uint32_t push[8] = {(uint32_t)rows, (uint32_t)out, (uint32_t)in, a[0].elem, a[1].elem,
                         a[2].elem, a[3].elem, b != NULL};
     uint32_t spec[4] = {md_vk_dt(w), md_vk_dt(b), tm, tn};
-    md_vk_dispatch(vk, MD_VK_SH_gemm, spec, 4, a, 4, push, sizeof push, (uint32_t)gx, (uint32_t)gy,
-                   1, "linear");
+    md_vk_dispatch(vk, fp16 ? MD_VK_SH_gemm_f16 : MD_VK_SH_gemm, spec, 4, a, 4, push, sizeof push,
+                   (uint32_t)gx, (uint32_t)gy, 1, "linear");
+}
+
+void md_vk_op_linear(md_backend *be, md_tensor *y, const md_tensor *x, const md_tensor *w,
+                     const md_tensor *b)
+{
+    linear(be, y, x, w, b, 0);
+}
+
+void md_vk_op_linear_mixed(md_backend *be, md_tensor *y, const md_tensor *x, const md_tensor *w,
+                           const md_tensor *b)
+{
+    linear(be, y, x, w, b, md_vk_of(be)->fp16 && w->shape[0] >= MD_VK_FP16_MIN_OUT);
 }
 
 void md_vk_op_conv2d(md_backend *be, md_tensor *y, const md_tensor *x, const md_tensor *w,
@@ -72,8 +90,8 @@ void md_vk_op_conv2d(md_backend *be, md_tensor *y, const md_tensor *x, const md_
                          (uint32_t)stride, (uint32_t)pad,  a[0].elem,    a[1].elem,
                          a[2].elem,      a[3].elem,        b != NULL};
     uint32_t spec[4] = {md_vk_dt(w), md_vk_dt(b), tm, tn};
-    md_vk_dispatch(vk, MD_VK_SH_conv2d, spec, 4, a, 4, push, sizeof push, (uint32_t)gx,
-                   (uint32_t)gy, (uint32_t)batch, label);
+    md_vk_dispatch(vk, vk->fp16 ? MD_VK_SH_conv2d_f16 : MD_VK_SH_conv2d, spec, 4, a, 4, push,
+                   sizeof push, (uint32_t)gx, (uint32_t)gy, (uint32_t)batch, label);
 }
 
 /* Keys per tile: the largest that fits the device's shared memory next to
@@ -82,9 +100,14 @@ static uint32_t key_tile(const md_vk *vk, int64_t d, int64_t dv)
 {
     static const uint32_t tiles[] = {32, 16, 8};
     for (int i = 0; i < 3; i++) {
-        int64_t bc = tiles[i];
-        int64_t floats = 16 * d + bc * (d + 1) + bc * dv + 16 * bc;
-        if (floats * 4 <= (int64_t)vk->props.limits.maxComputeSharedMemorySize)
+        int64_t bc = tiles[i], bytes;
+        if (vk->fp16) { /* Q, K as f16 pairs (odd d padded), V as f16, scores f32 */
+            int64_t d2 = (d + 1) / 2;
+            bytes = 4 * (16 * d2 + bc * (d2 + 1)) + 2 * bc * dv + 4 * 16 * bc;
+        } else {
+            bytes = 4 * (16 * d + bc * (d + 1) + bc * dv + 16 * bc);
+        }
+        if (bytes <= (int64_t)vk->props.limits.maxComputeSharedMemorySize)
             return (uint32_t)bc;
     }
     return 0;
@@ -122,6 +145,6 @@ void md_vk_op_attention(md_backend *be, md_tensor *o, const md_tensor *q, const 
     uint32_t push[10] = {(uint32_t)nq, (uint32_t)nk, (uint32_t)cq, (uint32_t)cv, causal != 0,
                          a[0].elem,    a[1].elem,    a[2].elem,    a[3].elem,    md_vk_bits(scale)};
     uint32_t spec[3] = {(uint32_t)d, (uint32_t)dv, bc};
-    md_vk_dispatch(vk, MD_VK_SH_attention, spec, 3, a, 4, push, sizeof push, (uint32_t)gx,
-                   (uint32_t)heads, (uint32_t)batch, "attention");
+    md_vk_dispatch(vk, vk->fp16 ? MD_VK_SH_attention_f16 : MD_VK_SH_attention, spec, 3, a, 4,
+                   push, sizeof push, (uint32_t)gx, (uint32_t)heads, (uint32_t)batch, "attention");
 }

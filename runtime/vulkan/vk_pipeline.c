@@ -35,6 +35,11 @@ const char *md_vk_shader_name(md_vk_shader sh)
     return shaders[sh].name;
 }
 
+int md_vk_shader_available(md_vk_shader sh)
+{
+    return *shaders[sh].size > 0;
+}
+
 md_status md_vk_layouts_create(md_vk *vk, md_error *err)
 {
     for (int n = 1; n <= MD_VK_MAX_BINDINGS; n++) {
@@ -71,7 +76,7 @@ static VkShaderModule module(md_vk *vk, md_vk_shader sh)
     size_t size = (size_t)*shaders[sh].size;
     /* The embedded bytes have no 4-byte alignment guarantee; SPIR-V needs it. */
     uint32_t *code = malloc(size + 4);
-    if (!code || size % 4 != 0) {
+    if (!code || size % 4 != 0 || size == 0) {
         free(code);
         md_vk_fail(vk, "vulkan: shader %s: bad embedded SPIR-V", shaders[sh].name);
         return VK_NULL_HANDLE;

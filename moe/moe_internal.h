@@ -1,0 +1,16 @@
+/* What the MoE layer's files share (not part of moe.h): the host-side
+ * buffers a layer reuses between calls. */
+#ifndef MD_MOE_INTERNAL_H
+#define MD_MOE_INTERNAL_H
+
+#include "moe.h"
+
+struct md_moe_scratch {
+    md_route_plan *plan;
+    float *logits;
+    size_t logits_cap; /* floats */
+    float *in_host, *out_host, *choice_host;
+    size_t in_cap, out_cap, choice_cap;
+};
+
+#endif
