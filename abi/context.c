@@ -1,5 +1,5 @@
-/* Contexts: creating one loads a model on its own CPU backend; logging
- * goes to the context's callback. */
+/* Contexts: creating one picks a backend (CPU or Vulkan) and loads a model
+ * on it; logging goes to the context's callback. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,6 +90,10 @@ md_status abi_load_model(mdiff_context *ctx, int top_k, md_error *err)
     md_model *m = NULL;
     md_status st = md_model_load(ctx->model_path, &mo, &m, err);
     cJSON_Delete(arch);
+    /* A bad value inside the model's files is a malformed model, not a bad
+     * argument of the host's. */
+    if (st == MD_ERR_INVALID)
+        st = MD_ERR_FORMAT;
     if (st != MD_OK)
         return st;
     /* Only now is the old model let go, so a failed reload changes nothing. */
@@ -151,6 +155,9 @@ int abi_context_create(const mdiff_context_params *params, mdiff_context **out, 
     atomic_init(&ctx->busy, 0);
     atomic_init(&ctx->cancel, 0);
 
+    /* Hosts built before 1.2 always ran on the CPU; they keep doing so. */
+    if (params->struct_size < offsetof(mdiff_context_params, backend) + sizeof(p.backend))
+        p.backend = "cpu";
     md_error err = {0};
     md_backend_request req = {.name = p.backend, .device = p.device, .threads = p.threads,
                               .profile = (p.flags & MDIFF_CONTEXT_PROFILE) != 0};
@@ -159,7 +166,8 @@ int abi_context_create(const mdiff_context_params *params, mdiff_context **out, 
     if (st == MD_OK) {
         ctx->profile = req.profile;
         /* An explicit "vulkan" that ended on the CPU is worth a warning. */
-        int fell_back = p.backend && !strcmp(p.backend, "vulkan") && strcmp(ctx->be->name, "vulkan");
+        int fell_back = ((p.backend && !strcmp(p.backend, "vulkan")) || p.device >= 0) &&
+                        strcmp(ctx->be->name, "vulkan");
         abi_log(ctx, fell_back ? MDIFF_LOG_WARN : MDIFF_LOG_INFO, "%s", ctx->backend_note);
         st = abi_load_model(ctx, p.moe_top_k, &err);
     }

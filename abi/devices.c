@@ -46,6 +46,8 @@ static int list_devices(mdiff_device_info *out, int cap, char *msg, size_t msg_c
     }
     if (count == 0)
         abi_message(msg, msg_cap, err.msg[0] ? err.msg : "no Vulkan device");
+    if (count > 16)
+        count = 16; /* the documented maximum: what the list can describe */
     for (int i = 0; i < cap && i < count && i < 16; i++) {
         const md_vulkan_device_info *d = &found[i];
         mdiff_device_info r = {.struct_size = sizeof r,

@@ -311,6 +311,9 @@ int abi_generate(mdiff_context *ctx, const mdiff_gen_params *params, mdiff_image
     if (abi_read_struct(&p, sizeof p, params, ABI_1_0_GEN_PARAMS_SIZE) != MDIFF_OK)
         return fail(msg, msg_cap, MDIFF_ERR_INVALID,
                     "generate: params struct_size too small (use gen_params_init)");
+    /* Hosts built before 1.2 got plain prompts truncated at 75 tokens. */
+    if (params->struct_size < offsetof(mdiff_gen_params, prompt_syntax) + sizeof p.prompt_syntax)
+        p.prompt_syntax = MDIFF_PROMPT_PLAIN;
     if (abi_enter(ctx) != MDIFF_OK)
         return fail(msg, msg_cap, MDIFF_ERR_BUSY,
                     "generate: the context is already running a generation");

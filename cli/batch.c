@@ -180,8 +180,10 @@ static int render(batch *b, md_batch_job *j, const char *out, long pos)
     r.prompt = j->prompt;
     r.negative_prompt = j->negative_prompt;
     r.steps = j->steps;
-    if (j->cfg_scale < 0) /* the model's default, recorded as used */
+    if (j->cfg_scale < 0) { /* the model's default, recorded as used */
         j->cfg_scale = b->engine.info.default_guidance;
+        j->cfg_from_model = 1;
+    }
     r.cfg_scale = (float)j->cfg_scale;
     r.sampler = (md_sampler_kind)j->sampler;
     r.seed = j->seed;

@@ -50,7 +50,8 @@ typedef struct md_batch_job {
     char *negative_prompt;       /* owned; NULL = none */
     uint64_t seed;
     int steps;
-    double cfg_scale;
+    double cfg_scale;            /* < 0: the model's default, filled in once it is loaded */
+    int cfg_from_model;          /* 1: cfg_scale was filled in from the model's default */
     int sampler;
     int width, height;           /* 0 = native, filled in once the model is loaded */
     int clip_skip;

@@ -44,6 +44,8 @@ cJSON *md_batch_record(const md_batch_job *j, const md_batch_run_info *ri, const
         cJSON_AddNumberToObject(o, "width", j->width);
         cJSON_AddNumberToObject(o, "height", j->height);
         cJSON_AddNumberToObject(o, "clip_skip", j->clip_skip);
+        /* guidance not given: the model's, so a resume knows to match it */
+        cJSON_AddBoolToObject(o, "cfg_scale_default", j->cfg_from_model || j->cfg_scale < 0);
     }
     cJSON_AddNumberToObject(o, "base_seed", (double)ri->base_seed);
     cJSON_AddBoolToObject(o, "base_seed_random", ri->base_seed_random);
@@ -78,16 +80,25 @@ static int same_num(const cJSON *rec, const char *key, double want)
     return cJSON_IsNumber(v) && fabs(v->valuedouble - want) <= 1e-9 * (1 + fabs(want));
 }
 
+/* The model's default guidance matches a record made with the model's
+ * default (whatever its value); a given one only the same given value. */
+static int same_guidance(const cJSON *rec, const md_batch_job *j)
+{
+    int rec_default = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(rec, "cfg_scale_default"));
+    if (j->cfg_scale < 0 || j->cfg_from_model)
+        return rec_default;
+    return !rec_default && same_num(rec, "cfg_scale", j->cfg_scale);
+}
+
 static int matches(const cJSON *rec, const md_batch_job *j)
 {
     /* The model is not compared: paths differ between machines that share
      * one output folder (docs/batch.md: a new model needs a new folder).
-     * Size 0 means "native" and a negative cfg_scale the model's default,
-     * which only the model knows: any value matches. */
+     * Size 0 means "native", which only the model knows: any size matches. */
     return same_str(rec, "name", j->name) && same_str(rec, "prompt", j->prompt) &&
            same_str(rec, "negative_prompt", j->negative_prompt) &&
            same_num(rec, "seed", (double)j->seed) && same_num(rec, "steps", j->steps) &&
-           (j->cfg_scale < 0 || same_num(rec, "cfg_scale", j->cfg_scale)) &&
+           same_guidance(rec, j) &&
            same_str(rec, "sampler", md_cli_sampler_name(j->sampler)) &&
            same_num(rec, "clip_skip", j->clip_skip) &&
            (j->width == 0 || same_num(rec, "width", j->width)) &&

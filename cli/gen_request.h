@@ -27,7 +27,7 @@ typedef struct md_gen_request {
     float strength;         /* img2img strength 0..1 (default 0.75) */
     const char *mask;       /* PNG or JPEG, white = repaint; needs init_image */
     const char *output;     /* .png (with `parameters`), .jpg, .jpeg or .bmp */
-    const char *model_name; /* the metadata's "Model:" value; NULL = from m->path */
+    const char *model_name; /* the metadata's "Model:" value; NULL = from the model's path */
     int quiet;              /* 1: no notes on stderr (resizes, ...) */
     int plain_prompt;       /* 1: no emphasis syntax, truncated at 75 tokens */
     /* SDXL micro-conditioning; 0 = the image size / no crop */

@@ -140,14 +140,14 @@ typedef struct mdiff_context_params {
     int32_t moe_top_k;        /* experts per token; 0 = the model's own */
     int32_t log_level;        /* messages up to this mdiff_log_level; default INFO */
     int32_t reserved;
-    /* ABI 1.2 */
+    /* ABI 1.2 (a host built before 1.2 runs on the CPU, as it always did) */
     const char *backend;      /* "cpu", "vulkan" or "auto"; NULL = "auto": the best Vulkan
                                  GPU, else the CPU (never a CPU-type Vulkan device such as
                                  lavapipe). "vulkan" takes a CPU-type device when no GPU
                                  exists. When Vulkan cannot be used the CPU runs and the
                                  log says why (WARN for "vulkan", INFO for "auto"). */
     int32_t device;           /* Vulkan device index as MDIFF_FEATURE_DEVICES lists them;
-                                 -1 (default) = the best */
+                                 -1 (context_params_init's default) = the best */
     uint32_t flags;           /* MDIFF_CONTEXT_* */
 } mdiff_context_params;
 
@@ -190,9 +190,10 @@ typedef struct mdiff_gen_params {
 typedef enum mdiff_prompt_syntax {
     /* "(word:1.3)" / "(word)" / "[word]" emphasis; prompts past 75 tokens are
      * encoded in 75-token chunks (at most 8, i.e. 600 tokens; longer is
-     * MDIFF_ERR_INVALID). The default, also for hosts built against 1.0/1.1. */
+     * MDIFF_ERR_INVALID). The default of 1.2 hosts. */
     MDIFF_PROMPT_WEIGHTED = 0,
-    /* Plain text truncated to 75 tokens, as diffusers does. */
+    /* Plain text truncated to 75 tokens, as diffusers does; what hosts
+     * built against 1.0/1.1 get. */
     MDIFF_PROMPT_PLAIN = 1
 } mdiff_prompt_syntax;
 
@@ -288,6 +289,7 @@ typedef struct mdiff_router_event {
     const int32_t *choice;     /* [rows, top_k] the experts each row went to */
 } mdiff_router_event;
 
+/* The event and everything it points to are valid during the callback only. */
 typedef void (*mdiff_router_trace_fn)(void *user, const mdiff_router_event *event);
 
 typedef struct mdiff_router_trace_api {
@@ -334,8 +336,8 @@ typedef struct mdiff_device_info {
 typedef struct mdiff_devices_api {
     size_t struct_size;
     /* Fills up to cap entries (each with struct_size set by the host) and
-     * returns how many devices exist (0 with a reason in msg when there is
-     * no Vulkan loader, device or build support); < 0: a status. */
+     * returns how many devices exist, at most 16 (0 with a reason in msg
+     * when there is no Vulkan loader, device or build support); < 0: a status. */
     int (*list)(mdiff_device_info *out, int cap, char *msg, size_t msg_cap);
 } mdiff_devices_api;
 

@@ -195,6 +195,12 @@ check "ctrl-c: rerun completes (30 distinct, none redone)" \
 printf 'a lighthouse\n' > xl.txt
 "$CLI" batch -m "$MD_GOLDEN_DIR/tiny-sdxl" --steps 1 --seed 9 --prompts xl.txt -d xl -q 2>/dev/null
 check "sdxl: the family's guidance 5 recorded" has xl/manifest.jsonl 0 '"cfg_scale":5,'
+check "sdxl: ... as the model's default" has xl/manifest.jsonl 0 '"cfg_scale_default":true'
+# A resume with a given guidance redoes entries made with the model's default.
+"$CLI" batch -m "$MD_GOLDEN_DIR/tiny-sdxl" --steps 1 --seed 9 --prompts xl.txt -d xl -q 2>/dev/null
+check "sdxl: same default guidance: skipped" [ "$(n_ok xl/manifest.jsonl)" = 1 ]
+"$CLI" batch -m "$MD_GOLDEN_DIR/tiny-sdxl" --steps 1 --seed 9 --cfg-scale 5 --prompts xl.txt -d xl -q 2>/dev/null
+check "sdxl: guidance given (even equal): redone" [ "$(n_ok xl/manifest.jsonl)" = 2 ]
 
 echo "cli_batch: $pass passed, $fail failed"
 [ "$fail" = 0 ]

@@ -23,6 +23,13 @@ check "a device that does not exist is a usage error (rc $rc)" test $rc -eq 2
 check "... naming it" grep -q "40" "$TMP/err"
 check "... and no output" test ! -e "$TMP/d.png"
 
+# A bad value inside a model's files is a malformed model (exit 3), not a usage error.
+mkdir -p "$TMP/bad" && cp -r "$CASE"/. "$TMP/bad/"
+sed -i 's/"layers_per_block": *[0-9]*/"layers_per_block": "x"/' "$TMP/bad/unet/config.json"
+"$CLI" -m "$TMP/bad" -q -p x -o "$TMP/b.png" 2>"$TMP/err"; rc=$?
+check "a malformed config is exit 3 (rc $rc)" test $rc -eq 3
+check "... naming the file" grep -q "unet/config.json" "$TMP/err"
+
 "$CLI" -m "$CASE" -q -p "a red fox" --steps 2 --seed 3 --backend cpu --profile -o "$TMP/c.png" 2>"$TMP/err"; rc=$?
 check "--profile on the CPU still renders (rc $rc)" test $rc -eq 0 -a -s "$TMP/c.png"
 check "... and says the profile needs Vulkan" grep -q "needs the Vulkan backend" "$TMP/err"

@@ -2,6 +2,8 @@
  * syntax, inpainting paste-back, the family's guidance in model_info, and
  * the features "moe.router_trace", "model.describe", "backend.devices" and
  * "backend.profile". */
+#include <stddef.h>
+
 #include "abi_test.h"
 
 static mdiff_context *open_ctx(const mdiff_api *api, const char *model, const char *backend,
@@ -54,6 +56,18 @@ static void test_backend_choice(const mdiff_api *api)
               "no profile on a CPU context");
     }
     api->context_destroy(ctx);
+    /* A host built against 1.0/1.1 runs on the CPU, as it always did. */
+    api->context_params_init(&cp, offsetof(mdiff_context_params, backend));
+    cp.model_path = test_model("tiny-sd-dense");
+    mdiff_context *old = NULL;
+    rc = api->context_create(&cp, &old, msg, sizeof msg);
+    if (old && pa) {
+        char name[64];
+        pa->backend_name(old, name, sizeof name);
+        CHECK(!strcmp(name, "cpu"), "a 1.1-sized context runs on the CPU: '%s'", name);
+    }
+    CHECK(rc == MDIFF_OK, "a 1.1-sized context loads: %s", msg);
+    api->context_destroy(old);
     /* "auto" never takes a CPU-type Vulkan device: in CI (lavapipe only) it
      * must run on the CPU; with a GPU it may take it. */
     ctx = open_ctx(api, "tiny-sd-dense", NULL, -1, &rc, msg, sizeof msg);
@@ -237,6 +251,11 @@ static void test_prompt_syntax(const mdiff_api *api, mdiff_context *ctx)
     CHECK(rc == MDIFF_ERR_INVALID && strstr(msg, "token"), "too long a prompt: %d '%s'", rc, msg);
     p.prompt_syntax = MDIFF_PROMPT_PLAIN; /* plain truncates, as diffusers does */
     CHECK(generate(api, ctx, &p, &w) == MDIFF_OK, "plain truncates a long prompt");
+    api->image_free(&w);
+    /* A host built against 1.1 (88-byte params) keeps plain prompts. */
+    p.prompt_syntax = MDIFF_PROMPT_WEIGHTED;
+    p.struct_size = offsetof(mdiff_gen_params, prompt_syntax);
+    CHECK(generate(api, ctx, &p, &w) == MDIFF_OK, "a 1.1 host's long prompt is truncated");
     api->image_free(&w);
     free(longp);
 }
