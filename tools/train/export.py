@@ -151,12 +151,14 @@ MODEL_INDEX = {
 }
 
 
-def load_weights(raw=False):
+def load_weights(raw=False, fixed_vae=False):
     """(text encoder state, unet state, vae state, scaling factor)."""
     s = torch.load(os.path.join(recipe.RUN_DIR, "unet.pt"), map_location="cpu")
     te, un = (s["te"], s["unet"]) if raw else (s["ema"]["te"], s["ema"]["unet"])
-    dec = os.path.join(recipe.RUN_DIR, "vae_dec.pt")
-    vae = torch.load(dec if os.path.exists(dec) else os.path.join(recipe.RUN_DIR, "vae.pt"), map_location="cpu")["model"]
+    dec = os.path.join(recipe.RUN_DIR, "vae_dec.pt")  # train_decoder.py
+    if fixed_vae or not os.path.exists(dec):
+        dec = os.path.join(recipe.RUN_DIR, "vae.pt")
+    vae = torch.load(dec, map_location="cpu")["model"]
     return te, un, vae, s["scaling_factor"]
 
 
@@ -164,8 +166,10 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=os.path.join(recipe.ROOT, "models", "demo"))
     ap.add_argument("--raw", action="store_true")
+    ap.add_argument("--fixed-vae", action="store_true", help="the hand-set decoder even when a "
+                    "trained one (vae_dec.pt) exists")
     a = ap.parse_args()
-    te, un, vae, scale = load_weights(a.raw)
+    te, un, vae, scale = load_weights(a.raw, a.fixed_vae)
     for d in ("unet", "vae", "text_encoder", "scheduler"):
         os.makedirs(os.path.join(a.out, d), exist_ok=True)
     dump(os.path.join(a.out, "model_index.json"), MODEL_INDEX)
