@@ -184,6 +184,8 @@ static char *parameters_for(const md_cli_engine *e, const md_gen_request *r, int
     t.width = w;
     t.height = h;
     t.clip_skip = r->clip_skip;
+    if (r->plain_prompt)
+        t.has |= MD_INFO_PLAIN_PROMPT;
     if (r->init_image) {
         t.has |= MD_INFO_STRENGTH;
         t.strength = r->strength;

@@ -176,6 +176,8 @@ char *md_infotext_format(const md_infotext *t, const char *version)
         FIELD("Clip skip"), sb_printf(&b, "%d", t->clip_skip + 1);
     if (t->moe)
         FIELD("MoE"), sb_value(&b, t->moe);
+    if (t->has & MD_INFO_PLAIN_PROMPT)
+        FIELD("Prompt syntax"), sb_value(&b, "plain");
     if (version)
         FIELD("Version"), sb_value(&b, version);
 #undef FIELD
@@ -433,6 +435,10 @@ static md_status parse_params_line(const char *line, const char *source, md_info
         } else if (!strcmp(p.key, "MoE")) {
             free(out->moe);
             out->moe = strdup(val);
+        } else if (!strcmp(p.key, "Prompt syntax")) {
+            if (strcmp(val, "plain") != 0)
+                st = bad_value(err, source, &p);
+            out->has |= MD_INFO_PLAIN_PROMPT;
         }
         free(p.value.s);
     }

@@ -23,7 +23,8 @@ enum {
     MD_INFO_SIZE = 1 << 4,
     MD_INFO_CLIP_SKIP = 1 << 5, /* ours; A1111's "Clip skip" is ours + 1 */
     MD_INFO_STRENGTH = 1 << 6,  /* "Denoising strength": made from an init image */
-    MD_INFO_MASK_BLUR = 1 << 7  /* inpainting */
+    MD_INFO_MASK_BLUR = 1 << 7, /* inpainting */
+    MD_INFO_PLAIN_PROMPT = 1 << 8 /* ours: "Prompt syntax: plain" (--plain-prompt) */
 };
 
 typedef struct md_infotext {

@@ -153,6 +153,8 @@ static int apply_from_png(md_cli_options *o)
         o->clip_skip = (t.has & MD_INFO_CLIP_SKIP) ? t.clip_skip : 0;
     if (!(g & MD_OPT_STRENGTH) && (t.has & MD_INFO_STRENGTH))
         o->strength = t.strength;
+    if (t.has & MD_INFO_PLAIN_PROMPT)
+        o->plain_prompt = 1;
     if (rc == MD_EXIT_OK && (t.has & MD_INFO_STRENGTH) && !o->init_image) {
         fprintf(stderr,
                 "moe-diffuse: --from-png %s: the image was made from an init image "

@@ -34,6 +34,15 @@ check "... naming the file" grep -q "unet/config.json" "$TMP/err"
 check "--profile on the CPU still renders (rc $rc)" test $rc -eq 0 -a -s "$TMP/c.png"
 check "... and says the profile needs Vulkan" grep -q "needs the Vulkan backend" "$TMP/err"
 
+# --plain-prompt is recorded, so --from-png re-creates the same pixels.
+"$CLI" -m "$CASE" -q -p "a (red:1.5) fox" --plain-prompt --steps 2 --seed 4 --backend cpu -o "$TMP/p.png"
+"$CLI" -m "$CASE" -q --from-png "$TMP/p.png" --backend cpu -o "$TMP/p2.png"
+"$CLI" -m "$CASE" -q -p "a (red:1.5) fox" --steps 2 --seed 4 --backend cpu -o "$TMP/w.png"
+check "plain prompt recorded" grep -q "Prompt syntax: plain" <("$BUILD/md-test-image" text "$TMP/p.png" parameters)
+check "... and --from-png follows it" cmp -s <("$BUILD/md-test-image" pixels "$TMP/p.png") <("$BUILD/md-test-image" pixels "$TMP/p2.png")
+check "... which differs from the weighted syntax" \
+  bash -c '! cmp -s <("$0" pixels "$1") <("$0" pixels "$2")' "$BUILD/md-test-image" "$TMP/p.png" "$TMP/w.png"
+
 # lavapipe (CI) or a GPU: the profile lists ops with their GPU time.
 if grep -q '^0 ' "$TMP/dev"; then
     "$CLI" -m "$CASE" -q -p "a red fox" --steps 2 --seed 3 --backend vulkan --device 0 --profile \
