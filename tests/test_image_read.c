@@ -14,17 +14,8 @@
 #include "io/image_read.h"
 #include "io/image_resize.h"
 #include "io/image_write.h"
+#include "test_support.h"
 
-static int failures;
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            failures++;                                                                            \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                   \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fprintf(stderr, "\n");                                                                 \
-        }                                                                                          \
-    } while (0)
 
 static char dir[256];
 
@@ -420,9 +411,5 @@ int main(void)
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0)
         fprintf(stderr, "could not remove %s\n", dir);
-    if (failures)
-        fprintf(stderr, "%d failures\n", failures);
-    else
-        printf("image read: all checks passed\n");
-    return failures != 0;
+    return md_test_finish("image read");
 }

@@ -11,6 +11,7 @@
 
 #include "runtime/backend.h"
 #include "runtime/cpu/cpu_internal.h"
+#include "test_support.h"
 
 /* ---- test scaffolding ---- */
 
@@ -31,41 +32,22 @@ static float rng_uniform(rng *r, float lo, float hi)
     return lo + (hi - lo) * (float)((rng_next(r) >> 40) * (1.0 / 16777216.0));
 }
 
-#define BAG_MAX 256
-
 typedef struct ctx {
     md_backend *be;
     rng rng;
     int failures;
     int checks;
-    void *bag[BAG_MAX]; /* host buffers freed after each case */
-    int nbag;
+    md_test_bag bag; /* host buffers freed after each case */
 } ctx;
 
 static void *bag_alloc(ctx *t, size_t bytes)
 {
-    void *p = calloc(1, bytes ? bytes : 1);
-    if (!p || t->nbag == BAG_MAX) {
-        fprintf(stderr, "test: out of memory\n");
-        exit(2);
-    }
-    t->bag[t->nbag++] = p;
-    return p;
+    return md_test_bag_alloc(&t->bag, bytes);
 }
 
 static void bag_clear(ctx *t)
 {
-    for (int i = 0; i < t->nbag; i++)
-        free(t->bag[i]);
-    t->nbag = 0;
-}
-
-static int64_t numel_of(int ndim, const int64_t *shape)
-{
-    int64_t n = 1;
-    for (int i = 0; i < ndim; i++)
-        n *= shape[i];
-    return n;
+    md_test_bag_clear(&t->bag);
 }
 
 /* An activation on the backend plus its host copy. */
@@ -83,7 +65,7 @@ static act act_new(ctx *t, int ndim, const int64_t *shape)
         fprintf(stderr, "test: new_tensor failed\n");
         exit(2);
     }
-    a.n = numel_of(ndim, shape);
+    a.n = md_test_numel(ndim, shape);
     a.h = bag_alloc(t, (size_t)a.n * sizeof(float));
     return a;
 }
@@ -126,7 +108,7 @@ static wt wt_rand(ctx *t, md_dtype dt, int ndim, const int64_t *shape, float lo,
     w.t.ndim = ndim;
     for (int i = 0; i < ndim; i++)
         w.t.shape[i] = shape[i];
-    w.n = numel_of(ndim, shape);
+    w.n = md_test_numel(ndim, shape);
     w.vals = bag_alloc(t, (size_t)w.n * sizeof(float));
     w.t.data = bag_alloc(t, (size_t)w.n * md_dtype_size(dt));
     for (int64_t i = 0; i < w.n; i++) {

@@ -11,17 +11,8 @@
 
 #include "pipeline/pipeline.h"
 #include "text/prompt_weights.h"
+#include "test_support.h"
 
-static int failures;
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            failures++;                                                                            \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                   \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fprintf(stderr, "\n");                                                                 \
-        }                                                                                          \
-    } while (0)
 
 typedef struct frag {
     const char *text;
@@ -272,9 +263,5 @@ int main(void)
     } else {
         fprintf(stderr, "MD_GOLDEN_DIR unset: conditioning checks skipped\n");
     }
-    if (failures)
-        fprintf(stderr, "%d failures\n", failures);
-    else
-        printf("prompt weights: all checks passed\n");
-    return failures != 0;
+    return md_test_finish("prompt weights");
 }

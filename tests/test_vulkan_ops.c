@@ -15,6 +15,7 @@
 #include "moe/moe.h"
 #include "runtime/backend.h"
 #include "runtime/vulkan_api.h"
+#include "test_support.h"
 
 /* The validation layer (C++) leaks inside its own allocations, which
  * LeakSanitizer would report; sanitizer builds check this code's memory,
@@ -38,14 +39,11 @@ static float uniform(rng *r, float lo, float hi)
     return lo + (hi - lo) * (float)((z >> 40) * (1.0 / 16777216.0));
 }
 
-#define BAG_MAX 64
-
 typedef struct ctx {
     md_backend *cpu, *vk;
     rng rng;
     int failures, checks;
-    void *bag[BAG_MAX];
-    int nbag;
+    md_test_bag bag; /* host buffers freed after each case */
 } ctx;
 
 /* The same tensor on both backends. */
@@ -55,28 +53,12 @@ typedef struct pair {
 
 static void *bag_alloc(ctx *t, size_t bytes)
 {
-    void *p = calloc(1, bytes ? bytes : 1);
-    if (!p || t->nbag == BAG_MAX) {
-        fprintf(stderr, "test: out of memory\n");
-        exit(2);
-    }
-    t->bag[t->nbag++] = p;
-    return p;
+    return md_test_bag_alloc(&t->bag, bytes);
 }
 
 static void bag_clear(ctx *t)
 {
-    for (int i = 0; i < t->nbag; i++)
-        free(t->bag[i]);
-    t->nbag = 0;
-}
-
-static int64_t numel(int ndim, const int64_t *shape)
-{
-    int64_t n = 1;
-    for (int i = 0; i < ndim; i++)
-        n *= shape[i];
-    return n;
+    md_test_bag_clear(&t->bag);
 }
 
 /* An activation on both backends holding the same random values. */
@@ -87,7 +69,7 @@ static pair act(ctx *t, int ndim, const int64_t *shape, float lo, float hi)
         fprintf(stderr, "test: activation allocation failed\n");
         exit(2);
     }
-    int64_t n = numel(ndim, shape);
+    int64_t n = md_test_numel(ndim, shape);
     float *h = bag_alloc(t, (size_t)n * sizeof(float));
     for (int64_t i = 0; i < n; i++)
         h[i] = uniform(&t->rng, lo, hi);
@@ -99,7 +81,7 @@ static pair act(ctx *t, int ndim, const int64_t *shape, float lo, float hi)
 /* A weight stored as dt, prepared on both backends. */
 static pair weight(ctx *t, md_dtype dt, int ndim, const int64_t *shape, float lo, float hi)
 {
-    int64_t n = numel(ndim, shape);
+    int64_t n = md_test_numel(ndim, shape);
     pair p;
     memset(&p, 0, sizeof p);
     p.c.dtype = dt;
@@ -1218,7 +1200,7 @@ static void test_precision(ctx *t, int device_fp16)
     }
     ctx h = *t;
     h.vk = be;
-    h.nbag = 0;
+    h.bag.n = 0;
     h.checks = h.failures = 0;
     h.rng.s = 4242;
     test_fp16_ops(&h);

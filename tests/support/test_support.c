@@ -351,3 +351,29 @@ int md_test_remove_tree(const char *path)
         fprintf(stderr, "could not remove %s\n", path);
     return bad ? -1 : 0;
 }
+
+void *md_test_bag_alloc(md_test_bag *b, size_t bytes)
+{
+    void *p = calloc(1, bytes ? bytes : 1);
+    if (!p || b->n == MD_TEST_BAG_MAX) {
+        fprintf(stderr, "test: out of memory\n");
+        exit(2);
+    }
+    b->p[b->n++] = p;
+    return p;
+}
+
+void md_test_bag_clear(md_test_bag *b)
+{
+    for (int i = 0; i < b->n; i++)
+        free(b->p[i]);
+    b->n = 0;
+}
+
+int64_t md_test_numel(int ndim, const int64_t *shape)
+{
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++)
+        n *= shape[i];
+    return n;
+}

@@ -110,4 +110,17 @@ int md_test_make_temp_dir(char *buf, size_t cap, const char *prefix);
  * followed. 0 when all is gone, with a message on stderr otherwise. */
 int md_test_remove_tree(const char *path);
 
+/* Host buffers a test case allocates and frees together when it ends. */
+#define MD_TEST_BAG_MAX 256
+typedef struct md_test_bag {
+    void *p[MD_TEST_BAG_MAX];
+    int n;
+} md_test_bag;
+/* Zeroed memory owned by the bag; exits (2) when out of memory or room. */
+void *md_test_bag_alloc(md_test_bag *b, size_t bytes);
+void md_test_bag_clear(md_test_bag *b);
+
+/* Elements of a shape. */
+int64_t md_test_numel(int ndim, const int64_t *shape);
+
 #endif
