@@ -7,7 +7,7 @@ build=(build-essential cmake pkg-config libopenblas-dev libcjson-dev libpng-dev
        libjpeg62-turbo-dev libstb-dev libyaml-dev zlib1g-dev
        glslc libvulkan-dev)
 tests=(mesa-vulkan-drivers vulkan-validationlayers
-       gimp libgimp2.0-dev krita python3-pyqt5 python3 python3-pil)
+       gimp libgimp2.0-dev krita python3-pyqt5 python3 python3-pil python3-numpy)
 pkgs=("${build[@]}")
 [ "${1:-}" = "--build" ] || pkgs+=("${tests[@]}")
 export DEBIAN_FRONTEND=noninteractive

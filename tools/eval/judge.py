@@ -1,11 +1,15 @@
 """Deterministic judging of a generated 64x64 shapes image (standard library
-only). The image is labelled pixel by pixel with the nearest palette colour;
-the background is the majority label of the 2-pixel border, the object is
-every other pixel, its colour the majority label among them. The shape is
-the template (circle, square, triangle, star, ring, drawn at the object's
-centroid with the radius that gives the object's area) with the best
-intersection-over-union with the object mask; the position is the nearest
-anchor to the centroid; the size is small/large by the fitted radius.
+only). The model draws through a 16x16 latent, so the image is judged at
+that resolution: averaged over 4x4 blocks. The background is the majority
+palette label of the outer ring of blocks. The object colour is the palette
+entry that, mixed with the background, best explains every block that
+differs from it (so a thin black star on white, which pools to gray, is
+still black); the mixing fraction per block is the object's coverage map.
+The shape is the template (circle, square, triangle, star, ring, drawn at
+the coverage's centroid and at radii around the one that gives its area,
+then pooled like the image) whose pooled coverage is nearest the map; the
+position is the nearest anchor to the centroid; the size is small/large by
+the best template's radius.
 """
 import math
 import os
@@ -98,101 +102,102 @@ def _in_polygon(x, y, pts):
     return inside
 
 
-def template(shape, cx, cy, r, size):
-    """Set of (x, y) pixels (centres at +0.5) inside the shape."""
-    if shape in ("triangle", "star", "square"):
-        if shape == "square":
-            h = 0.85 * r
-            pts = [(cx - h, cy - h), (cx + h, cy - h), (cx + h, cy + h), (cx - h, cy + h)]
-        elif shape == "triangle":
-            # the centroid of the drawn triangle is its circumcentre
-            pts = [(cx + r * math.cos(-math.pi / 2 + k * 2 * math.pi / 3),
-                    cy + r * math.sin(-math.pi / 2 + k * 2 * math.pi / 3)) for k in range(3)]
-        else:
-            pts = [(cx + (r if k % 2 == 0 else 0.45 * r) * math.cos(-math.pi / 2 + k * math.pi / 5),
-                    cy + (r if k % 2 == 0 else 0.45 * r) * math.sin(-math.pi / 2 + k * math.pi / 5))
-                   for k in range(10)]
-        return {(x, y) for y in range(size) for x in range(size)
-                if abs(x + 0.5 - cx) <= r + 1 and abs(y + 0.5 - cy) <= r + 1
-                and _in_polygon(x + 0.5, y + 0.5, pts)}
-    out = set()
-    for y in range(size):
-        for x in range(size):
-            d = math.hypot(x + 0.5 - cx, y + 0.5 - cy)
-            if d <= r and (shape == "circle" or d >= 0.58 * r):
-                out.add((x, y))
+def _inside(shape, cx, cy, r):
+    """Predicate (x, y) -> bool for a template shape (as tools/dataset/shapes.py draws it, unrotated)."""
+    if shape == "circle":
+        return lambda x, y: (x - cx) ** 2 + (y - cy) ** 2 <= r * r
+    if shape == "ring":
+        return lambda x, y: (0.58 * r) ** 2 <= (x - cx) ** 2 + (y - cy) ** 2 <= r * r
+    if shape == "square":
+        h = 0.85 * r
+        return lambda x, y: abs(x - cx) <= h and abs(y - cy) <= h
+    if shape == "triangle":
+        # the centroid of the drawn triangle is its circumcentre
+        pts = [(cx + r * math.cos(-math.pi / 2 + k * 2 * math.pi / 3),
+                cy + r * math.sin(-math.pi / 2 + k * 2 * math.pi / 3)) for k in range(3)]
+    else:
+        pts = [(cx + (r if k % 2 == 0 else 0.45 * r) * math.cos(-math.pi / 2 + k * math.pi / 5),
+                cy + (r if k % 2 == 0 else 0.45 * r) * math.sin(-math.pi / 2 + k * math.pi / 5))
+               for k in range(10)]
+    return lambda x, y: _in_polygon(x, y, pts)
+
+
+def pooled_template(shape, cx, cy, r, cells, block=4):
+    """{(bx, by): covered fraction} of a template drawn at full resolution
+    (one sample per pixel centre) and averaged over block x block cells."""
+    inside = _inside(shape, cx, cy, r)
+    out = {}
+    lo_x, hi_x = max(0, int(cx - r - 1)), min(cells * block, int(cx + r + 2))
+    lo_y, hi_y = max(0, int(cy - r - 1)), min(cells * block, int(cy + r + 2))
+    for y in range(lo_y, hi_y):
+        for x in range(lo_x, hi_x):
+            if inside(x + 0.5, y + 0.5):
+                key = (x // block, y // block)
+                out[key] = out.get(key, 0.0) + 1.0 / (block * block)
     return out
 
 
-def smooth(rows):
-    """4x4 average pool, then bilinear 4x upsampling (edges replicated): the
-    model draws through a 16x16 latent, so judging its 64x64 output at that
-    resolution, interpolated, recovers sub-block shape detail."""
-    n = len(rows) // 4
-    pooled = [[tuple(sum(rows[4 * by + j][4 * bx + i][c] for j in range(4) for i in range(4)) / 16.0
-                     for c in range(3)) for bx in range(n)] for by in range(n)]
-    out = []
-    for y in range(4 * n):
-        fy = min(max((y + 0.5) / 4 - 0.5, 0.0), n - 1.0)
-        y0 = min(int(fy), n - 2)
-        wy = fy - y0
-        row = []
-        for x in range(4 * n):
-            fx = min(max((x + 0.5) / 4 - 0.5, 0.0), n - 1.0)
-            x0 = min(int(fx), n - 2)
-            wx = fx - x0
-            a, b = pooled[y0][x0], pooled[y0][x0 + 1]
-            c, d = pooled[y0 + 1][x0], pooled[y0 + 1][x0 + 1]
-            row.append(tuple((a[k] * (1 - wx) + b[k] * wx) * (1 - wy) + (c[k] * (1 - wx) + d[k] * wx) * wy
-                             for k in range(3)))
-        out.append(row)
-    return out
+def pool(rows, block=4):
+    """block x block average -> rows of float (r, g, b)."""
+    n = len(rows) // block
+    return [[tuple(sum(rows[block * by + j][block * bx + i][c] for j in range(block) for i in range(block))
+                   / (block * block) for c in range(3)) for bx in range(n)] for by in range(n)]
+
+
+# A block this far (RGB distance) from the background counts as object.
+OBJECT_DISTANCE = 24.0
 
 
 def judge(rows):
     """-> dict of judged attributes (background, colour, shape, position, size) and diagnostics."""
-    rows = smooth(rows)
-    size = len(rows)
-    labels = [[nearest_colour(px) for px in row] for row in rows]
-    border = [labels[y][x] for y in range(size) for x in range(size)
-              if x < 2 or y < 2 or x >= size - 2 or y >= size - 2]
-    bg = max(spec.COLOURS, key=border.count)
-    bgc = spec.PALETTE[bg]
-    res = {"background": bg, "colour": None, "shape": None, "position": None, "size": None}
-    # Object colour: the label of non-background pixels, each weighted by its
-    # distance from the background (edge mixtures count little).
-    weight = {}
-    for y in range(size):
-        for x in range(size):
-            if labels[y][x] != bg:
-                d = math.dist(rows[y][x], bgc)
-                weight[labels[y][x]] = weight.get(labels[y][x], 0.0) + d
-    if not weight:
+    block = 4
+    cells = pool(rows, block)
+    n = len(cells)
+    res = {"background": None, "colour": None, "shape": None, "position": None, "size": None}
+    ring = [(x, y) for y in range(n) for x in range(n) if x in (0, n - 1) or y in (0, n - 1)]
+    labels = [nearest_colour(cells[y][x]) for x, y in ring]
+    bg = max(spec.COLOURS, key=labels.count)
+    res["background"] = bg
+    # The background as drawn (its palette value may be slightly off).
+    same = [cells[y][x] for (x, y), lab in zip(ring, labels) if lab == bg]
+    bgc = tuple(sum(px[c] for px in same) / len(same) for c in range(3))
+    diff = {(x, y): tuple(cells[y][x][c] - bgc[c] for c in range(3)) for y in range(n) for x in range(n)}
+    obj = {k: d for k, d in diff.items() if math.sqrt(sum(v * v for v in d)) > OBJECT_DISTANCE}
+    if len(obj) < 2:
         return res
-    col = max(weight, key=weight.get)
+
+    def unmix(colour):
+        """Coverage per block and the summed squared residual of explaining
+        the object blocks as colour mixed with the background."""
+        axis = tuple(spec.PALETTE[colour][c] - bgc[c] for c in range(3))
+        norm = sum(v * v for v in axis) or 1.0
+        cover, err = {}, 0.0
+        for k, d in obj.items():
+            f = min(1.0, max(0.0, sum(a * b for a, b in zip(d, axis)) / norm))
+            cover[k] = f
+            err += sum((d[c] - f * axis[c]) ** 2 for c in range(3))
+        return cover, err
+
+    fits = {c: unmix(c) for c in spec.COLOURS if c != bg}
+    col = min(fits, key=lambda c: fits[c][1])
+    cover = fits[col][0]
+    area = sum(cover.values()) * block * block
+    if area < 6:
+        return res
     res["colour"] = col
-    # Object mask: pixels nearer the object colour than the background along
-    # the line between the two.
-    oc = spec.PALETTE[col]
-    axis = [o - b for o, b in zip(oc, bgc)]
-    norm = sum(v * v for v in axis) or 1.0
-    obj = [(x, y) for y in range(size) for x in range(size)
-           if sum((p - b) * v for p, b, v in zip(rows[y][x], bgc, axis)) / norm > 0.5]
-    if len(obj) < 6:
-        res["colour"] = None
-        return res
-    cx = sum(x + 0.5 for x, _ in obj) / len(obj)
-    cy = sum(y + 0.5 for _, y in obj) / len(obj)
-    mask = set(obj)
-    best, best_iou, best_r = None, -1.0, 0.0
+    mass = sum(cover.values())
+    cx = sum((x + 0.5) * block * f for (x, _), f in cover.items()) / mass
+    cy = sum((y + 0.5) * block * f for (_, y), f in cover.items()) / mass
+    best, best_err, best_r = None, float("inf"), 0.0
     for shape in spec.SHAPES:
-        r = math.sqrt(len(obj) / AREA[shape])
-        t = template(shape, cx, cy, r, size)
-        iou = len(t & mask) / max(1, len(t | mask))
-        if iou > best_iou:
-            best, best_iou, best_r = shape, iou, r
+        r0 = math.sqrt(area / AREA[shape])
+        for scale in (0.9, 1.0, 1.1):
+            t = pooled_template(shape, cx, cy, r0 * scale, n, block)
+            err = sum((t.get(k, 0.0) - cover.get(k, 0.0)) ** 2 for k in set(t) | set(cover))
+            if err < best_err:
+                best, best_err, best_r = shape, err, r0 * scale
     res["shape"] = best
-    res["iou"] = round(best_iou, 3)
+    res["fit_error"] = round(best_err, 3)
     res["position"] = min(spec.POSITIONS, key=lambda p: math.hypot(cx - spec.POSITIONS[p][0],
                                                                    cy - spec.POSITIONS[p][1]))
     lo, hi = spec.SIZES["small"], spec.SIZES["large"]
