@@ -136,12 +136,16 @@ static md_status moe_run(md_backend *be, const md_moe_layer *l, md_tensor *y2, c
 
     md_tensor logits;
     MD_TRY(md_nn_tensor(be, &logits, err, 2, (int64_t[]){rows, E}));
-    if (grow(&sc->logits, &sc->logits_cap, (size_t)rows * (size_t)E) != 0 ||
-        md_route_plan_reserve(sc->plan, rows) != 0)
+    const int on_device = be->moe_routed && l->device_routed;
+    /* The host's copy of the logits and its plan: needed to route on the
+     * host, or to trace; a device-routed layer without an observer has none. */
+    if ((!on_device || observer) &&
+        (grow(&sc->logits, &sc->logits_cap, (size_t)rows * (size_t)E) != 0 ||
+         md_route_plan_reserve(sc->plan, rows) != 0))
         return md_fail(err, MD_ERR_NOMEM, "MoE %s: out of memory for %lld rows", l->name,
                        (long long)rows);
     md_route_plan *plan = sc->plan;
-    if (be->moe_routed && l->device_routed) {
+    if (on_device) {
         MD_TRY(device_run(be, l, y2, x2, &logits, rows, observer != NULL, err));
     } else {
         /* Gate logits stay f32 and go to the host: the choice is made there
