@@ -33,7 +33,7 @@ static void print_help(void)
            "                            or JOB_COMPLETION_INDEX\n"
            "defaults for every line:\n"
            "  -n, --negative-prompt T   --steps N (20)  --clip-skip N\n"
-           "      --cfg-scale F         (default: the model's, 7.5; SDXL 5)\n"
+           "      --cfg-scale F         (default: the model's own, else 7.5; SDXL 5)\n"
            "      --sampler NAME        ");
     for (int k = 0; k < md_cli_sampler_count(); k++)
         printf("%s%s", k ? " " : "", md_cli_sampler_name(k));

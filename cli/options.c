@@ -31,7 +31,7 @@ static void print_help(void)
            " -p, --prompt TEXT     emphasis (word:1.3) (word) [word]; long prompts chunked\n"
            " -n, --negative-prompt TEXT  --prompt-file F --negative-prompt-file F (-=stdin)\n"
            " -o, --output FILE     .png .jpg .bmp; %%03d = image number (default out.png)\n"
-           "     --steps N (20)   --cfg-scale F (7.5; SDXL 5)   --seed N (-1 = random)\n"
+           "     --steps N (20)   --cfg-scale F (the model's)   --seed N (-1 = random)\n"
            "     --sampler NAME   ",
            model_line);
     for (int k = 0; k < md_cli_sampler_count(); k++)

@@ -170,7 +170,7 @@ typedef struct mdiff_gen_params {
     int32_t width, height;         /* 0 = the init image's size, else the model's native */
     int32_t steps;                 /* default 20 */
     float guidance;                /* classifier-free guidance scale; <= 1 disables; default 7.5
-                                      (model_info's default_guidance is the family's) */
+                                      (model_info's default_guidance is the model's) */
     float strength;                /* img2img/inpaint: 0 < strength <= 1; default 0.75 */
     int32_t preview_interval;      /* a preview every N denoising steps; 0 = none */
     /* ABI 1.1 */
@@ -221,7 +221,8 @@ typedef struct mdiff_model_info {
     int32_t top_k;             /* experts used per token (0 for a dense model) */
     int32_t routing;           /* mdiff_routing */
     /* ABI 1.2 */
-    float default_guidance;    /* the family's usual guidance: SDXL 5.0, others 7.5 */
+    float default_guidance;    /* the model's own (diffusers model_index.json "_default_guidance_scale"),
+                                  else the family's usual: SDXL 5.0, others 7.5 */
     int32_t text_encoders;     /* 1, or 2 (SDXL) */
     int32_t shared_expert;     /* 1: each MoE layer also has an always-on expert */
     int32_t reserved;

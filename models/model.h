@@ -38,7 +38,8 @@ typedef struct md_model {
 
     /* Generation defaults of the family, for front ends: the native image
      * side in pixels (U-Net sample_size x VAE factor: 512 SD 1.x, 768 SD 2.x
-     * v-prediction, 1024 SDXL) and the guidance scale (7.5; SDXL 5.0). */
+     * v-prediction, 1024 SDXL) and the guidance scale (model_index.json's
+     * "_default_guidance_scale", else 7.5; SDXL 5.0). */
     int default_size;
     float default_cfg;
 

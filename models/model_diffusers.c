@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include "config_json.h"
+#include "json_get.h"
 #include "model_internal.h"
 
 #define TRY(expr)                    \
@@ -262,6 +263,12 @@ static md_status read_index(md_model *m, const char *dir, md_error *err)
                     "%s: pipeline class \"%s\" is not supported (Stable Diffusion 1.x/2.x/XL)", path,
                     cls->valuestring);
     }
+    /* A model may name the guidance it was tuned for (0 = the family's). */
+    if (s == MD_OK)
+        s = md_json_float(j, "_default_guidance_scale", 0.0f, path, &m->default_cfg, err);
+    if (s == MD_OK && !(m->default_cfg >= 0.0f && m->default_cfg <= 30.0f))
+        s = md_fail(err, MD_ERR_FORMAT, "%s: \"_default_guidance_scale\" %g is outside 0..30", path,
+                    (double)m->default_cfg);
     cJSON_Delete(j);
     return s;
 }

@@ -123,7 +123,8 @@ md_status md_model_load(const char *path, const md_model_options *opt, md_model 
     if (s != MD_OK)
         goto fail;
     m->default_size = m->unet_cfg.sample_size * md_vae_factor(m->vae);
-    m->default_cfg = m->family == MD_FAMILY_SDXL ? 5.0f : 7.5f;
+    if (m->default_cfg == 0.0f)
+        m->default_cfg = m->family == MD_FAMILY_SDXL ? 5.0f : 7.5f;
     *out = m;
     return MD_OK;
 fail:
