@@ -29,7 +29,24 @@ else
   bad "default model: $(head -c 300 "$TMP/err")"
 fi
 
-# 3. Prompt fidelity on 12 held-out prompts at 20 steps.
+# 3. The model's own guidance ("_default_guidance_scale" in model_index.json)
+# is the default; an out-of-range one is refused, naming the file.
+if grep -a -q "CFG scale: 4," "$TMP/default.png"; then
+  ok "default guidance from model_index.json (4)"
+else
+  bad "default guidance: $(grep -a -o 'CFG scale: [0-9.]*' "$TMP/default.png")"
+fi
+cp -r "$SRC/models/demo" "$TMP/badcfg"
+sed -i 's/"_default_guidance_scale": [0-9.]*/"_default_guidance_scale": 99/' "$TMP/badcfg/model_index.json"
+"$BUILD/moe-diffuse" -m "$TMP/badcfg" -p "a red circle" --steps 1 -o "$TMP/bad.png" >/dev/null 2>"$TMP/err"
+rc=$?
+if [ $rc = 3 ] && grep -q "badcfg/model_index.json.*_default_guidance_scale" "$TMP/err" && [ ! -e "$TMP/bad.png" ]; then
+  ok "out-of-range default guidance refused (exit 3)"
+else
+  bad "out-of-range default guidance: exit $rc, $(head -c 300 "$TMP/err")"
+fi
+
+# 4. Prompt fidelity on 12 held-out prompts at 20 steps.
 if ! command -v python3 >/dev/null; then
   bad "python3 missing: the evaluator cannot run"
 else

@@ -62,13 +62,20 @@ def caption_of(colour, shape, size, position, background):
     return f"{art} {' '.join(words)} {POSITION_TEXT[position]} on a {background} background"
 
 
-def eval_prompts(count, seed=7):
+def seen_triples():
+    return [(c, s, b) for c in COLOURS for s in SHAPES for b in COLOURS
+            if c != b and not is_held_out(c, s, b)]
+
+
+def eval_prompts(count, seed=7, split="held-out"):
     """count evaluation prompts, all over held-out (colour, shape, background)
     triples: every triple once (in a seeded order, so any prefix covers many
     triples), then random ones; size and position drawn at random. Each item
-    is a dict of the attributes plus "prompt"."""
+    is a dict of the attributes plus "prompt". split="seen": triples that
+    training did see instead (a validation set for choosing sampling
+    settings, so that the held-out set stays unseen by those choices too)."""
     rng = random.Random(seed)
-    triples = held_out_triples()
+    triples = held_out_triples() if split == "held-out" else seen_triples()
     rng.shuffle(triples)
     out = []
     for i in range(count):

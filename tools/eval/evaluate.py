@@ -81,6 +81,8 @@ def main():
     ap.add_argument("--sampler", default=None)
     ap.add_argument("--cfg-scale", type=float, default=None)
     ap.add_argument("--seed", type=int, default=1000)
+    ap.add_argument("--split", choices=["held-out", "seen"], default="held-out",
+                    help="seen: prompts over triples training saw (for choosing settings)")
     ap.add_argument("--out", default="eval-out")
     ap.add_argument("--min-overall", type=float, default=0.0)
     ap.add_argument("--min-colour", type=float, default=0.0)
@@ -88,7 +90,7 @@ def main():
     os.makedirs(os.path.join(a.out, "samples"), exist_ok=True)
     items = []
     t0 = time.time()
-    for i, p in enumerate(spec.eval_prompts(a.count)):
+    for i, p in enumerate(spec.eval_prompts(a.count, split=a.split)):
         f = os.path.join(a.out, "samples", f"{i:03d}.png")
         cmd = [a.cli, "-p", p["prompt"], "--steps", str(a.steps), "--seed", str(a.seed + i), "-o", f]
         if a.model:
@@ -115,7 +117,7 @@ def main():
     with open(os.path.join(a.out, "report.json"), "w") as f:
         json.dump(report, f, indent=1)
     grid(os.path.join(a.out, "grid.png"), items)
-    print(f"{n} held-out prompts, {a.steps} steps, {report['seconds']}s")
+    print(f"{n} {a.split} prompts, {a.steps} steps, {report['seconds']}s")
     for k in ATTRS:
         print(f"  {k:<10} {per[k] * 100:5.1f}%")
     print(f"  {'overall':<10} {overall * 100:5.1f}%")

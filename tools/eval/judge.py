@@ -1,9 +1,9 @@
 """Deterministic judging of a generated 64x64 shapes image (standard library
 only). The model draws through a 16x16 latent, so the image is judged at
 that resolution: averaged over 4x4 blocks. The background is the majority
-palette label of the outer ring of blocks. The object colour is the palette
-entry that, mixed with the background, best explains every block that
-differs from it (so a thin black star on white, which pools to gray, is
+palette label of the outer ring of blocks. The object is the largest connected
+set of blocks that differ from it; its colour is the palette entry that,
+mixed with the background, best explains those blocks (so a thin black star on white, which pools to gray, is
 still black); the mixing fraction per block is the object's coverage map.
 The shape is the template (circle, square, triangle, star, ring, drawn at
 the coverage's centroid and at radii around the one that gives its area,
@@ -148,6 +148,31 @@ def pool(rows, block=4):
 OBJECT_DISTANCE = 24.0
 
 
+def largest_blob(dist, n):
+    """The 8-connected set of blocks farther than OBJECT_DISTANCE from the
+    background with the largest summed distance: the object, without the
+    speckles a noisy background leaves elsewhere."""
+    seen, best, best_mass = set(), set(), 0.0
+    for start, d in dist.items():
+        if d <= OBJECT_DISTANCE or start in seen:
+            continue
+        blob, todo = set(), [start]
+        seen.add(start)
+        while todo:
+            x, y = todo.pop()
+            blob.add((x, y))
+            for dy in (-1, 0, 1):
+                for dx in (-1, 0, 1):
+                    k = (x + dx, y + dy)
+                    if k not in seen and dist.get(k, 0.0) > OBJECT_DISTANCE:
+                        seen.add(k)
+                        todo.append(k)
+        mass = sum(dist[k] for k in blob)
+        if mass > best_mass:
+            best, best_mass = blob, mass
+    return best
+
+
 def judge(rows):
     """-> dict of judged attributes (background, colour, shape, position, size) and diagnostics."""
     block = 4
@@ -162,7 +187,8 @@ def judge(rows):
     same = [cells[y][x] for (x, y), lab in zip(ring, labels) if lab == bg]
     bgc = tuple(sum(px[c] for px in same) / len(same) for c in range(3))
     diff = {(x, y): tuple(cells[y][x][c] - bgc[c] for c in range(3)) for y in range(n) for x in range(n)}
-    obj = {k: d for k, d in diff.items() if math.sqrt(sum(v * v for v in d)) > OBJECT_DISTANCE}
+    dist = {k: math.sqrt(sum(v * v for v in d)) for k, d in diff.items()}
+    obj = {k: diff[k] for k in largest_blob(dist, n)}
     if len(obj) < 2:
         return res
 

@@ -140,6 +140,9 @@ SCHEDULER = {
 
 MODEL_INDEX = {
     "_class_name": "StableDiffusionPipeline",
+    # moe-diffuse's default guidance for this model (diffusers ignores
+    # "_"-keys): chosen on the validation split, docs/demo-model.md.
+    "_default_guidance_scale": recipe.GUIDANCE,
     "requires_safety_checker": False,
     "feature_extractor": [None, None],
     "safety_checker": [None, None],

@@ -37,6 +37,10 @@ def main():
     ap.add_argument("--uncond", type=float, default=0.1, help="share of empty captions")
     ap.add_argument("--offset-noise", type=float, default=0.2,
                     help="std of a per-image, per-channel constant added to the noise")
+    ap.add_argument("--pyramid-noise", type=float, default=0.0,
+                    help="std of 2x2 and 4x4 noise, upsampled bilinearly, added to the noise")
+    ap.add_argument("--decay", type=int, nargs=2, metavar=("FROM", "TO"),
+                    help="linear learning-rate decay to 5%% of --lr between these steps")
     ap.add_argument("--save-every", type=float, default=180.0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -118,11 +122,25 @@ def main():
         # mean of a 16x16 noisy latent still tells the background colour and
         # the model learns to read it there instead of from the caption (at
         # sampling time the random mean of the start noise then picks it).
-        noise = (noise + a.offset_noise * torch.randn(a.batch, 4, 1, 1, generator=gen)).to(dev)
+        noise = noise + a.offset_noise * torch.randn(a.batch, 4, 1, 1, generator=gen)
+        # Pyramid noise, for the same reason one octave up: where the object
+        # is lies in the 2x2 and 4x4 content of the latent, so at the highest
+        # timesteps the noise's own low frequencies tell the model where to
+        # draw and it never learns "left" or "top" from the caption (it drew
+        # wherever the seed put a blob, whatever the prompt said). Noise
+        # with more energy there teaches it to take the layout from the text.
+        if a.pyramid_noise > 0:
+            for cells in (2, 4):
+                low = torch.randn(a.batch, 4, cells, cells, generator=gen)
+                noise = noise + a.pyramid_noise * F.interpolate(low, size=z0.shape[-2:], mode="bilinear",
+                                                                align_corners=False)
+        noise = noise.to(dev)
         tok, t = tok.to(dev), t.to(dev)
         at = ac[t][:, None, None, None]
         zt = at.sqrt() * z0 + (1 - at).sqrt() * noise
         lr = a.lr * min(1.0, (step + 1) / 100)
+        if a.decay and step >= a.decay[0]:
+            lr *= max(0.05, 1.0 - 0.95 * (step - a.decay[0]) / (a.decay[1] - a.decay[0]))
         for g in opt.param_groups:
             g["lr"] = lr
         eps, aux = unet(zt, t, te(tok, rows[remap[tok]]))
