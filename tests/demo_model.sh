@@ -31,8 +31,10 @@ fi
 
 # 3. The model's own guidance ("_default_guidance_scale" in model_index.json)
 # is the default; an out-of-range one is refused, naming the file.
-if grep -a -q "CFG scale: 4," "$TMP/default.png"; then
-  ok "default guidance from model_index.json (4)"
+want_cfg=$(python3 -c "import json,sys; print('%g' % json.load(open(sys.argv[1]))['_default_guidance_scale'])" \
+  "$SRC/models/demo/model_index.json")
+if grep -a -q "CFG scale: $want_cfg," "$TMP/default.png"; then
+  ok "default guidance from model_index.json ($want_cfg)"
 else
   bad "default guidance: $(grep -a -o 'CFG scale: [0-9.]*' "$TMP/default.png")"
 fi

@@ -49,9 +49,13 @@ def is_held_out(colour, shape, background):
     return h[0] % 10 == 0
 
 
-def held_out_triples():
+def _triples(held_out):
     return [(c, s, b) for c in COLOURS for s in SHAPES for b in COLOURS
-            if c != b and is_held_out(c, s, b)]
+            if c != b and is_held_out(c, s, b) == held_out]
+
+
+def held_out_triples():
+    return _triples(True)
 
 
 
@@ -63,8 +67,7 @@ def caption_of(colour, shape, size, position, background):
 
 
 def seen_triples():
-    return [(c, s, b) for c in COLOURS for s in SHAPES for b in COLOURS
-            if c != b and not is_held_out(c, s, b)]
+    return _triples(False)
 
 
 def eval_prompts(count, seed=7, split="held-out"):

@@ -9,6 +9,8 @@ image is judged by judge.py. Prints the fraction right per attribute
 (background, colour, shape, position, size) and overall, writes
 report.json, samples/NNN.png and grid.png under --out, and exits 1 when the
 overall or colour fraction is below --min-overall / --min-colour.
+--split seen prompts over triples training saw instead: a validation set
+for choosing sampling settings without looking at the held-out one.
 
     python3 tools/eval/evaluate.py --cli build/moe-diffuse --count 68 --out /tmp/eval
 """

@@ -1,10 +1,11 @@
 """Deterministic judging of a generated 64x64 shapes image (standard library
 only). The model draws through a 16x16 latent, so the image is judged at
 that resolution: averaged over 4x4 blocks. The background is the majority
-palette label of the outer ring of blocks. The object is the largest connected
-set of blocks that differ from it; its colour is the palette entry that,
-mixed with the background, best explains those blocks (so a thin black star on white, which pools to gray, is
-still black); the mixing fraction per block is the object's coverage map.
+palette label of the outer ring of blocks. The object is the largest
+connected set of blocks that differ from it; its colour is the palette
+entry that, mixed with the background, best explains those blocks (so a
+thin black star on white, which pools to gray, is still black); the mixing
+fraction per block is the object's coverage map.
 The shape is the template (circle, square, triangle, star, ring, drawn at
 the coverage's centroid and at radii around the one that gives its area,
 then pooled like the image) whose pooled coverage is nearest the map; the
@@ -148,7 +149,7 @@ def pool(rows, block=4):
 OBJECT_DISTANCE = 24.0
 
 
-def largest_blob(dist, n):
+def largest_blob(dist):
     """The 8-connected set of blocks farther than OBJECT_DISTANCE from the
     background with the largest summed distance: the object, without the
     speckles a noisy background leaves elsewhere."""
@@ -188,7 +189,7 @@ def judge(rows):
     bgc = tuple(sum(px[c] for px in same) / len(same) for c in range(3))
     diff = {(x, y): tuple(cells[y][x][c] - bgc[c] for c in range(3)) for y in range(n) for x in range(n)}
     dist = {k: math.sqrt(sum(v * v for v in d)) for k, d in diff.items()}
-    obj = {k: diff[k] for k in largest_blob(dist, n)}
+    obj = {k: diff[k] for k in largest_blob(dist)}
     if len(obj) < 2:
         return res
 
@@ -207,11 +208,11 @@ def judge(rows):
     fits = {c: unmix(c) for c in spec.COLOURS if c != bg}
     col = min(fits, key=lambda c: fits[c][1])
     cover = fits[col][0]
-    area = sum(cover.values()) * block * block
+    mass = sum(cover.values())  # in blocks
+    area = mass * block * block  # in pixels
     if area < 6:
         return res
     res["colour"] = col
-    mass = sum(cover.values())
     cx = sum((x + 0.5) * block * f for (x, _), f in cover.items()) / mass
     cy = sum((y + 0.5) * block * f for (_, y), f in cover.items()) / mass
     best, best_err, best_r = None, float("inf"), 0.0

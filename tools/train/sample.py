@@ -3,7 +3,7 @@
 guidance) and judges the images like tools/eval does: a check of the model
 itself, independent of the engine.
 
-    /usr/bin/python3 tools/train/sample.py [--count 24] [--steps 20] [--cfg 7.5] [--raw]
+    /usr/bin/python3 tools/train/sample.py [--count 24] [--steps 20] [--cfg 4.0] [--raw]
 """
 import argparse
 import os
@@ -23,7 +23,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--count", type=int, default=24)
     ap.add_argument("--steps", type=int, default=20)
-    ap.add_argument("--cfg", type=float, default=7.5)
+    ap.add_argument("--cfg", type=float, default=recipe.GUIDANCE)
     ap.add_argument("--raw", action="store_true", help="the optimiser weights instead of the EMA")
     a = ap.parse_args()
     s = torch.load(os.path.join(recipe.RUN_DIR, "unet.pt"), map_location="cpu")
