@@ -22,7 +22,7 @@ typedef struct abi_layer_stats {
 struct mdiff_context {
     char model_path[1024];
     int threads;
-    int top_k;          /* 0 = the model's own */
+    int top_k;          /* default experts per token of requests that leave it 0; 0 = the model's */
     md_backend *be;
     md_model *model;
 
@@ -52,6 +52,7 @@ enum {
     ABI_1_0_IMAGE_SIZE = 40,
     ABI_1_0_CONTEXT_PARAMS_SIZE = 64,
     ABI_1_0_GEN_PARAMS_SIZE = 80,
+    ABI_1_3_GEN_PARAMS_SIZE = 128,
     ABI_1_0_EXPERT_SETTINGS_SIZE = 16
 };
 
@@ -69,9 +70,8 @@ int abi_status(md_status s);
  * when the struct is too small to hold its first version. */
 int abi_read_struct(void *full, size_t full_size, const void *host, size_t min_size);
 
-/* (Re)loads the model with a top-k override (0 = the model's own). On
- * failure the context keeps the model it had. */
-md_status abi_load_model(mdiff_context *ctx, int top_k, md_error *err);
+/* Sets the context's default experts per token (0 = the model's own). */
+md_status abi_set_top_k(mdiff_context *ctx, int top_k, md_error *err);
 void abi_stats_clear(mdiff_context *ctx);
 void abi_moe_observer(void *user, const md_moe_trace *trace);
 /* Hooks the observer to the U-Net only while statistics or a trace want it:
@@ -85,6 +85,16 @@ void abi_context_destroy(mdiff_context *ctx);
 int abi_generate(mdiff_context *ctx, const mdiff_gen_params *params, mdiff_image *out, char *msg,
                  size_t msg_cap);
 int abi_model_info(mdiff_context *ctx, mdiff_model_info *info);
+
+/* The request (abi/request.c): defaults for a host struct of host_size
+ * bytes; a host's struct read over them; the one validation, resolving
+ * every default (ctx NULL: only what needs no model). */
+void abi_gen_params_defaults(mdiff_gen_params *p, size_t host_size);
+int abi_read_gen_params(const mdiff_gen_params *host, mdiff_gen_params *p);
+int abi_resolve_request(mdiff_context *ctx, const mdiff_gen_params *in, mdiff_gen_params *out,
+                        char *msg, size_t cap);
+int abi_resolve_params(mdiff_context *ctx, const mdiff_gen_params *params, mdiff_gen_params *out,
+                       char *msg, size_t msg_cap);
 const void *abi_router_stats_api(void);
 const void *abi_expert_settings_api(void);
 const void *abi_router_trace_api(void);

@@ -16,11 +16,14 @@ _Static_assert(sizeof(mdiff_image) == ABI_1_0_IMAGE_SIZE, "mdiff_image layout");
 _Static_assert(sizeof(mdiff_progress) == 32, "mdiff_progress layout");
 _Static_assert(offsetof(mdiff_context_params, backend) == ABI_1_0_CONTEXT_PARAMS_SIZE,
                "mdiff_context_params 1.0 layout");
-_Static_assert(sizeof(mdiff_context_params) == 80, "mdiff_context_params 1.2 layout");
+_Static_assert(offsetof(mdiff_context_params, share_model) == 80,
+               "mdiff_context_params 1.2 layout");
+_Static_assert(sizeof(mdiff_context_params) == 88, "mdiff_context_params 1.3 layout");
 _Static_assert(offsetof(mdiff_gen_params, clip_skip) == ABI_1_0_GEN_PARAMS_SIZE,
                "mdiff_gen_params 1.0 layout");
 _Static_assert(offsetof(mdiff_gen_params, prompt_syntax) == 88, "mdiff_gen_params 1.1 layout");
-_Static_assert(sizeof(mdiff_gen_params) == 120, "mdiff_gen_params 1.2 layout");
+_Static_assert(offsetof(mdiff_gen_params, moe_top_k) == 120, "mdiff_gen_params 1.2 layout");
+_Static_assert(sizeof(mdiff_gen_params) == ABI_1_3_GEN_PARAMS_SIZE, "mdiff_gen_params 1.3 layout");
 _Static_assert(offsetof(mdiff_model_info, default_guidance) == 72, "mdiff_model_info 1.0 layout");
 _Static_assert(sizeof(mdiff_model_info) == 88, "mdiff_model_info 1.2 layout");
 _Static_assert(sizeof(mdiff_router_event) == 56, "mdiff_router_event layout");
@@ -121,8 +124,8 @@ static void api_context_params_init(mdiff_context_params *p, size_t size)
 
 static void api_gen_params_init(mdiff_gen_params *p, size_t size)
 {
-    const mdiff_gen_params d = {
-        .struct_size = sizeof d, .prompt = "", .steps = 20, .guidance = 7.5f, .strength = 0.75f};
+    mdiff_gen_params d;
+    abi_gen_params_defaults(&d, size);
     fill_defaults(p, size, &d, sizeof d);
 }
 
@@ -213,6 +216,7 @@ static const mdiff_api api_v1 = {
     .cancel = api_cancel,
     .image_free = api_image_free,
     .get_feature = api_get_feature,
+    .resolve_params = abi_resolve_params,
 };
 
 MOEDIFFUSE_EXPORT const mdiff_api *moediffuse_get_api(int major, int minor)

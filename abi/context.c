@@ -19,58 +19,6 @@ void abi_log(mdiff_context *ctx, int level, const char *fmt, ...)
     ctx->log(ctx->log_user, level, buf);
 }
 
-/* The U-Net config of a diffusers folder with the MoE top-k replaced: the
- * loader takes it as an architecture override ({"unet": ...}). */
-static md_status top_k_override(const char *dir, int top_k, cJSON **out, md_error *err)
-{
-    *out = NULL;
-    char path[1100];
-    snprintf(path, sizeof path, "%s/unet/config.json", dir);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return md_fail(err, MD_ERR_UNSUPPORTED,
-                       "%s: changing the experts per token needs a diffusers folder with "
-                       "unet/config.json",
-                       dir);
-    char *text = NULL;
-    long n = -1;
-    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0) {
-        text = malloc((size_t)n + 1);
-        if (text && fread(text, 1, (size_t)n, f) == (size_t)n)
-            text[n] = '\0';
-        else {
-            free(text);
-            text = NULL;
-        }
-    }
-    fclose(f);
-    if (!text)
-        return md_fail(err, MD_ERR_IO, "%s: cannot read", path);
-    cJSON *unet = cJSON_Parse(text);
-    free(text);
-    if (!unet)
-        return md_fail(err, MD_ERR_FORMAT, "%s: not valid JSON", path);
-    cJSON *seg = cJSON_GetObjectItemCaseSensitive(unet, "segmoe_config");
-    cJSON *own = cJSON_GetObjectItemCaseSensitive(unet, "moe_config");
-    cJSON *moe = cJSON_IsObject(seg) ? seg : cJSON_IsObject(own) ? own : NULL;
-    if (!moe) {
-        cJSON_Delete(unet);
-        return md_fail(err, MD_ERR_UNSUPPORTED, "%s: the model has no experts to choose", dir);
-    }
-    /* SegMoE names it num_experts_per_tok; our format prefers top_k. */
-    const char *key = moe == seg ? "num_experts_per_tok" : "top_k";
-    cJSON_DeleteItemFromObjectCaseSensitive(moe, key);
-    cJSON *root = cJSON_CreateObject();
-    if (!cJSON_AddNumberToObject(moe, key, top_k) || !root) {
-        cJSON_Delete(unet);
-        cJSON_Delete(root);
-        return md_fail(err, MD_ERR_NOMEM, "out of memory");
-    }
-    cJSON_AddItemToObject(root, "unet", unet);
-    *out = root;
-    return MD_OK;
-}
-
 void abi_stats_clear(mdiff_context *ctx)
 {
     for (int i = 0; i < ctx->nstats; i++)
@@ -78,30 +26,34 @@ void abi_stats_clear(mdiff_context *ctx)
     ctx->nstats = 0;
 }
 
-md_status abi_load_model(mdiff_context *ctx, int top_k, md_error *err)
+static md_status load_model(mdiff_context *ctx, md_error *err)
 {
-    cJSON *arch = NULL;
-    if (top_k > 0) {
-        md_status st = top_k_override(ctx->model_path, top_k, &arch, err);
-        if (st != MD_OK)
-            return st;
-    }
-    md_model_options mo = {.backend = ctx->be, .architecture = arch};
+    md_model_options mo = {.backend = ctx->be};
     md_model *m = NULL;
     md_status st = md_model_load(ctx->model_path, &mo, &m, err);
-    cJSON_Delete(arch);
     /* A bad value inside the model's files is a malformed model, not a bad
      * argument of the host's. */
     if (st == MD_ERR_INVALID)
         st = MD_ERR_FORMAT;
     if (st != MD_OK)
         return st;
-    /* Only now is the old model let go, so a failed reload changes nothing. */
-    md_model_free(ctx->model);
     ctx->model = m;
-    ctx->top_k = top_k;
-    abi_stats_clear(ctx); /* the layers the statistics pointed at are gone */
     abi_update_observer(ctx);
+    return MD_OK;
+}
+
+/* A context's default experts per token (0 = the model's own); requests
+ * with their own moe_top_k win. Nothing is reloaded. */
+md_status abi_set_top_k(mdiff_context *ctx, int top_k, md_error *err)
+{
+    const md_moe_config *moe = &ctx->model->unet_cfg.moe;
+    if (top_k != 0 && !moe->enabled)
+        return md_fail(err, MD_ERR_UNSUPPORTED, "the model has no experts to choose");
+    if (top_k < 0 || top_k > MDIFF_MAX_TOP_K || (moe->enabled && top_k > moe->num_experts))
+        return md_fail(err, MD_ERR_INVALID, "moe_top_k must be 0..%d (got %d)",
+                       moe->num_experts < MDIFF_MAX_TOP_K ? moe->num_experts : MDIFF_MAX_TOP_K,
+                       top_k);
+    ctx->top_k = top_k;
     return MD_OK;
 }
 
@@ -130,7 +82,7 @@ int abi_context_create(const mdiff_context_params *params, mdiff_context **out, 
         abi_message(msg, msg_cap, "context_create: model_path is too long");
         return MDIFF_ERR_INVALID;
     }
-    if (p.threads < 0 || p.threads > 1024 || p.moe_top_k < 0 || p.moe_top_k > 16 ||
+    if (p.threads < 0 || p.threads > 1024 || p.moe_top_k < 0 || p.moe_top_k > MDIFF_MAX_TOP_K ||
         p.device < -1) {
         abi_message(msg, msg_cap,
                     "context_create: threads must be 0..1024, moe_top_k 0..16 and device >= -1");
@@ -169,7 +121,9 @@ int abi_context_create(const mdiff_context_params *params, mdiff_context **out, 
         int fell_back = ((p.backend && !strcmp(p.backend, "vulkan")) || p.device >= 0) &&
                         strcmp(ctx->be->name, "vulkan");
         abi_log(ctx, fell_back ? MDIFF_LOG_WARN : MDIFF_LOG_INFO, "%s", ctx->backend_note);
-        st = abi_load_model(ctx, p.moe_top_k, &err);
+        st = load_model(ctx, &err);
+        if (st == MD_OK)
+            st = abi_set_top_k(ctx, p.moe_top_k, &err);
     }
     if (st != MD_OK) {
         abi_log(ctx, MDIFF_LOG_ERROR, "%s", err.msg);

@@ -1,6 +1,6 @@
-/* Feature "moe.expert_settings": the experts used per token. Changing it
- * reloads the model with the new top-k (weights are memory-mapped, so a
- * reload costs little beyond the weights' first touch). */
+/* Feature "moe.expert_settings": the experts per token a context's
+ * generations use when their request leaves moe_top_k at 0. A setting of
+ * the context: the loaded model is not touched. */
 #include <stdio.h>
 #include <string.h>
 
@@ -13,7 +13,7 @@ static int es_get(mdiff_context *ctx, mdiff_expert_settings *out)
     if (abi_enter(ctx) != MDIFF_OK)
         return MDIFF_ERR_BUSY;
     const md_moe_config *moe = &ctx->model->unet_cfg.moe;
-    out->top_k = moe->enabled ? moe->top_k : 0;
+    out->top_k = !moe->enabled ? 0 : ctx->top_k ? ctx->top_k : moe->top_k;
     out->num_experts = moe->enabled ? moe->num_experts : 0;
     abi_leave(ctx);
     return MDIFF_OK;
@@ -30,28 +30,18 @@ static int es_set(mdiff_context *ctx, const mdiff_expert_settings *s, char *msg,
         abi_message(msg, msg_cap, "expert_settings.set: the context is running a generation");
         return MDIFF_ERR_BUSY;
     }
-    const md_moe_config *moe = &ctx->model->unet_cfg.moe;
-    char buf[256];
+    md_error err = {0};
     int rc = MDIFF_OK;
-    if (!moe->enabled) {
-        rc = MDIFF_ERR_UNSUPPORTED;
-        abi_message(msg, msg_cap, "expert_settings.set: the model has no experts");
-    } else if (s->top_k < 0 || s->top_k > moe->num_experts || s->top_k > 16) {
-        rc = MDIFF_ERR_INVALID;
-        snprintf(buf, sizeof buf, "expert_settings.set: top_k must be 0..%d (got %d)",
-                 moe->num_experts < 16 ? moe->num_experts : 16, s->top_k);
+    md_status st = abi_set_top_k(ctx, s->top_k, &err);
+    if (st != MD_OK) {
+        rc = abi_status(st);
+        char buf[sizeof err.msg + 32];
+        snprintf(buf, sizeof buf, "expert_settings.set: %s", err.msg);
         abi_message(msg, msg_cap, buf);
-    } else if (s->top_k != ctx->top_k) {
-        int num_experts = moe->num_experts;
-        md_error err = {0};
-        md_status st = abi_load_model(ctx, s->top_k, &err);
-        if (st != MD_OK) {
-            rc = abi_status(st);
-            abi_message(msg, msg_cap, err.msg);
-        } else {
-            abi_log(ctx, MDIFF_LOG_INFO, "now using %d of %d experts per token",
-                    ctx->model->unet_cfg.moe.top_k, num_experts);
-        }
+    } else {
+        const md_moe_config *moe = &ctx->model->unet_cfg.moe;
+        abi_log(ctx, MDIFF_LOG_INFO, "now using %d of %d experts per token",
+                ctx->top_k ? ctx->top_k : moe->top_k, moe->num_experts);
     }
     abi_leave(ctx);
     return rc;

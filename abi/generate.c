@@ -103,72 +103,11 @@ static int fail(char *msg, size_t cap, int status, const char *text)
     return status;
 }
 
-/* Resolves defaults and checks what the engine does not: names, images,
- * the output description. On success p->width/height are final. */
-static int check_request(mdiff_context *ctx, mdiff_gen_params *p, const mdiff_image *out,
-                         md_sampler_kind *sampler, char *msg, size_t cap)
+/* The output image description; the request itself is checked by
+ * abi_resolve_request. */
+static int check_output(const mdiff_gen_params *p, const mdiff_image *out, char *msg, size_t cap)
 {
     char buf[512];
-    if (!p->prompt)
-        return fail(msg, cap, MDIFF_ERR_INVALID, "generate: prompt is NULL");
-    *sampler = MD_SAMPLER_DPMPP_2M_KARRAS;
-    if (p->sampler) {
-        int k = md_sampler_from_name(p->sampler);
-        if (k < 0) {
-            snprintf(buf, sizeof buf, "generate: unknown sampler '%.100s' (ddim, euler, euler_a, "
-                                      "dpmpp_2m, euler_karras, dpmpp_2m_karras)", p->sampler);
-            return fail(msg, cap, MDIFF_ERR_INVALID, buf);
-        }
-        *sampler = (md_sampler_kind)k;
-    }
-    const mdiff_image *imgs[2] = {p->init_image, p->mask};
-    const char *names[2] = {"init_image", "mask"};
-    for (int i = 0; i < 2; i++) {
-        const char *why = imgs[i] ? abi_image_problem(imgs[i]) : NULL;
-        if (why) {
-            snprintf(buf, sizeof buf, "generate: %s: %s", names[i], why);
-            return fail(msg, cap, MDIFF_ERR_INVALID, buf);
-        }
-    }
-    if (p->mask && !p->init_image)
-        return fail(msg, cap, MDIFF_ERR_INVALID, "generate: a mask needs an init_image");
-    if (p->init_image && !(p->strength > 0.0f && p->strength <= 1.0f)) {
-        snprintf(buf, sizeof buf, "generate: strength must be in (0, 1] (got %g)", p->strength);
-        return fail(msg, cap, MDIFF_ERR_INVALID, buf);
-    }
-    if (p->init_image && p->steps >= 1 && (int)(p->steps * p->strength) < 1) {
-        snprintf(buf, sizeof buf,
-                 "generate: strength %g with %d steps runs no denoising step; raise either",
-                 p->strength, p->steps);
-        return fail(msg, cap, MDIFF_ERR_INVALID, buf);
-    }
-    int te_layers = ctx->model->te_cfg.num_layers;
-    if (p->clip_skip < 0 || p->clip_skip >= te_layers) {
-        snprintf(buf, sizeof buf, "generate: clip_skip must be 0..%d (got %d)", te_layers - 1,
-                 p->clip_skip);
-        return fail(msg, cap, MDIFF_ERR_INVALID, buf);
-    }
-    int native = ctx->model->unet_cfg.sample_size * md_vae_factor(ctx->model->vae);
-    if (p->width == 0)
-        p->width = p->init_image ? p->init_image->width : native;
-    if (p->height == 0)
-        p->height = p->init_image ? p->init_image->height : native;
-    if (p->width < 1 || p->height < 1 || p->width > 8192 || p->height > 8192) {
-        snprintf(buf, sizeof buf, "generate: image size %dx%d is out of range (1..8192)", p->width,
-                 p->height);
-        return fail(msg, cap, MDIFF_ERR_INVALID, buf);
-    }
-    if (p->preview_interval < 0)
-        return fail(msg, cap, MDIFF_ERR_INVALID, "generate: preview_interval must be >= 0");
-    if (p->prompt_syntax != MDIFF_PROMPT_WEIGHTED && p->prompt_syntax != MDIFF_PROMPT_PLAIN)
-        return fail(msg, cap, MDIFF_ERR_INVALID, "generate: unknown prompt_syntax");
-    const int32_t micro[6] = {p->original_width, p->original_height, p->crop_top,
-                              p->crop_left, p->target_width, p->target_height};
-    for (int i = 0; i < 6; i++)
-        if (micro[i] < 0 || micro[i] > 65536)
-            return fail(msg, cap, MDIFF_ERR_INVALID,
-                        "generate: SDXL original/crop/target values must be 0..65536");
-
     if (out->struct_size < ABI_1_0_IMAGE_SIZE)
         return fail(msg, cap, MDIFF_ERR_INVALID,
                     "generate: output image struct_size too small (use image_init)");
@@ -217,12 +156,20 @@ static double now_ms(void)
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-static int run(mdiff_context *ctx, mdiff_gen_params *p, mdiff_image *out, char *msg, size_t cap)
+static int run(mdiff_context *ctx, const mdiff_gen_params *request, mdiff_image *out, char *msg,
+               size_t cap)
 {
-    md_sampler_kind sampler;
-    int rc = check_request(ctx, p, out, &sampler, msg, cap);
-    if (rc != MDIFF_OK)
+    mdiff_gen_params resolved, *p = &resolved;
+    char why[480] = "";
+    int rc = abi_resolve_request(ctx, request, p, why, sizeof why);
+    if (rc != MDIFF_OK) {
+        char buf[512];
+        snprintf(buf, sizeof buf, "generate: %s", why);
+        return fail(msg, cap, rc, buf);
+    }
+    if ((rc = check_output(p, out, msg, cap)) != MDIFF_OK)
         return rc;
+    md_sampler_kind sampler = (md_sampler_kind)md_sampler_from_name(p->sampler);
     md_gen_params g;
     md_gen_params_init(&g);
     g.prompt = p->prompt;
@@ -304,16 +251,11 @@ int abi_generate(mdiff_context *ctx, const mdiff_gen_params *params, mdiff_image
     abi_message(msg, msg_cap, "");
     if (!ctx || !params || !out)
         return fail(msg, msg_cap, MDIFF_ERR_INVALID, "generate: ctx, params and out are required");
-    mdiff_gen_params p = {.struct_size = sizeof p, .prompt = "", .steps = 20, .guidance = 7.5f,
-                          .strength = 0.75f};
-    /* A 1.0 host's struct ends before clip_skip: the fields it lacks keep
-     * the defaults above. */
-    if (abi_read_struct(&p, sizeof p, params, ABI_1_0_GEN_PARAMS_SIZE) != MDIFF_OK)
+    mdiff_gen_params p;
+    /* An older host's struct ends early: the fields it lacks keep their defaults. */
+    if (abi_read_gen_params(params, &p) != MDIFF_OK)
         return fail(msg, msg_cap, MDIFF_ERR_INVALID,
                     "generate: params struct_size too small (use gen_params_init)");
-    /* Hosts built before 1.2 got plain prompts truncated at 75 tokens. */
-    if (params->struct_size < offsetof(mdiff_gen_params, prompt_syntax) + sizeof p.prompt_syntax)
-        p.prompt_syntax = MDIFF_PROMPT_PLAIN;
     if (abi_enter(ctx) != MDIFF_OK)
         return fail(msg, msg_cap, MDIFF_ERR_BUSY,
                     "generate: the context is already running a generation");

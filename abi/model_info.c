@@ -32,7 +32,7 @@ int abi_model_info(mdiff_context *ctx, mdiff_model_info *info)
     r.shared_expert = u->moe.enabled && u->moe.shared_expert;
     if (u->moe.enabled) {
         r.num_experts = u->moe.num_experts;
-        r.top_k = u->moe.top_k;
+        r.top_k = ctx->top_k ? ctx->top_k : u->moe.top_k; /* what requests get by default */
         r.routing = u->moe.routing == MD_ROUTE_TOKEN_TOPK ? MDIFF_ROUTING_TOKEN
                                                           : MDIFF_ROUTING_SEQUENCE;
     }

@@ -15,7 +15,7 @@
 #include "batch_options.h"
 #include "batch_record.h"
 #include "cli.h"
-#include "gen_request.h"
+#include "render.h"
 #include "manifest.h"
 #include "shard.h"
 
@@ -131,14 +131,15 @@ typedef struct batch {
 
 /* Appends a record; 0 on success, else prints why (the run must stop). */
 static int record(batch *b, const md_batch_job *j, const char *out, const char *status,
-                  const char *error, double secs, double gen_secs)
+                  const char *error, double secs, double gen_secs,
+                  const mdiff_gen_params *resolved)
 {
-    md_error err = {0};
-    cJSON *rec = md_batch_record(j, &b->info, out, status, error, secs, gen_secs);
-    md_status st = rec ? md_manifest_append(&b->mw, rec, &err)
-                       : md_fail(&err, MD_ERR_NOMEM, "%s: out of memory", b->mw.path);
+    mdh_error err = {0};
+    cJSON *rec = md_batch_record(j, &b->info, out, status, error, secs, gen_secs, resolved);
+    int st = rec ? md_manifest_append(&b->mw, rec, &err)
+                 : mdh_fail(&err, MDIFF_ERR_NOMEM, "%s: out of memory", b->mw.path);
     cJSON_Delete(rec);
-    if (st != MD_OK) {
+    if (st != MDIFF_OK) {
         fprintf(stderr, "%s: %s\n", TAG, err.msg);
         return -1;
     }
@@ -169,36 +170,15 @@ static int load_model(batch *b)
  * or an exit code that ends the run. */
 static int render(batch *b, md_batch_job *j, const char *out, long pos)
 {
-    /* 0 = native: resolved here so that error records carry the size too */
-    int native = md_gen_native_size(&b->engine);
-    if (!j->width)
-        j->width = native;
-    if (!j->height)
-        j->height = native;
-    md_gen_request r;
-    md_gen_request_init(&r);
-    r.prompt = j->prompt;
-    r.negative_prompt = j->negative_prompt;
-    r.steps = j->steps;
-    if (j->cfg_scale < 0) { /* the model's default, recorded as used */
-        j->cfg_scale = b->engine.info.default_guidance;
-        j->cfg_from_model = 1;
-    }
-    r.cfg_scale = (float)j->cfg_scale;
-    r.sampler = (md_sampler_kind)j->sampler;
-    r.seed = j->seed;
-    r.width = j->width;
-    r.height = j->height;
-    r.clip_skip = j->clip_skip;
-    r.output = out; /* the metadata's Model: is left to gen_request, as for one image */
-    r.quiet = b->o.quiet;
+    /* the metadata's Model: is left to render, as for one image */
+    md_render_target target = {.output = out, .quiet = b->o.quiet};
     step_progress sp = {.tty = !b->o.quiet && isatty(STDERR_FILENO), .pos = pos, .total = b->mine};
     const mdiff_api *api = b->engine.api;
     api->set_progress(b->engine.ctx, on_step, &sp);
-    md_gen_result res = {0};
+    md_render_result res = {0};
     char err[1024] = "";
     double t0 = now_s();
-    int st = md_gen_request_run(&b->engine, &r, &res, err, sizeof err);
+    int st = md_render(&b->engine, &j->req, &target, &res, err, sizeof err);
     api->set_progress(b->engine.ctx, NULL, NULL);
     if (sp.tty)
         fputs("\r\033[K", stderr); /* clear the step counter line */
@@ -213,17 +193,16 @@ static int render(batch *b, md_batch_job *j, const char *out, long pos)
         snprintf(msg, sizeof msg, "%s:%ld: %s", b->file.path, j->line, err);
         fprintf(stderr, "%s: [%ld/%ld] %s\n", TAG, pos, b->mine, msg);
         b->n_failed++;
-        return record(b, j, out, "error", msg, now_s() - t0, -1) ? MD_EXIT_IO : 0;
+        return record(b, j, out, "error", msg, now_s() - t0, -1, NULL) ? MD_EXIT_IO : 0;
     }
     sync_output(out, b->out_dir);
-    j->width = res.width;
-    j->height = res.height;
     double secs = now_s() - t0;
     b->n_ok++;
     if (!b->o.quiet)
         fprintf(stderr, "%s: [%ld/%ld] line %ld -> %s ok (%dx%d, seed %llu, %.2f s)\n", TAG, pos,
-                b->mine, j->line, out, res.width, res.height, (unsigned long long)j->seed, secs);
-    return record(b, j, out, "ok", NULL, secs, res.seconds) ? MD_EXIT_IO : 0;
+                b->mine, j->line, out, res.resolved.width, res.resolved.height,
+                (unsigned long long)j->req.p.seed, secs);
+    return record(b, j, out, "ok", NULL, secs, res.seconds, &res.resolved) ? MD_EXIT_IO : 0;
 }
 
 static int run_jobs(batch *b)
@@ -245,7 +224,7 @@ static int run_jobs(batch *b)
             const char *msg = j->error ? j->error : "out of memory";
             fprintf(stderr, "%s: [%ld/%ld] %s\n", TAG, pos, b->mine, msg);
             b->n_failed++;
-            if (record(b, j, j->name ? out : NULL, "error", msg, -1, -1))
+            if (record(b, j, j->name ? out : NULL, "error", msg, -1, -1, NULL))
                 return MD_EXIT_IO;
             continue;
         }
@@ -273,14 +252,14 @@ static int run_jobs(batch *b)
 static int prepare(batch *b)
 {
     char msg[512];
-    md_error err = {0};
+    mdh_error err = {0};
     b->shard.n = 1;
     snprintf(b->shard.source, sizeof b->shard.source, "no --shard");
     if (b->o.shard && md_shard_parse(b->o.shard, &b->shard, msg, sizeof msg)) {
         fprintf(stderr, "%s: %s\n", TAG, msg);
         return MD_EXIT_USAGE;
     }
-    if (md_batch_file_read(b->o.prompts, &b->file, &err) != MD_OK) {
+    if (md_batch_file_read(b->o.prompts, &b->file, &err) != MDIFF_OK) {
         fprintf(stderr, "%s: %s\n", TAG, err.msg);
         return MD_EXIT_IO;
     }
@@ -311,9 +290,9 @@ static int prepare(batch *b)
         fprintf(stderr, "%s: out of memory\n", TAG);
         return MD_EXIT_FAILURE;
     }
-    if (md_manifest_open(mpath, &b->mw, &err) != MD_OK ||
-        md_manifest_read(mpath, &b->done, &err) != MD_OK ||
-        md_manifest_read_dir(b->out_dir, mpath, &b->done, &err) != MD_OK) {
+    if (md_manifest_open(mpath, &b->mw, &err) != MDIFF_OK ||
+        md_manifest_read(mpath, &b->done, &err) != MDIFF_OK ||
+        md_manifest_read_dir(b->out_dir, mpath, &b->done, &err) != MDIFF_OK) {
         fprintf(stderr, "%s: %s\n", TAG, err.msg);
         return MD_EXIT_IO;
     }
@@ -331,14 +310,7 @@ static int prepare(batch *b)
         ri->base_seed = b->done.have_base_seed ? (uint64_t)b->done.base_seed : random_base_seed();
     }
 
-    md_batch_defaults d = {.negative_prompt = b->o.negative_prompt,
-                           .steps = b->o.steps,
-                           .cfg_scale = b->o.cfg_scale,
-                           .sampler = b->o.sampler,
-                           .base_seed = ri->base_seed,
-                           .width = b->o.width,
-                           .height = b->o.height,
-                           .clip_skip = b->o.clip_skip};
+    md_batch_defaults d = {.request = &b->o.defaults, .base_seed = ri->base_seed};
     b->jobs = calloc((size_t)(b->file.count ? b->file.count : 1), sizeof *b->jobs);
     if (!b->jobs) {
         fprintf(stderr, "%s: out of memory\n", TAG);
@@ -376,8 +348,10 @@ int md_cli_batch_main(int argc, char **argv)
     memset(&b, 0, sizeof b);
     b.mw.fd = -1;
     int rc = md_batch_parse(argc, argv, &b.o);
-    if (rc)
+    if (rc) {
+        md_batch_options_free(&b.o);
         return rc < 0 ? MD_EXIT_OK : rc;
+    }
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_stop;
@@ -404,5 +378,6 @@ int md_cli_batch_main(int argc, char **argv)
     free(b.jobs);
     md_batch_file_free(&b.file);
     md_cli_engine_close(&b.engine);
+    md_batch_options_free(&b.o);
     return rc;
 }

@@ -9,17 +9,16 @@
 #include <string.h>
 #include <strings.h>
 
-#include "sampling/sampler.h"
 #include "engine.h"
 
 /* ---- reading the file ---- */
 
-static char *slurp(const char *path, size_t *len, md_error *err)
+static char *slurp(const char *path, size_t *len, mdh_error *err)
 {
     int use_stdin = strcmp(path, "-") == 0;
     FILE *f = use_stdin ? stdin : fopen(path, "rb");
     if (!f) {
-        md_fail(err, MD_ERR_IO, "%s: cannot open the prompts file: %s", path, strerror(errno));
+        mdh_fail(err, MDIFF_ERR_IO, "%s: cannot open the prompts file: %s", path, strerror(errno));
         return NULL;
     }
     size_t cap = 1 << 16, n = 0;
@@ -41,12 +40,12 @@ static char *slurp(const char *path, size_t *len, md_error *err)
     if (!use_stdin)
         fclose(f);
     if (!buf) {
-        md_fail(err, MD_ERR_NOMEM, "%s: out of memory", path);
+        mdh_fail(err, MDIFF_ERR_NOMEM, "%s: out of memory", path);
         return NULL;
     }
     if (bad) {
         free(buf);
-        md_fail(err, MD_ERR_IO, "%s: cannot read the prompts file: %s", path, strerror(e));
+        mdh_fail(err, MDIFF_ERR_IO, "%s: cannot read the prompts file: %s", path, strerror(e));
         return NULL;
     }
     buf[n] = '\0';
@@ -59,14 +58,14 @@ static int is_space(char c)
     return c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v';
 }
 
-md_status md_batch_file_read(const char *path, md_batch_file *f, md_error *err)
+int md_batch_file_read(const char *path, md_batch_file *f, mdh_error *err)
 {
     memset(f, 0, sizeof *f);
     f->path = path;
     size_t len;
     char *data = slurp(path, &len, err);
     if (!data)
-        return err ? err->code : MD_ERR_IO;
+        return err ? err->code : MDIFF_ERR_IO;
     f->data = data;
     size_t pos = 0;
     if (len >= 3 && memcmp(data, "\xEF\xBB\xBF", 3) == 0)
@@ -91,7 +90,7 @@ md_status md_batch_file_read(const char *path, md_batch_file *f, md_error *err)
             md_batch_entry *grown = realloc(f->entries, (size_t)ncap * sizeof *grown);
             if (!grown) {
                 md_batch_file_free(f);
-                return md_fail(err, MD_ERR_NOMEM, "%s: out of memory", path);
+                return mdh_fail(err, MDIFF_ERR_NOMEM, "%s: out of memory", path);
             }
             f->entries = grown;
             cap = ncap;
@@ -99,7 +98,7 @@ md_status md_batch_file_read(const char *path, md_batch_file *f, md_error *err)
         f->entries[f->count] = (md_batch_entry){f->count, line, has_nul ? NULL : start};
         f->count++;
     }
-    return MD_OK;
+    return MDIFF_OK;
 }
 
 void md_batch_file_free(md_batch_file *f)
@@ -132,26 +131,6 @@ static void fail(ctx *c, const char *fmt, ...)
     }
     free(c->job->error);
     c->job->error = strdup(msg); /* NULL only when out of memory; callers print a fallback */
-}
-
-static int check_prompt(ctx *c, const char *key, const char *s)
-{
-    if (strlen(s) > MD_BATCH_PROMPT_MAX) {
-        fail(c, "%s is longer than %d bytes", key, MD_BATCH_PROMPT_MAX);
-        return 0;
-    }
-    return 1;
-}
-
-static int json_int(ctx *c, const cJSON *it, double lo, double hi, double *out)
-{
-    double v = it->valuedouble;
-    if (!cJSON_IsNumber(it) || v != floor(v) || v < lo || v > hi) {
-        fail(c, "\"%s\" must be an integer in %.0f..%.0f", it->string, lo, hi);
-        return 0;
-    }
-    *out = v;
-    return 1;
 }
 
 static int set_name(ctx *c, const char *name)
@@ -192,79 +171,40 @@ static int set_name(ctx *c, const char *name)
     return 1;
 }
 
-static const char *const known_keys[] = {"prompt", "negative_prompt", "seed",  "steps",
-                                         "cfg_scale", "sampler",       "width", "height",
-                                         "output", "clip_skip"};
-#define NKEYS (sizeof known_keys / sizeof known_keys[0])
+static void unknown_key(ctx *c, const char *key)
+{
+    char known[512] = "output";
+    int n;
+    const mdh_field *fields = mdh_request_fields(&n);
+    for (int i = 0; i < n; i++)
+        snprintf(known + strlen(known), sizeof known - strlen(known), ", %s", fields[i].name);
+    fail(c, "unknown key \"%s\" (known: %s)", key, known);
+}
 
+/* One key of a JSON line: "output", a request field by its library name,
+ * or "cfg_scale", the name guidance had in manifests before. */
 static void apply_key(ctx *c, const cJSON *it, int *have_seed)
 {
-    md_batch_job *j = c->job;
     const char *k = it->string;
-    double v;
-    if (!strcmp(k, "prompt") || !strcmp(k, "negative_prompt")) {
-        int neg = k[0] == 'n';
-        if (neg && cJSON_IsNull(it)) {
-            free(j->negative_prompt);
-            j->negative_prompt = NULL;
-            return;
-        }
-        if (!cJSON_IsString(it)) {
-            fail(c, "\"%s\" must be a string", k);
-            return;
-        }
-        if (!check_prompt(c, k, it->valuestring))
-            return;
-        char *copy = strdup(it->valuestring);
-        if (!copy) {
-            fail(c, "out of memory");
-            return;
-        }
-        char **dst = neg ? &j->negative_prompt : &j->prompt;
-        free(*dst);
-        *dst = copy;
-    } else if (!strcmp(k, "seed")) {
-        if (json_int(c, it, 0, MD_BATCH_SEED_MAX, &v)) {
-            j->seed = (uint64_t)v;
-            *have_seed = 1;
-        }
-    } else if (!strcmp(k, "steps")) {
-        if (json_int(c, it, 1, 1000, &v))
-            j->steps = (int)v;
-    } else if (!strcmp(k, "clip_skip")) {
-        if (json_int(c, it, 0, 64, &v))
-            j->clip_skip = (int)v;
-    } else if (!strcmp(k, "width") || !strcmp(k, "height")) {
-        if (!json_int(c, it, 8, 8192, &v))
-            return;
-        if ((long)v % 8) {
-            fail(c, "\"%s\" must be a multiple of 8, got %.0f", k, v);
-            return;
-        }
-        *(k[0] == 'w' ? &j->width : &j->height) = (int)v;
-    } else if (!strcmp(k, "cfg_scale")) {
-        if (!cJSON_IsNumber(it) || !(it->valuedouble >= 0 && it->valuedouble <= 100))
-            fail(c, "\"cfg_scale\" must be a number in 0..100");
-        else
-            j->cfg_scale = it->valuedouble;
-    } else if (!strcmp(k, "sampler")) {
-        int s = cJSON_IsString(it) ? md_cli_sampler_from_name(it->valuestring) : -1;
-        if (s < 0) {
-            char names[256] = "";
-            for (int i = 0; i < md_cli_sampler_count(); i++)
-                snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? " " : "",
-                         md_cli_sampler_name(i));
-            fail(c, "unknown sampler '%s' (known: %s)",
-                 cJSON_IsString(it) ? it->valuestring : "(not a string)", names);
-        } else {
-            j->sampler = s;
-        }
-    } else if (!strcmp(k, "output")) {
+    if (!strcmp(k, "output")) {
         if (!cJSON_IsString(it))
             fail(c, "\"output\" must be a string");
         else
             set_name(c, it->valuestring);
+        return;
     }
+    const mdh_field *f = mdh_request_field(!strcmp(k, "cfg_scale") ? "guidance" : k);
+    if (!f) {
+        unknown_key(c, k);
+        return;
+    }
+    mdh_error err = {0};
+    if (mdh_request_set_json(&c->job->req, f, it, &err) != MDIFF_OK) {
+        fail(c, "%s", err.msg);
+        return;
+    }
+    if (f->type == MDH_FIELD_SEED)
+        *have_seed = 1;
 }
 
 /* Returns 1 when the line sets its own seed. */
@@ -285,15 +225,6 @@ static int resolve_json(ctx *c, const char *text)
     }
     int have_seed = 0;
     for (const cJSON *it = obj->child; it && c->job->valid; it = it->next) {
-        size_t k = 0;
-        while (k < NKEYS && strcmp(it->string, known_keys[k]) != 0)
-            k++;
-        if (k == NKEYS) {
-            fail(c, "unknown key \"%s\" (known: prompt, negative_prompt, seed, steps, cfg_scale, "
-                    "sampler, width, height, output, clip_skip)",
-                 it->string);
-            break;
-        }
         for (const cJSON *prev = obj->child; prev != it; prev = prev->next)
             if (!strcmp(prev->string, it->string)) {
                 fail(c, "key \"%s\" appears twice", it->string);
@@ -303,7 +234,8 @@ static int resolve_json(ctx *c, const char *text)
             apply_key(c, it, &have_seed);
     }
     cJSON_Delete(obj);
-    if (c->job->valid && (!c->job->prompt || !c->job->prompt[0]))
+    const char *prompt = c->job->req.p.prompt;
+    if (c->job->valid && (!prompt || !prompt[0]))
         fail(c, "\"prompt\" is missing or empty");
     return have_seed;
 }
@@ -315,37 +247,44 @@ void md_batch_job_resolve(const md_batch_entry *e, const char *file, const md_ba
     job->index = e->index;
     job->line = e->line;
     job->valid = 1;
-    job->steps = d->steps;
-    job->cfg_scale = d->cfg_scale;
-    job->sampler = d->sampler;
-    job->width = d->width;
-    job->height = d->height;
-    job->clip_skip = d->clip_skip;
     ctx c = {file, job};
+    if (mdh_request_copy(&job->req, d->request) != MDIFF_OK)
+        fail(&c, "out of memory");
     char name[32];
     snprintf(name, sizeof name, "%05ld.png", e->index);
     if (!(job->name = strdup(name)))
         fail(&c, "out of memory");
-    job->seed = d->base_seed + (uint64_t)e->index;
-    if (d->negative_prompt && !(job->negative_prompt = strdup(d->negative_prompt)))
-        fail(&c, "out of memory");
+    job->req.p.seed = d->base_seed + (uint64_t)e->index;
     int own_seed = 0;
+    const mdh_field *prompt = mdh_request_field("prompt");
     if (!e->text)
         fail(&c, "the line contains a NUL byte");
     else if (e->text[0] == '{')
         own_seed = resolve_json(&c, e->text);
-    else if (check_prompt(&c, "the prompt", e->text) && !(job->prompt = strdup(e->text)))
+    else if (mdh_request_set_string(&job->req, prompt, e->text) != MDIFF_OK)
         fail(&c, "out of memory");
-    if (!own_seed && job->seed > (uint64_t)MD_BATCH_SEED_MAX)
+    if (!own_seed && job->req.p.seed > (uint64_t)MD_BATCH_SEED_MAX)
         fail(&c, "seed %llu + entry %ld exceeds 2^53-1; choose a smaller --seed",
              (unsigned long long)d->base_seed, e->index);
+    /* The library's own check of what needs no model, so a bad line is
+     * reported before any model is loaded. */
+    const mdiff_api *api = md_cli_api();
+    char msg[512];
+    mdiff_gen_params checked = {.struct_size = sizeof checked};
+    if (job->valid && api && api->resolve_params(NULL, &job->req.p, &checked, msg, sizeof msg))
+        fail(&c, "%s", msg);
+    for (int k = 0; k < 2 && job->valid; k++) {
+        int v = k ? job->req.p.height : job->req.p.width;
+        if (v % 8) /* the command line's rule for -W/-H */
+            fail(&c, "\"%s\" must be a multiple of 8, got %d", k ? "height" : "width", v);
+    }
+    if (job->valid && job->req.mask && !job->req.init_image)
+        fail(&c, "\"mask\" needs \"init_image\" as well");
 }
 
 void md_batch_job_drop_prompts(md_batch_job *job)
 {
-    free(job->prompt);
-    free(job->negative_prompt);
-    job->prompt = job->negative_prompt = NULL;
+    mdh_request_clear(&job->req);
 }
 
 void md_batch_job_clear(md_batch_job *job)

@@ -5,10 +5,10 @@
 
 #include <stdint.h>
 
-#include "gen_request.h"
-#include "runtime/status.h"
+#include "../host/host_error.h"
+#include "../host/request_fields.h"
 
-#define MD_BATCH_PROMPT_MAX MD_GEN_PROMPT_MAX
+#define MD_BATCH_PROMPT_MAX MDIFF_PROMPT_MAX
 #define MD_BATCH_NAME_MAX 255
 #define MD_BATCH_SEED_MAX 9007199254740991.0 /* 2^53 - 1: exact in a JSON number */
 
@@ -28,33 +28,20 @@ typedef struct md_batch_file {
     char *data;
 } md_batch_file;
 
-md_status md_batch_file_read(const char *path, md_batch_file *f, md_error *err);
+int md_batch_file_read(const char *path, md_batch_file *f, mdh_error *err);
 void md_batch_file_free(md_batch_file *f);
 
 /* Command-line settings that lines may override. */
 typedef struct md_batch_defaults {
-    const char *negative_prompt; /* NULL = none */
-    int steps;
-    double cfg_scale;
-    int sampler;
+    const mdh_request *request;  /* seed ignored: */
     uint64_t base_seed;          /* entry i without a seed gets base_seed + i */
-    int width, height;           /* 0 = the model's native size */
-    int clip_skip;
 } md_batch_defaults;
 
 typedef struct md_batch_job {
     long index, line;
     int valid;                   /* 0: the line is malformed; error says why */
     char *error;                 /* owned */
-    char *prompt;                /* owned */
-    char *negative_prompt;       /* owned; NULL = none */
-    uint64_t seed;
-    int steps;
-    double cfg_scale;            /* < 0: the model's default, filled in once it is loaded */
-    int cfg_from_model;          /* 1: cfg_scale was filled in from the model's default */
-    int sampler;
-    int width, height;           /* 0 = native, filled in once the model is loaded */
-    int clip_skip;
+    mdh_request req;             /* the entry's request as given (defaults unresolved) */
     char *name;                  /* owned: output file name inside the output folder */
 } md_batch_job;
 

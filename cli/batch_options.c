@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../host/infotext.h"
 #include "batch_job.h"
-#include "sampling/sampler.h"
 #include "engine.h"
 #include "parse_number.h"
 
@@ -19,8 +19,9 @@ static void print_help(void)
            "Renders one image per line of FILE with the model loaded once. FILE holds\n"
            "plain prompts or JSON objects, one a line (blank and # lines skipped):\n"
            "  {\"prompt\": \"a red fox\", \"seed\": 7, \"steps\": 30, \"output\": \"fox\"}\n"
-           "keys: prompt negative_prompt seed steps cfg_scale sampler width height\n"
-           "      output clip_skip\n"
+           "keys: output and every request field by its library name: prompt\n"
+           "      negative_prompt seed steps guidance (or cfg_scale) sampler width height\n"
+           "      clip_skip init_image mask strength moe_top_k moe_routing ... (docs/batch.md)\n"
            "\n"
            "      --prompts FILE        prompts file (- = stdin)\n"
            "  -m, --model PATH          diffusers folder or single-file .safetensors\n"
@@ -93,13 +94,13 @@ int md_batch_parse(int argc, char **argv, md_batch_options *o)
         {"help", no_argument, NULL, 'h'},
         {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
+    mdh_request_init(&o->defaults);
+    mdiff_gen_params *d = &o->defaults.p;
     o->out_dir = "outputs";
-    o->steps = 20;
-    o->cfg_scale = -1; /* the model's */
     o->backend = "auto";
     o->device = -1;
-    o->sampler = MD_SAMPLER_DPMPP_2M_KARRAS;
     o->seed = -1;
+    double cfg;
     opterr = 0;
     optind = 1; /* argv[0] is "batch" */
     int c;
@@ -111,7 +112,11 @@ int md_batch_parse(int argc, char **argv, md_batch_options *o)
         case 'd': o->out_dir = optarg; break;
         case OPT_MANIFEST: o->manifest = optarg; break;
         case OPT_SHARD: o->shard = optarg; break;
-        case 'n': o->negative_prompt = optarg; break;
+        case 'n':
+            if (mdh_request_set_string(&o->defaults, mdh_request_field("negative_prompt"),
+                                       optarg) != MDIFF_OK)
+                return usage("out of memory");
+            break;
         case 'q': o->quiet = 1; break;
         case OPT_BACKEND:
             if (strcmp(optarg, "cpu") && strcmp(optarg, "vulkan") && strcmp(optarg, "auto"))
@@ -126,18 +131,22 @@ int md_batch_parse(int argc, char **argv, md_batch_options *o)
         case OPT_STEPS:
             if (!parse_long("--steps", optarg, 1, 1000, &v))
                 return 2;
-            o->steps = (int)v;
+            d->steps = (int)v;
             break;
         case OPT_CFG:
-            if (!md_cli_parse_double("moe-diffuse batch", "--cfg-scale", optarg, 0, 100,
-                                     &o->cfg_scale))
+            if (!md_cli_parse_double("moe-diffuse batch", "--cfg-scale", optarg, 0, 100, &cfg))
                 return 2;
+            d->guidance = (float)cfg;
             break;
-        case OPT_SAMPLER:
-            o->sampler = md_cli_sampler_from_name(optarg);
-            if (o->sampler < 0)
+        case OPT_SAMPLER: {
+            const char *name = mdh_sampler_from_display(optarg, NULL);
+            if (!name)
                 return usage("unknown sampler '%s'", optarg);
+            if (mdh_request_set_string(&o->defaults, mdh_request_field("sampler"), name) !=
+                MDIFF_OK)
+                return usage("out of memory");
             break;
+        }
         case OPT_SEED: {
             char *end;
             errno = 0;
@@ -154,12 +163,12 @@ int md_batch_parse(int argc, char **argv, md_batch_options *o)
             if (v % 8)
                 return usage("%s must be a multiple of 8, got %s", c == 'W' ? "--width" : "--height",
                              optarg);
-            *(c == 'W' ? &o->width : &o->height) = (int)v;
+            *(c == 'W' ? &d->width : &d->height) = (int)v;
             break;
         case OPT_CLIP_SKIP:
             if (!parse_long("--clip-skip", optarg, 0, 64, &v))
                 return 2;
-            o->clip_skip = (int)v;
+            d->clip_skip = (int)v;
             break;
         case 't':
             if (!parse_long("--threads", optarg, 0, 1024, &v))
@@ -175,9 +184,14 @@ int md_batch_parse(int argc, char **argv, md_batch_options *o)
         return usage("unexpected argument '%s'", argv[optind]);
     if (!o->prompts)
         return usage("--prompts FILE is required");
-    if (o->negative_prompt && strlen(o->negative_prompt) > MD_BATCH_PROMPT_MAX)
+    if (d->negative_prompt && strlen(d->negative_prompt) > MD_BATCH_PROMPT_MAX)
         return usage("--negative-prompt is longer than %d bytes", MD_BATCH_PROMPT_MAX);
     if (!o->out_dir[0])
         return usage("--out-dir is empty");
     return 0;
+}
+
+void md_batch_options_free(md_batch_options *o)
+{
+    mdh_request_clear(&o->defaults);
 }

@@ -9,7 +9,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "sampling/sampler.h"
 #include "engine.h"
 
 static void add_str(cJSON *o, const char *key, const char *s)
@@ -20,8 +19,18 @@ static void add_str(cJSON *o, const char *key, const char *s)
         cJSON_AddNullToObject(o, key);
 }
 
+/* Every request field under its library name. */
+static void add_request(cJSON *o, const mdh_request *r)
+{
+    int n;
+    const mdh_field *fields = mdh_request_fields(&n);
+    for (int i = 0; i < n; i++)
+        cJSON_AddItemToObject(o, fields[i].name, mdh_request_get_json(r, &fields[i]));
+}
+
 cJSON *md_batch_record(const md_batch_job *j, const md_batch_run_info *ri, const char *output,
-                       const char *status, const char *error, double seconds, double gen_seconds)
+                       const char *status, const char *error, double seconds, double gen_seconds,
+                       const mdiff_gen_params *resolved)
 {
     cJSON *o = cJSON_CreateObject();
     if (!o)
@@ -32,20 +41,16 @@ cJSON *md_batch_record(const md_batch_job *j, const md_batch_run_info *ri, const
     add_str(o, "name", j->name);
     cJSON_AddStringToObject(o, "status", status);
     add_str(o, "error", error);
-    /* Parameters only when the line parsed: a malformed line has none. */
-    if (j->valid) {
-        add_str(o, "prompt", j->prompt);
-        add_str(o, "negative_prompt", j->negative_prompt);
-        cJSON_AddNumberToObject(o, "seed", (double)j->seed);
-        cJSON_AddNumberToObject(o, "steps", j->steps);
-        if (j->cfg_scale >= 0) /* < 0: the model's, unknown until it is loaded */
-            cJSON_AddNumberToObject(o, "cfg_scale", j->cfg_scale);
-        cJSON_AddStringToObject(o, "sampler", md_cli_sampler_name(j->sampler));
-        cJSON_AddNumberToObject(o, "width", j->width);
-        cJSON_AddNumberToObject(o, "height", j->height);
-        cJSON_AddNumberToObject(o, "clip_skip", j->clip_skip);
-        /* guidance not given: the model's, so a resume knows to match it */
-        cJSON_AddBoolToObject(o, "cfg_scale_default", j->cfg_from_model || j->cfg_scale < 0);
+    /* The request as given (the resume rule compares it) only when the line
+     * parsed: a malformed line has none. */
+    if (j->valid)
+        add_request(o, &j->req);
+    if (resolved) {
+        mdh_request shown = j->req; /* a view: strings stay the job's */
+        shown.p = *resolved;
+        cJSON *r = cJSON_AddObjectToObject(o, "resolved");
+        if (r)
+            add_request(r, &shown);
     }
     cJSON_AddNumberToObject(o, "base_seed", (double)ri->base_seed);
     cJSON_AddBoolToObject(o, "base_seed_random", ri->base_seed_random);
@@ -74,35 +79,25 @@ static int same_str(const cJSON *rec, const char *key, const char *want)
     return cJSON_IsString(v) && strcmp(v->valuestring, want) == 0;
 }
 
-static int same_num(const cJSON *rec, const char *key, double want)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(rec, key);
-    return cJSON_IsNumber(v) && fabs(v->valuedouble - want) <= 1e-9 * (1 + fabs(want));
-}
-
-/* The model's default guidance matches a record made with the model's
- * default (whatever its value); a given one only the same given value. */
-static int same_guidance(const cJSON *rec, const md_batch_job *j)
-{
-    int rec_default = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(rec, "cfg_scale_default"));
-    if (j->cfg_scale < 0 || j->cfg_from_model)
-        return rec_default;
-    return !rec_default && same_num(rec, "cfg_scale", j->cfg_scale);
-}
-
+/* Same output name and the same request, field by field as given (the
+ * model is not compared: paths differ between machines that share one
+ * output folder, docs/batch.md: a new model needs a new folder). Defaults
+ * left to the model (native size, its guidance) match themselves. */
 static int matches(const cJSON *rec, const md_batch_job *j)
 {
-    /* The model is not compared: paths differ between machines that share
-     * one output folder (docs/batch.md: a new model needs a new folder).
-     * Size 0 means "native", which only the model knows: any size matches. */
-    return same_str(rec, "name", j->name) && same_str(rec, "prompt", j->prompt) &&
-           same_str(rec, "negative_prompt", j->negative_prompt) &&
-           same_num(rec, "seed", (double)j->seed) && same_num(rec, "steps", j->steps) &&
-           same_guidance(rec, j) &&
-           same_str(rec, "sampler", md_cli_sampler_name(j->sampler)) &&
-           same_num(rec, "clip_skip", j->clip_skip) &&
-           (j->width == 0 || same_num(rec, "width", j->width)) &&
-           (j->height == 0 || same_num(rec, "height", j->height));
+    if (!same_str(rec, "name", j->name))
+        return 0;
+    int n;
+    const mdh_field *fields = mdh_request_fields(&n);
+    for (int i = 0; i < n; i++) {
+        cJSON *want = mdh_request_get_json(&j->req, &fields[i]);
+        int same = want && cJSON_Compare(cJSON_GetObjectItemCaseSensitive(rec, fields[i].name),
+                                         want, 1);
+        cJSON_Delete(want);
+        if (!same)
+            return 0;
+    }
+    return 1;
 }
 
 const cJSON *md_batch_find_done(const md_manifest_done *d, const md_batch_job *j)

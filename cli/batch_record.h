@@ -20,10 +20,12 @@ typedef struct md_batch_run_info {
     char host[256];
 } md_batch_run_info;
 
-/* status "ok" or "error"; error may be NULL; seconds < 0 = not timed.
- * Returns NULL when out of memory. */
+/* status "ok" or "error"; error may be NULL; seconds < 0 = not timed;
+ * resolved (NULL = none): the request as the library ran it, recorded under
+ * "resolved". Returns NULL when out of memory. */
 cJSON *md_batch_record(const md_batch_job *j, const md_batch_run_info *ri, const char *output,
-                       const char *status, const char *error, double seconds, double gen_seconds);
+                       const char *status, const char *error, double seconds, double gen_seconds,
+                       const mdiff_gen_params *resolved);
 
 /* The earlier ok record that makes j done (NULL = render it). */
 const cJSON *md_batch_find_done(const md_manifest_done *d, const md_batch_job *j);

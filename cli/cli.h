@@ -6,7 +6,7 @@
 #include <stdint.h>
 
 #include "moediffuse.h"
-#include "pipeline/pipeline.h"
+#include "../host/request_fields.h"
 
 #ifndef MD_VERSION
 #define MD_VERSION "0.1.0"
@@ -25,46 +25,23 @@ enum {
     MD_EXIT_CANCELLED = 130
 };
 
-/* Which options were given on the command line (they win over --from-png). */
-enum {
-    MD_OPT_PROMPT = 1 << 0,
-    MD_OPT_NEGATIVE = 1 << 1,
-    MD_OPT_STEPS = 1 << 2,
-    MD_OPT_CFG = 1 << 3,
-    MD_OPT_SAMPLER = 1 << 4,
-    MD_OPT_SEED = 1 << 5,
-    MD_OPT_WIDTH = 1 << 6,
-    MD_OPT_HEIGHT = 1 << 7,
-    MD_OPT_CLIP_SKIP = 1 << 8,
-    MD_OPT_STRENGTH = 1 << 9,
-    MD_OPT_OUTPUT = 1 << 10
-};
-
 typedef struct md_cli_options {
     const char *model;
     const char *output;    /* may hold one %d (%03d, ...) for the image number */
-    char *prompt;          /* owned */
-    char *negative_prompt; /* owned; NULL = none */
-    int steps;
-    float cfg_scale;
-    int sampler;
-    int64_t seed;      /* -1 = random */
-    int width, height; /* 0 = the model's native size / the init image's */
-    int clip_skip;
-    const char *init_image;
-    float strength;
-    const char *mask;
+    int output_given;
+    mdh_request req;       /* the request of the first image (owned strings); the
+                              library resolves its defaults */
+    int random_seed;       /* --seed -1 or none: a random base seed */
+    unsigned char given[64]; /* per request field (mdh_request_fields order): set on the
+                                command line, so --from-png leaves it */
     int batch_count;
     int threads;
     const char *backend; /* "cpu", "vulkan" or "auto" (default) */
     int device;          /* Vulkan device index; -1 = the best */
     int profile;         /* --profile */
-    int plain_prompt;    /* --plain-prompt */
     int verbose, quiet, json;
     const char *from_png;
     const char *moe_stats; /* JSON path (may hold %d like -o); heatmap beside it */
-    int original_size[2], target_size[2], crop[2]; /* SDXL: W,H / W,H / top,left; 0 = default */
-    unsigned given; /* MD_OPT_* */
 } md_cli_options;
 
 /* Parses argv (reading --prompt-file, --negative-prompt-file and
@@ -79,6 +56,13 @@ void md_cli_options_free(md_cli_options *o);
 int md_cli_output_pattern_ok(const char *pattern);
 /* The name of image `index` (1-based); 0 when it does not fit. */
 int md_cli_output_name(const char *pattern, int index, char *out, size_t cap);
+/* --moe-stats names of image `index`: the JSON file and its heatmap (the
+ * JSON name with .json replaced by .png, or .png appended). 0 when too long. */
+int md_cli_stats_names(const char *pattern, int index, char *json, char *png, size_t cap);
+/* 1 (with the reason printed) when a statistics file of any image of the
+ * run would have the name of an output image or of another statistics
+ * file: nothing is ever overwritten by the run's own files. */
+int md_cli_stats_collide(const char *stats_pattern, const char *output_pattern, int images);
 
 /* Progress of one image: a bar on a terminal, plain lines when stderr is
  * not one, nothing with --quiet; with --json one JSON object per line on

@@ -5,12 +5,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../host/infotext.h"
+#include "../host/moe_stats.h"
 #include "batch.h"
 #include "cli.h"
 #include "engine.h"
-#include "gen_request.h"
-#include "moe/moe_stats.h"
-#include "infotext.h"
+#include "render.h"
 
 /* The one piece of process state: set by SIGINT, polled between steps. */
 static volatile sig_atomic_t cancel_requested;
@@ -80,45 +80,21 @@ static void on_router_event(void *user, const mdiff_router_event *ev)
     md_moe_stats_record(t->stats, &c);
 }
 
-static md_status write_moe_stats(const md_moe_stats *stats, const char *pattern, int index,
-                                 md_error *err)
+static int write_moe_stats(const md_moe_stats *stats, const char *pattern, int index,
+                           mdh_error *err)
 {
-    char json[4096], png[4100];
-    if (!md_cli_output_name(pattern, index, json, sizeof json))
-        return md_fail(err, MD_ERR_INVALID, "--moe-stats %s: name too long", pattern);
-    size_t n = strlen(json);
-    if (n > 5 && !strcmp(json + n - 5, ".json"))
-        n -= 5;
-    snprintf(png, sizeof png, "%.*s.png", (int)n, json);
-    md_status st = md_moe_stats_write_json(stats, json, err);
-    return st == MD_OK ? md_moe_stats_write_heatmap(stats, png, 8, err) : st;
+    char json[4096], png[4096];
+    if (!md_cli_stats_names(pattern, index, json, png, sizeof json))
+        return mdh_fail(err, MDIFF_ERR_INVALID, "--moe-stats %s: name too long", pattern);
+    int st = md_moe_stats_write_json(stats, json, err);
+    return st == MDIFF_OK ? md_moe_stats_write_heatmap(stats, png, 8, err) : st;
 }
 
-static int render(md_cli_engine *e, const md_cli_options *o, uint64_t seed,
-                  md_cli_progress *progress)
+static int render(md_cli_engine *e, md_cli_options *o, uint64_t seed, md_cli_progress *progress)
 {
     const mdiff_api *api = e->api;
-    md_gen_request r;
-    md_gen_request_init(&r);
-    r.prompt = o->prompt;
-    r.negative_prompt = o->negative_prompt;
-    r.steps = o->steps;
-    r.cfg_scale = (o->given & MD_OPT_CFG) ? o->cfg_scale : e->info.default_guidance;
-    r.original_width = o->original_size[0];
-    r.original_height = o->original_size[1];
-    r.target_width = o->target_size[0];
-    r.target_height = o->target_size[1];
-    r.crop_top = o->crop[0];
-    r.crop_left = o->crop[1];
-    r.sampler = (md_sampler_kind)o->sampler;
-    r.width = o->width;
-    r.height = o->height;
-    r.clip_skip = o->clip_skip;
-    r.init_image = o->init_image;
-    r.strength = o->strength;
-    r.mask = o->mask;
-    r.quiet = o->quiet || o->json;
-    r.plain_prompt = o->plain_prompt;
+    mdh_request *r = &o->req;
+    md_render_target target = {.quiet = o->quiet || o->json};
     const mdiff_router_trace_api *trace = NULL;
     stats_trace st_trace = {0};
     if (o->moe_stats) {
@@ -134,30 +110,33 @@ static int render(md_cli_engine *e, const md_cli_options *o, uint64_t seed,
     for (int i = 1; i <= o->batch_count; i++) {
         char name[4096];
         md_cli_output_name(o->output, i, name, sizeof name); /* checked while parsing */
-        r.output = name;
-        r.seed = seed + (uint64_t)(i - 1);
+        target.output = name;
+        r->p.seed = seed + (uint64_t)(i - 1);
         progress->image = i;
         /* With an init image the size is known once the image is read. */
-        int native = md_gen_native_size(e);
-        int w = r.width ? r.width : r.init_image ? 0 : native;
-        int h = r.height ? r.height : r.init_image ? 0 : native;
+        int native = e->info.native_width;
+        int w = r->p.width ? r->p.width : r->init_image ? 0 : native;
+        int h = r->p.height ? r->p.height : r->init_image ? 0 : native;
         if (progress->mode == MD_PROGRESS_BAR || progress->mode == MD_PROGRESS_LINES) {
             char size[32] = "size of the init image";
             if (w && h)
                 snprintf(size, sizeof size, "%dx%d", w, h);
+            float cfg = r->p.guidance == MDIFF_GUIDANCE_MODEL ? e->info.default_guidance
+                                                              : r->p.guidance;
             fprintf(stderr, "%s: seed %llu, %s, %s, %d steps, CFG %g\n", name,
-                    (unsigned long long)r.seed, size, md_infotext_sampler_name(r.sampler), r.steps,
-                    (double)r.cfg_scale);
+                    (unsigned long long)r->p.seed, size,
+                    mdh_sampler_display_name(r->p.sampler ? r->p.sampler : "dpmpp_2m_karras"),
+                    r->p.steps, (double)cfg);
         }
         if (o->verbose) {
-            char *text = md_gen_request_parameters(e, &r);
+            char *text = md_render_parameters(e, r, NULL);
             if (text)
                 fprintf(stderr, "moe-diffuse: parameters of %s:\n%s\n", name, text);
             free(text);
         }
-        md_cli_progress_start(progress, name, r.seed, w, h, r.steps);
+        md_cli_progress_start(progress, name, r->p.seed, w, h, r->p.steps);
         char msg[1024] = "";
-        md_gen_result res = {0};
+        md_render_result res = {0};
         if (trace) {
             md_moe_stats_free(st_trace.stats);
             st_trace = (stats_trace){.stats = md_moe_stats_new()};
@@ -168,11 +147,12 @@ static int render(md_cli_engine *e, const md_cli_options *o, uint64_t seed,
             }
             trace->set(e->ctx, on_router_event, &st_trace);
         }
-        int status = md_gen_request_run(e, &r, &res, msg, sizeof msg);
+        int status = md_render(e, r, &target, &res, msg, sizeof msg);
         if (trace) {
             trace->set(e->ctx, NULL, NULL);
-            md_error err = {0};
-            if (status == MDIFF_OK && write_moe_stats(st_trace.stats, o->moe_stats, i, &err) != MD_OK) {
+            mdh_error err = {0};
+            if (status == MDIFF_OK &&
+                write_moe_stats(st_trace.stats, o->moe_stats, i, &err) != MDIFF_OK) {
                 snprintf(msg, sizeof msg, "%s", err.msg);
                 status = MDIFF_ERR_IO;
             }
@@ -182,7 +162,7 @@ static int render(md_cli_engine *e, const md_cli_options *o, uint64_t seed,
             md_cli_progress_error(progress, rc, msg);
             break;
         }
-        md_cli_progress_done(progress, name, res.width, res.height, res.seconds);
+        md_cli_progress_done(progress, name, res.resolved.width, res.resolved.height, res.seconds);
         if (cancel_requested && i < o->batch_count) { /* came during the decode: image i is whole */
             md_cli_progress_error(progress, MD_EXIT_CANCELLED, "cancelled before the next image");
             rc = MD_EXIT_CANCELLED;
@@ -250,7 +230,7 @@ int main(int argc, char **argv)
                 threads);
     }
 
-    uint64_t seed = o.seed < 0 ? random_seed() : (uint64_t)o.seed;
+    uint64_t seed = o.random_seed ? random_seed() : o.req.p.seed;
     if (cancel_requested) {
         md_cli_progress_error(&progress, MD_EXIT_CANCELLED, "cancelled while loading the model");
         rc = MD_EXIT_CANCELLED;

@@ -60,13 +60,13 @@ static int add_record(md_manifest_done *d, cJSON *rec, int take_base_seed)
     return 1;
 }
 
-static md_status read_file(const char *path, md_manifest_done *d, int take_base_seed, md_error *err)
+static int read_file(const char *path, md_manifest_done *d, int take_base_seed, mdh_error *err)
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
         if (errno == ENOENT)
-            return MD_OK;
-        return md_fail(err, MD_ERR_IO, "%s: cannot read the manifest: %s", path, strerror(errno));
+            return MDIFF_OK;
+        return mdh_fail(err, MDIFF_ERR_IO, "%s: cannot read the manifest: %s", path, strerror(errno));
     }
     char *line = NULL;
     size_t cap = 0;
@@ -83,11 +83,11 @@ static md_status read_file(const char *path, md_manifest_done *d, int take_base_
     free(line);
     fclose(f);
     if (bad)
-        return md_fail(err, MD_ERR_IO, "%s: read error", path);
-    return MD_OK;
+        return mdh_fail(err, MDIFF_ERR_IO, "%s: read error", path);
+    return MDIFF_OK;
 }
 
-md_status md_manifest_read(const char *path, md_manifest_done *d, md_error *err)
+int md_manifest_read(const char *path, md_manifest_done *d, mdh_error *err)
 {
     return read_file(path, d, 1, err);
 }
@@ -98,18 +98,18 @@ static int is_manifest_name(const char *name)
     return n > 14 && strncmp(name, "manifest", 8) == 0 && strcmp(name + n - 6, ".jsonl") == 0;
 }
 
-md_status md_manifest_read_dir(const char *dir, const char *own, md_manifest_done *d,
-                               md_error *err)
+int md_manifest_read_dir(const char *dir, const char *own, md_manifest_done *d,
+                               mdh_error *err)
 {
     struct stat own_st;
     int have_own = own && stat(own, &own_st) == 0;
     DIR *dp = opendir(dir);
     if (!dp)
-        return errno == ENOENT ? MD_OK
-                               : md_fail(err, MD_ERR_IO, "%s: cannot list: %s", dir, strerror(errno));
+        return errno == ENOENT ? MDIFF_OK
+                               : mdh_fail(err, MDIFF_ERR_IO, "%s: cannot list: %s", dir, strerror(errno));
     struct dirent *de;
-    md_status st = MD_OK;
-    while (st == MD_OK && (de = readdir(dp)) != NULL) {
+    int st = MDIFF_OK;
+    while (st == MDIFF_OK && (de = readdir(dp)) != NULL) {
         if (!is_manifest_name(de->d_name))
             continue;
         char path[4096];
@@ -124,24 +124,24 @@ md_status md_manifest_read_dir(const char *dir, const char *own, md_manifest_don
     return st;
 }
 
-md_status md_manifest_open(const char *path, md_manifest_writer *w, md_error *err)
+int md_manifest_open(const char *path, md_manifest_writer *w, mdh_error *err)
 {
     w->fd = -1;
     snprintf(w->path, sizeof w->path, "%s", path);
     int fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0)
-        return md_fail(err, MD_ERR_IO, "%s: cannot open the manifest: %s", path, strerror(errno));
+        return mdh_fail(err, MDIFF_ERR_IO, "%s: cannot open the manifest: %s", path, strerror(errno));
     /* flock, not fcntl: an fcntl lock would be dropped as soon as this
      * process closes any other descriptor of the file (the reader does). */
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
         int e = errno;
         close(fd);
         if (e == EWOULDBLOCK)
-            return md_fail(err, MD_ERR_IO,
+            return mdh_fail(err, MDIFF_ERR_IO,
                            "%s: the manifest is in use by another process; is the same shard "
                            "running twice?",
                            path);
-        return md_fail(err, MD_ERR_IO, "%s: cannot lock the manifest: %s", path, strerror(e));
+        return mdh_fail(err, MDIFF_ERR_IO, "%s: cannot lock the manifest: %s", path, strerror(e));
     }
     /* Terminate a partial line left by a crash so the next record starts on
      * a line of its own. */
@@ -151,24 +151,24 @@ md_status md_manifest_open(const char *path, md_manifest_writer *w, md_error *er
         last = '\n';
     if (last != '\n' && (write(fd, "\n", 1) != 1 || fsync(fd) != 0)) {
         close(fd);
-        return md_fail(err, MD_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+        return mdh_fail(err, MDIFF_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
     }
     w->fd = fd;
-    return MD_OK;
+    return MDIFF_OK;
 }
 
-md_status md_manifest_append(md_manifest_writer *w, const cJSON *record, md_error *err)
+int md_manifest_append(md_manifest_writer *w, const cJSON *record, mdh_error *err)
 {
     if (w->fd < 0)
-        return md_fail(err, MD_ERR_IO, "%s: the manifest is not open", w->path);
+        return mdh_fail(err, MDIFF_ERR_IO, "%s: the manifest is not open", w->path);
     char *text = cJSON_PrintUnformatted(record);
     if (!text)
-        return md_fail(err, MD_ERR_NOMEM, "%s: out of memory", w->path);
+        return mdh_fail(err, MDIFF_ERR_NOMEM, "%s: out of memory", w->path);
     size_t n = strlen(text);
     char *line = realloc(text, n + 2);
     if (!line) {
         free(text);
-        return md_fail(err, MD_ERR_NOMEM, "%s: out of memory", w->path);
+        return mdh_fail(err, MDIFF_ERR_NOMEM, "%s: out of memory", w->path);
     }
     line[n] = '\n';
     line[n + 1] = '\0';
@@ -183,12 +183,12 @@ md_status md_manifest_append(md_manifest_writer *w, const cJSON *record, md_erro
         }
         close(w->fd);
         w->fd = -1;
-        return md_fail(err, MD_ERR_IO, "%s: cannot append a record: %s", w->path,
+        return mdh_fail(err, MDIFF_ERR_IO, "%s: cannot append a record: %s", w->path,
                        wrote < 0 ? strerror(e) : "short write (disk full?)");
     }
     if (fsync(w->fd) != 0)
-        return md_fail(err, MD_ERR_IO, "%s: fsync failed: %s", w->path, strerror(errno));
-    return MD_OK;
+        return mdh_fail(err, MDIFF_ERR_IO, "%s: fsync failed: %s", w->path, strerror(errno));
+    return MDIFF_OK;
 }
 
 void md_manifest_close(md_manifest_writer *w)

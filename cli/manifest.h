@@ -8,7 +8,7 @@
 #include <cjson/cJSON.h>
 #include <stddef.h>
 
-#include "runtime/status.h"
+#include "../host/host_error.h"
 
 /* Records with status "ok" from earlier runs, by entry index. */
 typedef struct md_manifest_done {
@@ -24,12 +24,12 @@ void md_manifest_done_init(md_manifest_done *d, long count);
 void md_manifest_done_free(md_manifest_done *d);
 
 /* Adds the ok records of one manifest file; a missing file adds nothing. */
-md_status md_manifest_read(const char *path, md_manifest_done *d, md_error *err);
+int md_manifest_read(const char *path, md_manifest_done *d, mdh_error *err);
 
 /* Reads every manifest*.jsonl in dir but `own` (other shards' and earlier
  * layouts' manifests count too, so changing N still resumes). */
-md_status md_manifest_read_dir(const char *dir, const char *own, md_manifest_done *d,
-                               md_error *err);
+int md_manifest_read_dir(const char *dir, const char *own, md_manifest_done *d,
+                               mdh_error *err);
 
 /* The ok records for an entry index (a JSON array) or NULL. */
 const cJSON *md_manifest_done_get(const md_manifest_done *d, long index);
@@ -41,9 +41,9 @@ typedef struct md_manifest_writer {
 
 /* Opens for appending and takes an exclusive lock (flock), so two
  * processes never share one manifest (a shard started twice fails here). */
-md_status md_manifest_open(const char *path, md_manifest_writer *w, md_error *err);
+int md_manifest_open(const char *path, md_manifest_writer *w, mdh_error *err);
 /* One record = one line, written with one write() and fsync'd. */
-md_status md_manifest_append(md_manifest_writer *w, const cJSON *record, md_error *err);
+int md_manifest_append(md_manifest_writer *w, const cJSON *record, mdh_error *err);
 void md_manifest_close(md_manifest_writer *w);
 
 #endif

@@ -4,12 +4,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../host/image_read.h"
+#include "../host/image_write.h"
+#include "../host/infotext.h"
+#include "cli.h"
 #include "engine.h"
 #include "parse_number.h"
-#include "cli.h"
-#include "gen_request.h"
-#include "infotext.h"
-#include "io/image_read.h"
 
 /* Seeds stay exact as JSON numbers (--json, batch manifests). */
 #define MD_SEED_MAX 9007199254740991LL
@@ -76,8 +76,8 @@ static int read_prompt_file(const char *flag, const char *path, char **out)
         fprintf(stderr, "moe-diffuse: %s %s: cannot open: %s\n", flag, path, strerror(errno));
         return MD_EXIT_IO;
     }
-    char *buf = malloc(MD_GEN_PROMPT_MAX + 2);
-    size_t n = buf ? fread(buf, 1, MD_GEN_PROMPT_MAX + 1, f) : 0;
+    char *buf = malloc(MDIFF_PROMPT_MAX + 2);
+    size_t n = buf ? fread(buf, 1, MDIFF_PROMPT_MAX + 1, f) : 0;
     int failed = !buf || ferror(f);
     if (f != stdin)
         fclose(f);
@@ -86,9 +86,9 @@ static int read_prompt_file(const char *flag, const char *path, char **out)
         free(buf);
         return MD_EXIT_IO;
     }
-    if (n > MD_GEN_PROMPT_MAX) {
+    if (n > MDIFF_PROMPT_MAX) {
         fprintf(stderr, "moe-diffuse: %s %s: the prompt is longer than %d bytes\n", flag, path,
-                MD_GEN_PROMPT_MAX);
+                MDIFF_PROMPT_MAX);
         free(buf);
         return MD_EXIT_USAGE;
     }
@@ -107,61 +107,64 @@ static int read_prompt_file(const char *flag, const char *path, char **out)
     return MD_EXIT_OK;
 }
 
-static int replace_string(char **dst, const char *src)
+/* Marks a request field as given on the command line. */
+static void mark_given(md_cli_options *o, const char *name)
 {
-    free(*dst);
-    *dst = src ? strdup(src) : NULL;
-    return !src || *dst;
+    int n;
+    const mdh_field *fields = mdh_request_fields(&n);
+    o->given[mdh_request_field(name) - fields] = 1;
+}
+
+static int set_text(md_cli_options *o, const char *name, const char *value)
+{
+    if (mdh_request_set_string(&o->req, mdh_request_field(name), value) != MDIFF_OK) {
+        fprintf(stderr, "moe-diffuse: out of memory\n");
+        return MD_EXIT_FAILURE;
+    }
+    mark_given(o, name);
+    return MD_EXIT_OK;
 }
 
 /* Settings from a PNG's parameters for whatever the command line left open. */
 static int apply_from_png(md_cli_options *o)
 {
-    md_error err = {0};
+    mdh_error err = {0};
     char *text = NULL;
-    md_status st = md_png_read_text(o->from_png, "parameters", &text, &err);
-    md_infotext t;
-    if (st == MD_OK) {
-        st = md_infotext_parse(text, o->from_png, &t, &err);
+    int st = md_png_read_text(o->from_png, "parameters", &text, &err);
+    mdh_infotext t;
+    if (st == MDIFF_OK) {
+        st = mdh_infotext_parse(text, o->from_png, &t, &err);
         free(text);
     }
-    if (st != MD_OK) {
+    if (st != MDIFF_OK) {
         fprintf(stderr, "moe-diffuse: --from-png %s\n", err.msg);
-        return st == MD_ERR_UNSUPPORTED ? MD_EXIT_USAGE : MD_EXIT_IO;
+        return st == MDIFF_ERR_UNSUPPORTED ? MD_EXIT_USAGE : MD_EXIT_IO;
     }
-    int rc = MD_EXIT_OK;
-    unsigned g = o->given;
-    if (!(g & MD_OPT_PROMPT) && !replace_string(&o->prompt, t.prompt))
-        rc = MD_EXIT_FAILURE;
-    if (!(g & MD_OPT_NEGATIVE) && !replace_string(&o->negative_prompt, t.negative_prompt))
-        rc = MD_EXIT_FAILURE;
-    if (!(g & MD_OPT_STEPS) && (t.has & MD_INFO_STEPS))
-        o->steps = t.steps;
-    if (!(g & MD_OPT_SAMPLER) && (t.has & MD_INFO_SAMPLER))
-        o->sampler = (int)t.sampler;
-    if (!(g & MD_OPT_CFG) && (t.has & MD_INFO_CFG)) {
-        o->cfg_scale = t.cfg_scale;
-        o->given |= MD_OPT_CFG; /* so the model's default guidance does not replace it */
+    int rc = MD_EXIT_OK, n;
+    const mdh_field *fields = mdh_request_fields(&n);
+    for (int i = 0; i < n && rc == MD_EXIT_OK; i++) {
+        const mdh_field *f = &fields[i];
+        if (!t.found[i] || o->given[i])
+            continue;
+        if (f->type == MDH_FIELD_TEXT || f->type == MDH_FIELD_NAME) {
+            const char *v = *(const char *const *)((const char *)&t.req.p + f->offset);
+            if (mdh_request_set_string(&o->req, f, v) != MDIFF_OK)
+                rc = MD_EXIT_FAILURE;
+        } else if (f->type != MDH_FIELD_PATH) {
+            size_t size = f->type == MDH_FIELD_SEED ? sizeof(uint64_t) : sizeof(int32_t);
+            memcpy((char *)&o->req.p + f->offset, (const char *)&t.req.p + f->offset, size);
+            if (f->type == MDH_FIELD_SEED)
+                o->random_seed = 0;
+        }
     }
-    if (!(g & MD_OPT_SEED) && (t.has & MD_INFO_SEED))
-        o->seed = t.seed > (uint64_t)MD_SEED_MAX ? -1 : (int64_t)t.seed;
-    if (!(g & MD_OPT_WIDTH) && (t.has & MD_INFO_SIZE))
-        o->width = t.width;
-    if (!(g & MD_OPT_HEIGHT) && (t.has & MD_INFO_SIZE))
-        o->height = t.height;
-    if (!(g & MD_OPT_CLIP_SKIP))
-        o->clip_skip = (t.has & MD_INFO_CLIP_SKIP) ? t.clip_skip : 0;
-    if (!(g & MD_OPT_STRENGTH) && (t.has & MD_INFO_STRENGTH))
-        o->strength = t.strength;
-    if (t.has & MD_INFO_PLAIN_PROMPT)
-        o->plain_prompt = 1;
-    if (rc == MD_EXIT_OK && (t.has & MD_INFO_STRENGTH) && !o->init_image) {
+    int strength_found = t.found[mdh_request_field("strength") - fields];
+    if (rc == MD_EXIT_OK && strength_found && !o->req.init_image) {
         fprintf(stderr,
                 "moe-diffuse: --from-png %s: the image was made from an init image "
                 "(denoising strength %g): give it with --init-img%s\n",
-                o->from_png, (double)t.strength, (t.has & MD_INFO_MASK_BLUR) ? " and --mask" : "");
+                o->from_png, (double)t.req.p.strength, t.mask_blur >= 0 ? " and --mask" : "");
         rc = MD_EXIT_USAGE;
-    } else if (rc == MD_EXIT_OK && (t.has & MD_INFO_MASK_BLUR) && !o->mask) {
+    } else if (rc == MD_EXIT_OK && t.mask_blur >= 0 && !o->req.mask) {
         fprintf(stderr,
                 "moe-diffuse: --from-png %s: the image was inpainted: give the mask with "
                 "--mask\n",
@@ -170,41 +173,41 @@ static int apply_from_png(md_cli_options *o)
     }
     if (rc == MD_EXIT_FAILURE)
         fprintf(stderr, "moe-diffuse: out of memory\n");
-    md_infotext_free(&t);
+    mdh_infotext_free(&t);
     return rc;
 }
 
 void md_cli_options_free(md_cli_options *o)
 {
-    free(o->prompt);
-    free(o->negative_prompt);
-    o->prompt = o->negative_prompt = NULL;
+    mdh_request_clear(&o->req);
 }
 
 static int check_combination(md_cli_options *o)
 {
-    if (!o->prompt) {
+    const mdiff_gen_params *p = &o->req.p;
+    if (!p->prompt) {
         fprintf(stderr, "moe-diffuse: a prompt is required: -p TEXT, --prompt-file F or "
                         "--from-png F (see --help)\n");
         return MD_EXIT_USAGE;
     }
     for (int k = 0; k < 2; k++) {
-        int v = k ? o->height : o->width;
+        int v = k ? p->height : p->width;
         if (v && v % 8) {
             fprintf(stderr, "moe-diffuse: %s must be a multiple of 8, got %d\n",
                     k ? "--height" : "--width", v);
             return MD_EXIT_USAGE;
         }
     }
-    if (o->mask && !o->init_image) {
+    if (o->req.mask && !o->req.init_image) {
         fprintf(stderr, "moe-diffuse: --mask needs --init-img (the image to inpaint)\n");
         return MD_EXIT_USAGE;
     }
-    if ((o->given & MD_OPT_STRENGTH) && !o->init_image) {
+    if (o->given[mdh_request_field("strength") - mdh_request_fields(&(int){0})] &&
+        !o->req.init_image) {
         fprintf(stderr, "moe-diffuse: --strength needs --init-img\n");
         return MD_EXIT_USAGE;
     }
-    if (!(o->given & MD_OPT_OUTPUT))
+    if (!o->output_given)
         o->output = o->batch_count > 1 ? "out_%03d.png" : "out.png";
     if (!md_cli_output_pattern_ok(o->output))
         return MD_EXIT_USAGE;
@@ -226,14 +229,21 @@ static int check_combination(md_cli_options *o)
         fprintf(stderr, "moe-diffuse: -o '%s' is too long\n", o->output);
         return MD_EXIT_USAGE;
     }
-    md_error err = {0};
-    md_gen_request r;
-    md_gen_request_init(&r);
-    r.prompt = o->prompt;
-    r.negative_prompt = o->negative_prompt;
-    r.output = probe;
-    if (md_gen_request_check(&r, &err) != MD_OK) {
-        fprintf(stderr, "moe-diffuse: %s\n", err.msg);
+    if (md_image_format_of(probe) == MD_IMAGE_UNKNOWN) {
+        fprintf(stderr, "moe-diffuse: %s: unknown image type (use .png, .jpg, .jpeg or .bmp)\n",
+                probe);
+        return MD_EXIT_USAGE;
+    }
+    if (o->moe_stats && md_cli_stats_collide(o->moe_stats, o->output, o->batch_count))
+        return MD_EXIT_USAGE;
+    /* The library's own check of what needs no model. */
+    const mdiff_api *api = md_cli_api();
+    mdiff_gen_params checked = {.struct_size = sizeof checked};
+    char msg[512];
+    if (!api)
+        return MD_EXIT_FAILURE;
+    if (api->resolve_params(NULL, p, &checked, msg, sizeof msg) != MDIFF_OK) {
+        fprintf(stderr, "moe-diffuse: %s\n", msg);
         return MD_EXIT_USAGE;
     }
     return MD_EXIT_OK;
@@ -297,11 +307,9 @@ int md_cli_parse(int argc, char **argv, md_cli_options *o)
         {"version", no_argument, NULL, 'V'},
         {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
-    o->steps = 20;
-    o->cfg_scale = 7.5f;
-    o->sampler = MD_SAMPLER_DPMPP_2M_KARRAS;
-    o->seed = -1;
-    o->strength = 0.75f;
+    mdh_request_init(&o->req);
+    o->req.p.prompt = NULL; /* required: -p, --prompt-file or --from-png */
+    o->random_seed = 1;
     o->batch_count = 1;
     o->backend = "auto";
     o->device = -1;
@@ -314,11 +322,8 @@ int md_cli_parse(int argc, char **argv, md_cli_options *o)
         case 'm': o->model = optarg; break;
         case 'p':
         case 'n':
-            if (!replace_string(c == 'p' ? &o->prompt : &o->negative_prompt, optarg)) {
-                fprintf(stderr, "moe-diffuse: out of memory\n");
-                return MD_EXIT_FAILURE;
-            }
-            o->given |= c == 'p' ? MD_OPT_PROMPT : MD_OPT_NEGATIVE;
+            if ((rc = set_text(o, c == 'p' ? "prompt" : "negative_prompt", optarg)) != MD_EXIT_OK)
+                return rc;
             break;
         case OPT_PROMPT_FILE:
         case OPT_NEG_FILE: {
@@ -327,19 +332,24 @@ int md_cli_parse(int argc, char **argv, md_cli_options *o)
                 fprintf(stderr, "moe-diffuse: only one prompt can come from stdin\n");
                 return MD_EXIT_USAGE;
             }
-            rc = read_prompt_file(flag, optarg,
-                                  c == OPT_PROMPT_FILE ? &o->prompt : &o->negative_prompt);
+            char *text = NULL;
+            if ((rc = read_prompt_file(flag, optarg, &text)) != MD_EXIT_OK)
+                return rc;
+            rc = set_text(o, c == OPT_PROMPT_FILE ? "prompt" : "negative_prompt", text);
+            free(text);
             if (rc != MD_EXIT_OK)
                 return rc;
-            o->given |= c == OPT_PROMPT_FILE ? MD_OPT_PROMPT : MD_OPT_NEGATIVE;
             break;
         }
         case 'o':
             o->output = optarg;
-            o->given |= MD_OPT_OUTPUT;
+            o->output_given = 1;
             break;
-        case 'i': o->init_image = optarg; break;
-        case OPT_MASK: o->mask = optarg; break;
+        case 'i':
+        case OPT_MASK:
+            if ((rc = set_text(o, c == 'i' ? "init_image" : "mask", optarg)) != MD_EXIT_OK)
+                return rc;
+            break;
         case OPT_FROM_PNG: o->from_png = optarg; break;
         case OPT_MOE_STATS: o->moe_stats = optarg; break;
         case OPT_ORIGINAL_SIZE:
@@ -356,11 +366,15 @@ int md_cli_parse(int argc, char **argv, md_cli_options *o)
                         sizes ? "WIDTHxHEIGHT (1..16384)" : "TOPxLEFT (0..16384)", optarg);
                 return MD_EXIT_USAGE;
             }
-            int *dst = c == OPT_ORIGINAL_SIZE ? o->original_size
-                       : c == OPT_TARGET_SIZE ? o->target_size
-                                              : o->crop;
-            dst[0] = a;
-            dst[1] = b;
+            mdiff_gen_params *p = &o->req.p;
+            int32_t *dst[2] = {c == OPT_ORIGINAL_SIZE ? &p->original_width
+                               : c == OPT_TARGET_SIZE ? &p->target_width
+                                                      : &p->crop_top,
+                               c == OPT_ORIGINAL_SIZE ? &p->original_height
+                               : c == OPT_TARGET_SIZE ? &p->target_height
+                                                      : &p->crop_left};
+            *dst[0] = a;
+            *dst[1] = b;
             break;
         }
         case 'v': o->verbose = 1; break;
@@ -369,31 +383,33 @@ int md_cli_parse(int argc, char **argv, md_cli_options *o)
         case OPT_STEPS:
             if (!parse_int("--steps", optarg, 1, 1000, &v))
                 return MD_EXIT_USAGE;
-            o->steps = (int)v;
-            o->given |= MD_OPT_STEPS;
+            o->req.p.steps = (int)v;
+            mark_given(o, "steps");
             break;
         case OPT_CFG:
-            if (!parse_float("--cfg-scale", optarg, 0.0, 100.0, &o->cfg_scale))
+            if (!parse_float("--cfg-scale", optarg, 0.0, 100.0, &o->req.p.guidance))
                 return MD_EXIT_USAGE;
-            o->given |= MD_OPT_CFG;
+            mark_given(o, "guidance");
             break;
         case OPT_STRENGTH:
-            if (!parse_float("--strength", optarg, 0.0, 1.0, &o->strength))
+            if (!parse_float("--strength", optarg, 0.0, 1.0, &o->req.p.strength))
                 return MD_EXIT_USAGE;
-            if (!(o->strength > 0.0f)) {
+            if (!(o->req.p.strength > 0.0f)) {
                 fprintf(stderr, "moe-diffuse: --strength must be above 0 (got '%s')\n", optarg);
                 return MD_EXIT_USAGE;
             }
-            o->given |= MD_OPT_STRENGTH;
+            mark_given(o, "strength");
             break;
-        case OPT_SAMPLER:
-            o->sampler = md_infotext_sampler_from_name(optarg, NULL);
-            if (o->sampler < 0) {
+        case OPT_SAMPLER: {
+            const char *name = mdh_sampler_from_display(optarg, NULL);
+            if (!name) {
                 fprintf(stderr, "moe-diffuse: unknown sampler '%s' (see --help)\n", optarg);
                 return MD_EXIT_USAGE;
             }
-            o->given |= MD_OPT_SAMPLER;
+            if ((rc = set_text(o, "sampler", name)) != MD_EXIT_OK)
+                return rc;
             break;
+        }
         case OPT_SEED: {
             char *end;
             errno = 0;
@@ -405,8 +421,9 @@ int md_cli_parse(int argc, char **argv, md_cli_options *o)
                         MD_SEED_MAX, optarg);
                 return MD_EXIT_USAGE;
             }
-            o->seed = s;
-            o->given |= MD_OPT_SEED;
+            o->random_seed = s < 0;
+            o->req.p.seed = s < 0 ? 0 : (uint64_t)s;
+            mark_given(o, "seed");
             break;
         }
         case 'W':
@@ -418,14 +435,14 @@ int md_cli_parse(int argc, char **argv, md_cli_options *o)
                         c == 'W' ? "--width" : "--height", v);
                 return MD_EXIT_USAGE;
             }
-            *(c == 'W' ? &o->width : &o->height) = (int)v;
-            o->given |= c == 'W' ? MD_OPT_WIDTH : MD_OPT_HEIGHT;
+            *(c == 'W' ? &o->req.p.width : &o->req.p.height) = (int)v;
+            mark_given(o, c == 'W' ? "width" : "height");
             break;
         case OPT_CLIP_SKIP:
             if (!parse_int("--clip-skip", optarg, 0, 64, &v))
                 return MD_EXIT_USAGE;
-            o->clip_skip = (int)v;
-            o->given |= MD_OPT_CLIP_SKIP;
+            o->req.p.clip_skip = (int)v;
+            mark_given(o, "clip_skip");
             break;
         case 'b':
             if (!parse_int("--batch-count", optarg, 1, 100000, &v))
@@ -451,7 +468,10 @@ int md_cli_parse(int argc, char **argv, md_cli_options *o)
             o->device = (int)v;
             break;
         case OPT_PROFILE: o->profile = 1; break;
-        case OPT_PLAIN_PROMPT: o->plain_prompt = 1; break;
+        case OPT_PLAIN_PROMPT:
+            o->req.p.prompt_syntax = MDIFF_PROMPT_PLAIN;
+            mark_given(o, "prompt_syntax");
+            break;
         case 'h': print_help(); return -1;
         case 'V': printf("moe-diffuse %s\n", MD_VERSION); return -1;
         case ':':

@@ -70,3 +70,43 @@ int md_cli_output_name(const char *pattern, int index, char *out, size_t cap)
     out[len] = '\0';
     return 1;
 }
+
+int md_cli_stats_names(const char *pattern, int index, char *json, char *png, size_t cap)
+{
+    if (!md_cli_output_name(pattern, index, json, cap))
+        return 0;
+    size_t n = strlen(json);
+    if (n > 5 && !strcmp(json + n - 5, ".json"))
+        n -= 5;
+    return snprintf(png, cap, "%.*s.png", (int)n, json) < (int)cap;
+}
+
+/* Pairs of images are compared, so the check is bounded: names differ only
+ * through the image number, and a clash that first appears past image 256
+ * needs two patterns that write the number differently (%d against %04d). */
+#define MAX_CHECKED 256
+
+int md_cli_stats_collide(const char *stats_pattern, const char *output_pattern, int images)
+{
+    int n = images < MAX_CHECKED ? images : MAX_CHECKED;
+    char json[4096], png[4096], out[4096];
+    for (int i = 1; i <= n; i++) {
+        if (!md_cli_stats_names(stats_pattern, i, json, png, sizeof json)) {
+            fprintf(stderr, "moe-diffuse: --moe-stats %s: name too long\n", stats_pattern);
+            return 1;
+        }
+        for (int j = 1; j <= n; j++) {
+            if (!md_cli_output_name(output_pattern, j, out, sizeof out))
+                continue;
+            const char *clash = !strcmp(out, json) ? json : !strcmp(out, png) ? png : NULL;
+            if (clash) {
+                fprintf(stderr,
+                        "moe-diffuse: --moe-stats %s would write %s, which is also an output "
+                        "image (-o %s): choose another name\n",
+                        stats_pattern, clash, output_pattern);
+                return 1;
+            }
+        }
+    }
+    return 0;
+}

@@ -35,7 +35,10 @@
  *   - A context holds one loaded model and runs one generation at a time:
  *     a generate (or any other call that needs the model) made while one is
  *     running on that context returns MDIFF_ERR_BUSY at once.
- *   - Several contexts may generate in parallel from different threads.
+ *   - Several contexts may generate in parallel from different threads,
+ *     also contexts that share one loaded model (context params'
+ *     share_model, 1.3): a loaded model never changes while it generates;
+ *     each context keeps its own per-generation buffers.
  *   - Callbacks (progress, log) run on the thread that called into the
  *     library, during that call.
  *   - api->cancel may be called from any thread, and from a signal handler
@@ -61,7 +64,7 @@ extern "C" {
 #endif
 
 #define MOEDIFFUSE_ABI_MAJOR 1
-#define MOEDIFFUSE_ABI_MINOR 2
+#define MOEDIFFUSE_ABI_MINOR 3
 
 #if defined(__GNUC__)
 #define MOEDIFFUSE_EXPORT __attribute__((visibility("default")))
@@ -137,7 +140,8 @@ typedef struct mdiff_context_params {
     mdiff_log_fn log;         /* NULL = no logging */
     void *log_user;
     int32_t threads;          /* CPU threads; 0 = all online CPUs */
-    int32_t moe_top_k;        /* experts per token; 0 = the model's own */
+    int32_t moe_top_k;        /* experts per token for this context's generations (a request's
+                                 moe_top_k wins); 0 = the model's own; 1..MDIFF_MAX_TOP_K */
     int32_t log_level;        /* messages up to this mdiff_log_level; default INFO */
     int32_t reserved;
     /* ABI 1.2 (a host built before 1.2 runs on the CPU, as it always did) */
@@ -149,6 +153,13 @@ typedef struct mdiff_context_params {
     int32_t device;           /* Vulkan device index as MDIFF_FEATURE_DEVICES lists them;
                                  -1 (context_params_init's default) = the best */
     uint32_t flags;           /* MDIFF_CONTEXT_* */
+    /* ABI 1.3 */
+    mdiff_context *share_model; /* non-NULL: use this context's loaded model instead of loading
+                                   model_path again (the weights are mapped once), so the two
+                                   contexts generate in parallel on one model. The model lives
+                                   until the last context using it is destroyed. CPU backend
+                                   only (MDIFF_ERR_UNSUPPORTED on Vulkan); model_path, backend
+                                   and device are then ignored. */
 } mdiff_context_params;
 
 /* Per-op GPU timestamps on the Vulkan backend, read with MDIFF_FEATURE_PROFILE. */
@@ -169,8 +180,10 @@ typedef struct mdiff_gen_params {
                                       (min(w,h)/128 px, 1..8) */
     int32_t width, height;         /* 0 = the init image's size, else the model's native */
     int32_t steps;                 /* default 20 */
-    float guidance;                /* classifier-free guidance scale; <= 1 disables; default 7.5
-                                      (model_info's default_guidance is the model's) */
+    float guidance;                /* classifier-free guidance scale, 0..100; <= 1 disables.
+                                      Since 1.3 the default is MDIFF_GUIDANCE_MODEL (the model's
+                                      own, model_info's default_guidance); a struct of an older
+                                      minor defaults to 7.5 as it always did */
     float strength;                /* img2img/inpaint: 0 < strength <= 1; default 0.75 */
     int32_t preview_interval;      /* a preview every N denoising steps; 0 = none */
     /* ABI 1.1 */
@@ -185,7 +198,22 @@ typedef struct mdiff_gen_params {
     int32_t original_width, original_height;
     int32_t crop_top, crop_left;
     int32_t target_width, target_height;
+    /* ABI 1.3: Mixture-of-Experts settings of this generation, read per
+     * generation (the loaded weights never change, nothing is reloaded).
+     * Dense models ignore them. */
+    int32_t moe_top_k;             /* experts per token, 1..min(num_experts, MDIFF_MAX_TOP_K);
+                                      0 = the context's (context params / moe.expert_settings),
+                                      else the model's own */
+    int32_t moe_routing;           /* mdiff_routing: MDIFF_ROUTING_SEQUENCE or _TOKEN;
+                                      0 (MDIFF_ROUTING_MODEL) = the model's own */
 } mdiff_gen_params;
+
+/* guidance value meaning "the model's own default" (ABI 1.3). */
+#define MDIFF_GUIDANCE_MODEL (-1.0f)
+/* The longest prompt or negative prompt, in bytes. */
+#define MDIFF_PROMPT_MAX 16384
+/* The most experts per token any MoE setting takes. */
+#define MDIFF_MAX_TOP_K 16
 
 typedef enum mdiff_prompt_syntax {
     /* "(word:1.3)" / "(word)" / "[word]" emphasis; prompts past 75 tokens are
@@ -200,7 +228,8 @@ typedef enum mdiff_prompt_syntax {
 /* ---- model information (filled by the library) ---- */
 typedef enum mdiff_family { MDIFF_FAMILY_SD1 = 1, MDIFF_FAMILY_SD2 = 2, MDIFF_FAMILY_SDXL = 3 } mdiff_family;
 typedef enum mdiff_routing {
-    MDIFF_ROUTING_NONE = 0,     /* dense model */
+    MDIFF_ROUTING_NONE = 0,     /* model_info: a dense model */
+    MDIFF_ROUTING_MODEL = 0,    /* gen_params.moe_routing: the model's own (1.3) */
     MDIFF_ROUTING_SEQUENCE = 1, /* SegMoE: experts chosen once per call */
     MDIFF_ROUTING_TOKEN = 2     /* each token chooses its experts */
 } mdiff_routing;
@@ -257,8 +286,10 @@ typedef struct mdiff_router_stats_api {
                  int counts_cap);
 } mdiff_router_stats_api;
 
-/* "moe.expert_settings": read or change the experts used per token.
- * set reloads the model's weights (memory-mapped, so quick). */
+/* "moe.expert_settings": read or change the experts per token this
+ * context's generations use when a request leaves moe_top_k at 0. Since
+ * 1.3 set changes a per-context setting only: nothing is reloaded, and it
+ * works for diffusers folders and single files alike. */
 #define MDIFF_FEATURE_EXPERT_SETTINGS "moe.expert_settings"
 
 typedef struct mdiff_expert_settings {
@@ -396,6 +427,19 @@ typedef struct mdiff_api {
     void (*image_free)(mdiff_image *img);
 
     const void *(*get_feature)(const char *id);
+
+    /* ABI 1.3 */
+    /* The request as generate will run it, every default resolved: size
+     * (native, or the init image's), guidance (the model's for
+     * MDIFF_GUIDANCE_MODEL), sampler name, moe_top_k and moe_routing (the
+     * ones in effect; 0 on a dense model). This is the one validation of a
+     * request: generate applies the same. With ctx NULL only what needs no
+     * model is checked and resolved (size, guidance and MoE fields may stay
+     * 0 / MDIFF_GUIDANCE_MODEL). `out` (struct_size set) receives the
+     * result; its pointers alias the input's. Hosts use it to check a
+     * request before loading a model, and to record what was generated. */
+    int (*resolve_params)(mdiff_context *ctx, const mdiff_gen_params *params,
+                          mdiff_gen_params *out, char *msg, size_t msg_cap);
 } mdiff_api;
 
 /* The one exported symbol. NULL when `major` is not served. */

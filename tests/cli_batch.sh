@@ -37,7 +37,7 @@ check "plain: 4 images named by entry index" [ "$(cd plain && echo *.png)" = "00
 check "plain: 16x16 PNGs" [ "$(png_size plain/00003.png)" = "16x16" ]
 check "plain: 4 ok records" [ "$(n_ok plain/manifest.jsonl)" = 4 ]
 check "plain: seed = base + index, line numbers, trimmed prompt" \
-  has plain/manifest.jsonl 1 '"line":4,"output":"plain/00001.png","name":"00001.png","status":"ok","error":null,"prompt":"a blue square","negative_prompt":null,"seed":101,"steps":2,'
+  has plain/manifest.jsonl 1 '"line":4,"output":"plain/00001.png","name":"00001.png","status":"ok","error":null,"prompt":"a blue square","negative_prompt":null,"sampler":null,"seed":101,'
 check "plain: entry 3 is file line 7" has plain/manifest.jsonl 3 '"line":7,'
 check "plain: different seeds give different images" not cmp -s plain/00000.png plain/00001.png
 grep -q 'Seed: 103' plain/00003.png; check "plain: PNG parameters carry the seed" [ $? = 0 ]
@@ -54,9 +54,10 @@ J
 batch --prompts jobs.jsonl -d jl --seed 500 -q 2>err; rc=$?
 check "jsonl: exit 0" [ "$rc" = 0 ]
 check "jsonl: override record" has jl/manifest.jsonl 1 \
-  '"name":"fox.png","status":"ok","error":null,"prompt":"a fox","negative_prompt":"blurry","seed":7,"steps":3,"cfg_scale":4.5,"sampler":"euler_a","width":24,"height":32,"clip_skip":1,'
+  '"name":"fox.png","status":"ok","error":null,"prompt":"a fox","negative_prompt":"blurry","sampler":"euler_a","seed":7,"init_image":null,"mask":null,"width":24,"height":32,"steps":3,"guidance":4.5,"strength":0.75,"clip_skip":1,'
 check "jsonl: override size in the PNG" [ "$(png_size jl/fox.png)" = "24x32" ]
-check "jsonl: defaults elsewhere" has jl/manifest.jsonl 2 '"seed":502,"steps":2,"cfg_scale":7.5,"sampler":"dpmpp_2m_karras","width":16,"height":16,"clip_skip":0,'
+check "jsonl: defaults elsewhere" has jl/manifest.jsonl 2 '"sampler":null,"seed":502,"init_image":null,"mask":null,"width":0,"height":0,"steps":2,"guidance":-1,'
+check "jsonl: defaults resolved by the model" has jl/manifest.jsonl 2 '"resolved":{"prompt":"a plain line among JSON","negative_prompt":null,"sampler":"dpmpp_2m_karras","seed":502,"init_image":null,"mask":null,"width":16,"height":16,"steps":2,"guidance":7.5,'
 check "jsonl: sampler override" has jl/manifest.jsonl 3 '"name":"ddim.png","status":"ok"'
 check "jsonl: seed 100 line == plain entry 0 (same bytes)" cmp -s jl/00000.png plain/00000.png
 check "jsonl: files" [ "$(cd jl && echo *.png)" = "00000.png 00002.png ddim.png fox.png" ]
@@ -66,7 +67,7 @@ cat > mixed.jsonl <<'J'
 first good line
 {"prompt": "bad size", "width": 100}
 {"prompt": "broken json",
-{"prompt": "unknown key", "strength": 0.5}
+{"prompt": "unknown key", "strenght": 0.5}
 {"prompt": "bad sampler", "sampler": "plms"}
 {"prompt": "takes a used name", "output": "00000"}
 last good line
@@ -77,7 +78,7 @@ check "failures: good lines written" [ "$(cd mx && echo *.png)" = "00000.png 000
 check "failures: 2 ok, 5 error records" [ "$(n_ok mx/manifest.jsonl)/$(grep -c '"status":"error"' mx/manifest.jsonl)" = "2/5" ]
 check "failures: bad size names file:line" grep -q 'mixed.jsonl:2: "width" must be a multiple of 8, got 100' err
 check "failures: malformed JSON names file:line" grep -q 'mixed.jsonl:3: malformed JSON' err
-check "failures: unknown key" grep -q 'mixed.jsonl:4: unknown key "strength"' err
+check "failures: unknown key" grep -q 'mixed.jsonl:4: unknown key "strenght"' err
 check "failures: unknown sampler" grep -q "mixed.jsonl:5: unknown sampler 'plms'" err
 check "failures: duplicate output name" grep -q "mixed.jsonl:6: output '00000.png' is already used by line 1" err
 check "failures: error in the manifest" has mx/manifest.jsonl 2 '"status":"error","error":"mixed.jsonl:3: malformed JSON'
@@ -194,8 +195,8 @@ check "ctrl-c: rerun completes (30 distinct, none redone)" \
 # Guidance not given: the model family's (SDXL 5), recorded as used.
 printf 'a lighthouse\n' > xl.txt
 "$CLI" batch -m "$MD_GOLDEN_DIR/tiny-sdxl" --steps 1 --seed 9 --prompts xl.txt -d xl -q 2>/dev/null
-check "sdxl: the family's guidance 5 recorded" has xl/manifest.jsonl 0 '"cfg_scale":5,'
-check "sdxl: ... as the model's default" has xl/manifest.jsonl 0 '"cfg_scale_default":true'
+check "sdxl: the family's guidance 5 recorded" has xl/manifest.jsonl 0 '"resolved":{"prompt":"a lighthouse","negative_prompt":null,"sampler":"dpmpp_2m_karras","seed":9,"init_image":null,"mask":null,"width":16,"height":16,"steps":1,"guidance":5,'
+check "sdxl: ... as the model's default" has xl/manifest.jsonl 0 '"steps":1,"guidance":-1,'
 # A resume with a given guidance redoes entries made with the model's default.
 "$CLI" batch -m "$MD_GOLDEN_DIR/tiny-sdxl" --steps 1 --seed 9 --prompts xl.txt -d xl -q 2>/dev/null
 check "sdxl: same default guidance: skipped" [ "$(n_ok xl/manifest.jsonl)" = 1 ]

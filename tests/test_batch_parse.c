@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "../cli/batch_job.c"
+#include "../cli/batch_record.c"
 #include "../cli/engine.c"
 #include "../cli/manifest.c"
 #include "../cli/shard.c"
@@ -82,14 +83,14 @@ static void test_shard(void)
     clear_env();
 }
 
-static const md_batch_defaults defaults = {.steps = 20, .cfg_scale = 7.5, .sampler = 5,
-                                           .base_seed = 1000};
+static mdh_request base; /* the library's defaults, as batch's command line starts */
 
 static md_batch_job resolve(const char *text, long index)
 {
     char *copy = strdup(text);
     md_batch_entry e = {index, index + 1, copy};
     md_batch_job j;
+    const md_batch_defaults defaults = {.request = &base, .base_seed = 1000};
     md_batch_job_resolve(&e, "p.jsonl", &defaults, &j);
     free(copy); /* jobs own their strings */
     return j;
@@ -102,18 +103,45 @@ static int error_has(const md_batch_job *j, const char *s)
 
 static void test_jobs(void)
 {
+    mdh_request_init(&base);
     md_batch_job j = resolve("a plain prompt", 4);
-    CHECK(j.valid && !strcmp(j.prompt, "a plain prompt") && j.seed == 1004 && j.steps == 20 &&
-          !strcmp(j.name, "00004.png") && !j.negative_prompt);
+    const mdiff_gen_params *p = &j.req.p;
+    CHECK(j.valid && !strcmp(p->prompt, "a plain prompt") && p->seed == 1004 && p->steps == 20 &&
+          !strcmp(j.name, "00004.png") && !p->negative_prompt &&
+          p->guidance == MDIFF_GUIDANCE_MODEL);
     md_batch_job_clear(&j);
 
+    /* "cfg_scale" is the old name of "guidance" */
     j = resolve("{\"prompt\":\"fox\",\"negative_prompt\":\"blur\",\"seed\":7,\"steps\":3,"
                 "\"cfg_scale\":4.5,\"sampler\":\"ddim\",\"width\":24,\"height\":32,"
                 "\"output\":\"fox\",\"clip_skip\":2}",
                 0);
-    CHECK(j.valid && !strcmp(j.prompt, "fox") && !strcmp(j.negative_prompt, "blur") &&
-          j.seed == 7 && j.steps == 3 && j.cfg_scale == 4.5 && j.sampler == 0 && j.width == 24 &&
-          j.height == 32 && j.clip_skip == 2 && !strcmp(j.name, "fox.png"));
+    p = &j.req.p;
+    CHECK(j.valid && !strcmp(p->prompt, "fox") && !strcmp(p->negative_prompt, "blur") &&
+          p->seed == 7 && p->steps == 3 && p->guidance == 4.5f && !strcmp(p->sampler, "ddim") &&
+          p->width == 24 && p->height == 32 && p->clip_skip == 2 && !strcmp(j.name, "fox.png"));
+    md_batch_job_clear(&j);
+
+    /* every request field under its library name, images and MoE included */
+    j = resolve("{\"prompt\":\"fox\",\"guidance\":3,\"init_image\":\"in.png\",\"mask\":\"m.png\","
+                "\"strength\":0.5,\"moe_top_k\":1,\"moe_routing\":\"token\","
+                "\"prompt_syntax\":\"plain\",\"original_width\":640}",
+                0);
+    p = &j.req.p;
+    CHECK(j.valid && p->guidance == 3.0f && !strcmp(j.req.init_image, "in.png") &&
+          !strcmp(j.req.mask, "m.png") && p->strength == 0.5f && p->moe_top_k == 1 &&
+          p->moe_routing == MDIFF_ROUTING_TOKEN && p->prompt_syntax == MDIFF_PROMPT_PLAIN &&
+          p->original_width == 640);
+    /* the manifest record lists every field; the resume rule matches it
+     * only for the same request */
+    md_batch_run_info ri = {.prompts = "p.jsonl", .model = "m", .shard = "0/1"};
+    cJSON *rec = md_batch_record(&j, &ri, "o/fox.png", "ok", NULL, 1, 1, NULL);
+    CHECK(rec && cJSON_IsNumber(cJSON_GetObjectItem(rec, "moe_top_k")) &&
+          cJSON_IsString(cJSON_GetObjectItem(rec, "init_image")));
+    CHECK(rec && matches(rec, &j));
+    j.req.p.moe_top_k = 2;
+    CHECK(rec && !matches(rec, &j));
+    cJSON_Delete(rec);
     md_batch_job_clear(&j);
 
     static const struct {
@@ -128,7 +156,10 @@ static void test_jobs(void)
         {"{\"prompt\":\"x\",\"width\":\"64\"}", "\"width\" must be an integer"},
         {"{\"prompt\":\"x\",\"steps\":2.5}", "\"steps\" must be an integer"},
         {"{\"prompt\":\"x\",\"seed\":-1}", "\"seed\" must be an integer"},
-        {"{\"prompt\":\"x\",\"cfg_scale\":101}", "cfg_scale"},
+        {"{\"prompt\":\"x\",\"cfg_scale\":101}", "guidance"},
+        {"{\"prompt\":\"x\",\"moe_top_k\":17}", "moe_top_k must be 0..16"},
+        {"{\"prompt\":\"x\",\"moe_routing\":\"nearest\"}", "\"moe_routing\" must be one of"},
+        {"{\"prompt\":\"x\",\"mask\":\"m.png\"}", "needs \"init_image\""},
         {"{\"prompt\":\"x\",\"sampler\":\"plms\"}", "unknown sampler 'plms'"},
         {"{\"prompt\":\"x\",\"output\":\"../evil\"}", "plain file name"},
         {"{\"prompt\":\"x\",\"output\":\"a.gif\"}", "must end in .png"},
@@ -166,8 +197,8 @@ static void test_file_and_manifest(void)
     fputs("\xEF\xBB\xBF# comment\r\n\r\n  first  \r\n\t# indented comment\n{\"prompt\":\"b\"}\nlast", f);
     fclose(f);
     md_batch_file bf;
-    md_error err = {0};
-    CHECK(md_batch_file_read(path, &bf, &err) == MD_OK);
+    mdh_error err = {0};
+    CHECK(md_batch_file_read(path, &bf, &err) == MDIFF_OK);
     CHECK(bf.count == 3);
     if (bf.count == 3) {
         CHECK(!strcmp(bf.entries[0].text, "first") && bf.entries[0].line == 3);
@@ -176,24 +207,24 @@ static void test_file_and_manifest(void)
     md_batch_file_free(&bf);
 
     md_manifest_writer w;
-    CHECK(md_manifest_open(mpath, &w, &err) == MD_OK);
+    CHECK(md_manifest_open(mpath, &w, &err) == MDIFF_OK);
     md_manifest_writer w2;
-    CHECK(md_manifest_open(mpath, &w2, &err) == MD_ERR_IO && strstr(err.msg, "in use"));
+    CHECK(md_manifest_open(mpath, &w2, &err) == MDIFF_ERR_IO && strstr(err.msg, "in use"));
     cJSON *rec = cJSON_Parse("{\"index\":1,\"status\":\"ok\",\"name\":\"x.png\",\"base_seed\":9,"
                              "\"base_seed_random\":true}");
-    CHECK(md_manifest_append(&w, rec, &err) == MD_OK);
+    CHECK(md_manifest_append(&w, rec, &err) == MDIFF_OK);
     cJSON_Delete(rec);
     CHECK(write(w.fd, "{\"index\":2,\"sta", 15) == 15); /* a crash mid-append */
     md_manifest_close(&w);
     /* reopening terminates the torn line; the next record parses */
-    CHECK(md_manifest_open(mpath, &w, &err) == MD_OK);
+    CHECK(md_manifest_open(mpath, &w, &err) == MDIFF_OK);
     rec = cJSON_Parse("{\"index\":0,\"status\":\"error\",\"error\":\"x\"}");
-    CHECK(md_manifest_append(&w, rec, &err) == MD_OK);
+    CHECK(md_manifest_append(&w, rec, &err) == MDIFF_OK);
     cJSON_Delete(rec);
     md_manifest_close(&w);
     md_manifest_done d;
     md_manifest_done_init(&d, 3);
-    CHECK(md_manifest_read(mpath, &d, &err) == MD_OK);
+    CHECK(md_manifest_read(mpath, &d, &err) == MDIFF_OK);
     CHECK(d.records == 1 && d.skipped == 1 && md_manifest_done_get(&d, 1) &&
           !md_manifest_done_get(&d, 0) && !md_manifest_done_get(&d, 2));
     CHECK(d.have_base_seed && d.base_seed == 9);
@@ -208,5 +239,6 @@ int main(void)
     test_shard();
     test_jobs();
     test_file_and_manifest();
+    mdh_request_clear(&base);
     return md_test_finish("batch parsers");
 }

@@ -11,9 +11,9 @@
 #include <jpeglib.h>
 #include <png.h>
 
-#include "io/image_read.h"
-#include "io/image_resize.h"
-#include "io/image_write.h"
+#include "host/image_read.h"
+#include "host/image_resize.h"
+#include "host/image_write.h"
 #include "test_support.h"
 
 
@@ -169,11 +169,11 @@ static void e_16(int x, int y, uint8_t o[4])
 static void check_decode(const char *name, expect_fn expect, int tolerance)
 {
     md_image img;
-    md_error err = {0};
+    mdh_error err = {0};
     const char *path = tmp_path(name);
-    md_status st = md_image_read(path, &img, &err);
-    CHECK(st == MD_OK, "%s: %s", name, err.msg);
-    if (st != MD_OK)
+    int st = md_image_read(path, &img, &err);
+    CHECK(st == MDIFF_OK, "%s: %s", name, err.msg);
+    if (st != MDIFF_OK)
         return;
     CHECK(img.width == W && img.height == H, "%s: %dx%d", name, img.width, img.height);
     int worst = 0;
@@ -249,11 +249,11 @@ static size_t read_all(const char *path, uint8_t **out)
     return got;
 }
 
-static void expect_error(const char *name, md_status want, const char *needle)
+static void expect_error(const char *name, int want, const char *needle)
 {
     md_image img;
-    md_error err = {0};
-    md_status st = md_image_read(tmp_path(name), &img, &err);
+    mdh_error err = {0};
+    int st = md_image_read(tmp_path(name), &img, &err);
     CHECK(st == want && strstr(err.msg, name) && strstr(err.msg, needle),
           "%s: status %d, message '%s' (want %d and '%s')", name, st, err.msg, want, needle);
     CHECK(img.rgba == NULL, "%s: pixels returned with an error", name);
@@ -273,28 +273,28 @@ static void test_errors(void)
     free(jpg);
     write_bytes(tmp_path("text.png"), "hello, not an image\n", 20);
     write_bytes(tmp_path("empty.png"), "", 0);
-    expect_error("truncated.png", MD_ERR_FORMAT, "not a valid PNG");
-    expect_error("corrupt.png", MD_ERR_FORMAT, "not a valid PNG");
-    expect_error("truncated.jpg", MD_ERR_FORMAT, "truncated");
-    expect_error("text.png", MD_ERR_FORMAT, "not a PNG or JPEG");
-    expect_error("empty.png", MD_ERR_FORMAT, "empty");
-    expect_error("missing.png", MD_ERR_IO, "cannot open");
+    expect_error("truncated.png", MDIFF_ERR_FORMAT, "not a valid PNG");
+    expect_error("corrupt.png", MDIFF_ERR_FORMAT, "not a valid PNG");
+    expect_error("truncated.jpg", MDIFF_ERR_FORMAT, "truncated");
+    expect_error("text.png", MDIFF_ERR_FORMAT, "not a PNG or JPEG");
+    expect_error("empty.png", MDIFF_ERR_FORMAT, "empty");
+    expect_error("missing.png", MDIFF_ERR_IO, "cannot open");
 }
 
 static void test_text_chunks(void)
 {
     uint8_t rgb[W * H * 3] = {0};
-    md_error err = {0};
+    mdh_error err = {0};
     const char *utf8 = "a caf\xc3\xa9 \xe6\x9d\xb1\xe4\xba\xac\nSteps: 4";
     md_text_chunk chunks[2] = {{"other", "x"}, {"parameters", utf8}};
-    CHECK(md_image_write(tmp_path("text_out.png"), rgb, W, H, chunks, 2, &err) == MD_OK, "%s",
+    CHECK(md_image_write(tmp_path("text_out.png"), rgb, W, H, chunks, 2, &err) == MDIFF_OK, "%s",
           err.msg);
     char *text = NULL;
-    CHECK(md_png_read_text(tmp_path("text_out.png"), "parameters", &text, &err) == MD_OK && text &&
+    CHECK(md_png_read_text(tmp_path("text_out.png"), "parameters", &text, &err) == MDIFF_OK && text &&
               !strcmp(text, utf8),
           "UTF-8 parameters round trip: '%s'", text ? text : err.msg);
     free(text);
-    CHECK(md_png_read_text(tmp_path("rgb.png"), "parameters", &text, &err) == MD_ERR_FORMAT &&
+    CHECK(md_png_read_text(tmp_path("rgb.png"), "parameters", &text, &err) == MDIFF_ERR_FORMAT &&
               strstr(err.msg, "no 'parameters'"),
           "missing chunk: '%s'", err.msg);
     /* Latin-1 tEXt as the PNG standard defines it */
@@ -311,7 +311,7 @@ static void test_text_chunks(void)
     png_write_end(png, info);
     png_destroy_write_struct(&png, &info);
     fclose(f);
-    CHECK(md_png_read_text(tmp_path("latin1.png"), "parameters", &text, &err) == MD_OK && text &&
+    CHECK(md_png_read_text(tmp_path("latin1.png"), "parameters", &text, &err) == MDIFF_OK && text &&
               !strcmp(text, "caf\xc3\xa9"),
           "Latin-1 zTXt read as UTF-8: '%s'", text ? text : err.msg);
     free(text);
@@ -319,7 +319,7 @@ static void test_text_chunks(void)
 
 static void test_fit(void)
 {
-    md_error err = {0};
+    mdh_error err = {0};
     /* 4x2 image: left half black, right half white; alpha 255 */
     uint8_t px[4 * 2 * 4];
     for (int y = 0; y < 2; y++)
@@ -328,17 +328,17 @@ static void test_fit(void)
                 px[(y * 4 + x) * 4 + c] = (uint8_t)(c == 3 || x >= 2 ? 255 : 0);
     md_image img = {4, 2, px};
     float same[4 * 8];
-    CHECK(md_image_fit(&img, 4, 2, same, &err) == MD_OK, "%s", err.msg);
+    CHECK(md_image_fit(&img, 4, 2, same, &err) == MDIFF_OK, "%s", err.msg);
     for (int i = 0; i < 8; i++)
         CHECK(same[i] == px[i * 4] / 255.0f, "same size copies exactly");
     /* to 2x1: each output mostly its half (a triangle filter twice as wide) */
     float half[4 * 2];
-    CHECK(md_image_fit(&img, 2, 1, half, &err) == MD_OK, "%s", err.msg);
+    CHECK(md_image_fit(&img, 2, 1, half, &err) == MDIFF_OK, "%s", err.msg);
     CHECK(half[0] < 0.2f && half[1] > 0.8f && half[6] == 1.0f, "2x downscale: %g %g", half[0],
           half[1]);
     /* to 2x2 (square): scaled to cover, the centre 2 columns kept */
     float sq[4 * 4];
-    CHECK(md_image_fit(&img, 2, 2, sq, &err) == MD_OK, "%s", err.msg);
+    CHECK(md_image_fit(&img, 2, 2, sq, &err) == MDIFF_OK, "%s", err.msg);
     CHECK(sq[0] < 0.5f && sq[1] > 0.5f && sq[2] < 0.5f && sq[3] > 0.5f,
           "centre crop keeps both halves: %g %g %g %g", sq[0], sq[1], sq[2], sq[3]);
 }
@@ -348,10 +348,10 @@ static void test_stb_outputs(void)
     uint8_t rgb[W * H * 3];
     for (int i = 0; i < W * H * 3; i++)
         rgb[i] = (uint8_t)(i * 7);
-    md_error err = {0};
+    mdh_error err = {0};
     const char *names[] = {"out.jpg", "out.JPEG", "out.bmp"};
     for (int k = 0; k < 3; k++) {
-        CHECK(md_image_write(tmp_path(names[k]), rgb, W, H, NULL, 0, &err) == MD_OK, "%s: %s",
+        CHECK(md_image_write(tmp_path(names[k]), rgb, W, H, NULL, 0, &err) == MDIFF_OK, "%s: %s",
               names[k], err.msg);
         uint8_t *data = NULL;
         size_t n = read_all(tmp_path(names[k]), &data);
@@ -362,13 +362,13 @@ static void test_stb_outputs(void)
         free(data);
     }
     md_image back;
-    CHECK(md_image_read(tmp_path("out.jpg"), &back, &err) == MD_OK && back.width == W, "%s",
+    CHECK(md_image_read(tmp_path("out.jpg"), &back, &err) == MDIFF_OK && back.width == W, "%s",
           err.msg);
     md_image_free(&back);
-    CHECK(md_image_write(tmp_path("out.gif"), rgb, W, H, NULL, 0, &err) == MD_ERR_INVALID &&
+    CHECK(md_image_write(tmp_path("out.gif"), rgb, W, H, NULL, 0, &err) == MDIFF_ERR_INVALID &&
               strstr(err.msg, "out.gif"),
           "unknown extension refused: %s", err.msg);
-    CHECK(md_image_write("/nonexistent-dir/x.jpg", rgb, W, H, NULL, 0, &err) == MD_ERR_IO,
+    CHECK(md_image_write("/nonexistent-dir/x.jpg", rgb, W, H, NULL, 0, &err) == MDIFF_ERR_IO,
           "unwritable jpg: %s", err.msg);
 }
 

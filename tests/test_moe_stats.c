@@ -6,16 +6,24 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "moe/moe_stats.h"
+#include "host/moe_stats.h"
+#include "moe/router.h"
 #include "test_support.h"
+
+/* A layer as the router trace names it. */
+typedef struct md_moe_layer {
+    char name[160];
+    int num_experts, top_k;
+} md_moe_layer;
 
 /* Feeds `rows` rows of logits [rows, 4] through a token top-2 plan. */
 static void feed(md_moe_stats *s, const md_moe_layer *l, const float *logits, int64_t rows)
 {
     md_route_plan *plan = md_route_plan_new(l->num_experts, l->top_k, rows);
     md_router_plan(plan, MD_ROUTE_TOKEN_TOPK, logits, rows);
-    md_moe_trace tr = {.layer = l, .rows = rows, .router_logits = logits, .plan = plan};
-    md_moe_stats_observe(s, &tr);
+    md_moe_call c = {.layer = l->name, .num_experts = l->num_experts, .top_k = l->top_k,
+                     .rows = rows, .logits = logits, .choice = plan->choice};
+    md_moe_stats_record(s, &c);
     md_route_plan_free(plan);
 }
 
@@ -81,9 +89,9 @@ int main(void)
     char json[256], png[256];
     snprintf(json, sizeof json, "%s/stats.json", dir);
     snprintf(png, sizeof png, "%s/stats.png", dir);
-    md_error err = {0};
-    CHECK(md_moe_stats_write_json(s, json, &err) == MD_OK, "%s", err.msg);
-    CHECK(md_moe_stats_write_heatmap(s, png, 4, &err) == MD_OK, "%s", err.msg);
+    mdh_error err = {0};
+    CHECK(md_moe_stats_write_json(s, json, &err) == MDIFF_OK, "%s", err.msg);
+    CHECK(md_moe_stats_write_heatmap(s, png, 4, &err) == MDIFF_OK, "%s", err.msg);
     cJSON *j = md_test_read_json(json);
     CHECK(j != NULL);
     if (j) {

@@ -2,7 +2,7 @@
 add_library(md_test_support STATIC ${CMAKE_SOURCE_DIR}/tests/support/test_support.c)
 target_include_directories(md_test_support PUBLIC ${CMAKE_SOURCE_DIR}/tests/support)
 target_compile_options(md_test_support PRIVATE ${MD_WARNINGS})
-target_link_libraries(md_test_support PUBLIC md_engine)
+target_link_libraries(md_test_support PUBLIC md_engine moediffuse_host)
 
 # Unit tests: every tests/test_*.c is one executable and one ctest.
 file(GLOB MD_TEST_SOURCES CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/test_*.c)
@@ -67,6 +67,7 @@ foreach(src ${MD_TEST_HELPERS})
   get_filename_component(stem ${src} NAME_WE)
   string(REPLACE "_" "-" helper ${stem})
   md_tool(${helper} ${src})
+  target_link_libraries(${helper} PRIVATE moediffuse_host)
 endforeach()
 
 # The batch parsers name samplers through libmoediffuse, as the CLI does.

@@ -45,7 +45,12 @@ static void test_defaults(const mdiff_api *api)
     mdiff_gen_params p;
     memset(&p, 0xAB, sizeof p);
     api->gen_params_init(&p, sizeof p);
-    CHECK(p.struct_size == sizeof p && p.steps == 20 && p.guidance == 7.5f && p.strength == 0.75f &&
+    /* 1.3: guidance defaults to the model's own; an older struct keeps 7.5 */
+    mdiff_gen_params v12;
+    api->gen_params_init(&v12, offsetof(mdiff_gen_params, moe_top_k));
+    CHECK(v12.guidance == 7.5f, "a 1.2 struct defaults to guidance 7.5");
+    CHECK(p.struct_size == sizeof p && p.steps == 20 && p.guidance == MDIFF_GUIDANCE_MODEL &&
+              p.strength == 0.75f && p.moe_top_k == 0 && p.moe_routing == MDIFF_ROUTING_MODEL &&
               p.prompt && !*p.prompt && !p.negative_prompt && !p.sampler && !p.init_image &&
               p.clip_skip == 0 && p.reserved1 == 0,
           "gen_params_init defaults");

@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "io/image_read.h"
-#include "io/image_write.h"
+#include "host/image_read.h"
+#include "host/image_write.h"
 
 static int usage(void)
 {
@@ -37,13 +37,13 @@ static int make(const char *path, int w, int h, const char *pattern, const char 
                 p[2] = (uint8_t)((x + y) * 13);
             }
         }
-    md_error err = {0};
+    mdh_error err = {0};
     md_text_chunk chunk = {key, text};
-    md_status st = md_image_write(path, rgb, w, h, &chunk, key ? 1 : 0, &err);
+    int st = md_image_write(path, rgb, w, h, &chunk, key ? 1 : 0, &err);
     free(rgb);
-    if (st != MD_OK)
+    if (st != MDIFF_OK)
         fprintf(stderr, "md-test-image: %s\n", err.msg);
-    return st != MD_OK;
+    return st != MDIFF_OK;
 }
 
 int main(int argc, char **argv)
@@ -53,8 +53,8 @@ int main(int argc, char **argv)
                     argc >= 8 ? argv[7] : NULL);
     if (argc == 4 && !strcmp(argv[1], "text")) {
         char *text = NULL;
-        md_error err = {0};
-        if (md_png_read_text(argv[2], argv[3], &text, &err) != MD_OK) {
+        mdh_error err = {0};
+        if (md_png_read_text(argv[2], argv[3], &text, &err) != MDIFF_OK) {
             fprintf(stderr, "md-test-image: %s\n", err.msg);
             return 1;
         }
@@ -65,8 +65,8 @@ int main(int argc, char **argv)
     if (argc < 3)
         return usage();
     md_image img;
-    md_error err = {0};
-    if (md_image_read(argv[2], &img, &err) != MD_OK) {
+    mdh_error err = {0};
+    if (md_image_read(argv[2], &img, &err) != MDIFF_OK) {
         fprintf(stderr, "md-test-image: %s\n", err.msg);
         return 1;
     }

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../io/image_png.h"
+#include "image_png.h"
 
 typedef struct stats_layer {
     char name[160]; /* the layer's identity: module paths are unique */
@@ -134,14 +134,6 @@ void md_moe_stats_record(md_moe_stats *s, const md_moe_call *c)
     }
 }
 
-void md_moe_stats_observe(void *user, const md_moe_trace *tr)
-{
-    const md_moe_layer *l = tr->layer;
-    md_moe_call c = {.layer = l->name, .num_experts = l->num_experts, .top_k = l->top_k,
-                     .rows = tr->rows, .logits = tr->router_logits, .choice = tr->plan->choice};
-    md_moe_stats_record(user, &c);
-}
-
 int md_moe_stats_calls(const md_moe_stats *s)
 {
     return s->nrecs ? s->recs[s->nrecs - 1].call + 1 : 0;
@@ -187,13 +179,13 @@ int md_moe_stats_get(const md_moe_stats *s, int call, int layer, md_moe_stats_ce
     return 0;
 }
 
-md_status md_moe_stats_write_json(const md_moe_stats *s, const char *path, md_error *err)
+int md_moe_stats_write_json(const md_moe_stats *s, const char *path, mdh_error *err)
 {
     if (s->oom)
-        return md_fail(err, MD_ERR_NOMEM, "MoE statistics: out of memory while recording");
+        return mdh_fail(err, MDIFF_ERR_NOMEM, "MoE statistics: out of memory while recording");
     FILE *f = fopen(path, "w");
     if (!f)
-        return md_fail(err, MD_ERR_IO, "%s: cannot write", path);
+        return mdh_fail(err, MDIFF_ERR_IO, "%s: cannot write", path);
     fprintf(f, "{\n  \"calls\": %d,\n  \"layers\": [", md_moe_stats_calls(s));
     for (int l = 0; l < s->nlayers; l++) {
         const stats_layer *L = &s->layers[l];
@@ -221,8 +213,8 @@ md_status md_moe_stats_write_json(const md_moe_stats *s, const char *path, md_er
     }
     fprintf(f, "\n  ]\n}\n");
     if (fclose(f) != 0)
-        return md_fail(err, MD_ERR_IO, "%s: write failed", path);
-    return MD_OK;
+        return mdh_fail(err, MDIFF_ERR_IO, "%s: write failed", path);
+    return MDIFF_OK;
 }
 
 /* Dark blue (0) -> teal -> yellow (1). */
@@ -236,11 +228,11 @@ static void ramp(double v, uint8_t rgb[3])
         rgb[c] = (uint8_t)lround(stops[i][c] + (stops[i + 1][c] - stops[i][c]) * t);
 }
 
-md_status md_moe_stats_write_heatmap(const md_moe_stats *s, const char *path, int cell,
-                                     md_error *err)
+int md_moe_stats_write_heatmap(const md_moe_stats *s, const char *path, int cell,
+                                     mdh_error *err)
 {
     if (s->oom)
-        return md_fail(err, MD_ERR_NOMEM, "MoE statistics: out of memory while recording");
+        return mdh_fail(err, MDIFF_ERR_NOMEM, "MoE statistics: out of memory while recording");
     if (cell <= 0)
         cell = 8;
     const int calls = md_moe_stats_calls(s);
@@ -248,12 +240,12 @@ md_status md_moe_stats_write_heatmap(const md_moe_stats *s, const char *path, in
     for (int l = 0; l < s->nlayers; l++)
         rows += s->layers[l].num_experts;
     if (calls == 0 || rows == 0)
-        return md_fail(err, MD_ERR_INVALID, "%s: no MoE layer was run: nothing to draw", path);
+        return mdh_fail(err, MDIFF_ERR_INVALID, "%s: no MoE layer was run: nothing to draw", path);
     const int sep = 2; /* pixels between layers */
     const int w = calls * cell, h = rows * cell + (s->nlayers - 1) * sep;
     uint8_t *img = malloc((size_t)w * (size_t)h * 3);
     if (!img)
-        return md_fail(err, MD_ERR_NOMEM, "%s: out of memory", path);
+        return mdh_fail(err, MDIFF_ERR_NOMEM, "%s: out of memory", path);
     memset(img, 128, (size_t)w * (size_t)h * 3);
     int y0 = 0;
     for (int l = 0; l < s->nlayers; l++) {
@@ -273,7 +265,7 @@ md_status md_moe_stats_write_heatmap(const md_moe_stats *s, const char *path, in
         }
         y0 += E * cell + sep;
     }
-    md_status st = md_png_write(path, img, w, h, NULL, 0, err);
+    int st = md_png_write(path, img, w, h, NULL, 0, err);
     free(img);
     return st;
 }

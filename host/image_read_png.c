@@ -1,6 +1,6 @@
 /* PNG decoding and text chunks through libpng. libpng reports errors by
  * longjmp: each function keeps its jump target and its allocations in one
- * frame, and the error callback copies libpng's message for md_error. */
+ * frame, and the error callback copies libpng's message for mdh_error. */
 #include <errno.h>
 #include <png.h>
 #include <stdio.h>
@@ -26,21 +26,21 @@ static void on_png_warning(png_structp png, png_const_charp msg)
     (void)msg; /* harmless (e.g. a known-incorrect sRGB profile) */
 }
 
-static md_status open_png(const char *path, FILE **f, md_error *err)
+static int open_png(const char *path, FILE **f, mdh_error *err)
 {
     *f = fopen(path, "rb");
     if (!*f)
-        return md_fail(err, MD_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    return MD_OK;
+        return mdh_fail(err, MDIFF_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    return MDIFF_OK;
 }
 
-md_status md_image_read_png(const char *path, md_image *out, md_error *err)
+int md_image_read_png(const char *path, md_image *out, mdh_error *err)
 {
     out->width = out->height = 0;
     out->rgba = NULL;
     FILE *f;
-    md_status st = open_png(path, &f, err);
-    if (st != MD_OK)
+    int st = open_png(path, &f, err);
+    if (st != MDIFF_OK)
         return st;
     png_reader r = {{0}};
     png_structp png =
@@ -51,14 +51,14 @@ md_status md_image_read_png(const char *path, md_image *out, md_error *err)
     if (!png || !info) {
         png_destroy_read_struct(png ? &png : NULL, NULL, NULL);
         fclose(f);
-        return md_fail(err, MD_ERR_NOMEM, "%s: out of memory", path);
+        return mdh_fail(err, MDIFF_ERR_NOMEM, "%s: out of memory", path);
     }
     if (setjmp(png_jmpbuf(png))) {
         png_destroy_read_struct(&png, &info, NULL);
         fclose(f);
         free(pixels);
         free(rows);
-        return md_fail(err, r.msg[0] ? MD_ERR_FORMAT : MD_ERR_NOMEM, "%s: not a valid PNG: %s",
+        return mdh_fail(err, r.msg[0] ? MDIFF_ERR_FORMAT : MDIFF_ERR_NOMEM, "%s: not a valid PNG: %s",
                        path, r.msg[0] ? r.msg : "out of memory");
     }
     png_init_io(png, f);
@@ -92,7 +92,7 @@ md_status md_image_read_png(const char *path, md_image *out, md_error *err)
     out->width = (int)w;
     out->height = (int)h;
     out->rgba = pixels;
-    return MD_OK;
+    return MDIFF_OK;
 }
 
 static int valid_utf8(const unsigned char *s)
@@ -131,17 +131,17 @@ static char *latin1_to_utf8(const char *s)
     return out;
 }
 
-md_status md_png_read_text(const char *path, const char *key, char **text, md_error *err)
+int md_png_read_text(const char *path, const char *key, char **text, mdh_error *err)
 {
     *text = NULL;
     FILE *f;
-    md_status st = open_png(path, &f, err);
-    if (st != MD_OK)
+    int st = open_png(path, &f, err);
+    if (st != MDIFF_OK)
         return st;
     unsigned char sig[8] = {0};
     if (fread(sig, 1, 8, f) != 8 || png_sig_cmp(sig, 0, 8) != 0) {
         fclose(f);
-        return md_fail(err, MD_ERR_FORMAT, "%s: not a PNG file", path);
+        return mdh_fail(err, MDIFF_ERR_FORMAT, "%s: not a PNG file", path);
     }
     png_reader r = {{0}};
     png_structp png =
@@ -150,14 +150,14 @@ md_status md_png_read_text(const char *path, const char *key, char **text, md_er
     if (!png || !info) {
         png_destroy_read_struct(png ? &png : NULL, NULL, NULL);
         fclose(f);
-        return md_fail(err, MD_ERR_NOMEM, "%s: out of memory", path);
+        return mdh_fail(err, MDIFF_ERR_NOMEM, "%s: out of memory", path);
     }
     char *volatile found = NULL;
     if (setjmp(png_jmpbuf(png))) {
         png_destroy_read_struct(&png, &info, NULL);
         fclose(f);
         free(found);
-        return md_fail(err, MD_ERR_FORMAT, "%s: not a valid PNG: %s", path, r.msg);
+        return mdh_fail(err, MDIFF_ERR_FORMAT, "%s: not a valid PNG: %s", path, r.msg);
     }
     png_init_io(png, f);
     png_set_sig_bytes(png, 8);
@@ -182,7 +182,7 @@ md_status md_png_read_text(const char *path, const char *key, char **text, md_er
     png_destroy_read_struct(&png, &info, NULL);
     fclose(f);
     if (!found)
-        return md_fail(err, MD_ERR_FORMAT, "%s: has no '%s' text chunk", path, key);
+        return mdh_fail(err, MDIFF_ERR_FORMAT, "%s: has no '%s' text chunk", path, key);
     *text = found;
-    return MD_OK;
+    return MDIFF_OK;
 }

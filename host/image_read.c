@@ -5,13 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-md_status md_image_read(const char *path, md_image *out, md_error *err)
+int md_image_read(const char *path, md_image *out, mdh_error *err)
 {
     out->width = out->height = 0;
     out->rgba = NULL;
     FILE *f = fopen(path, "rb");
     if (!f)
-        return md_fail(err, MD_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+        return mdh_fail(err, MDIFF_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     unsigned char sig[8] = {0};
     size_t n = fread(sig, 1, sizeof sig, f);
     fclose(f);
@@ -20,7 +20,7 @@ md_status md_image_read(const char *path, md_image *out, md_error *err)
         return md_image_read_png(path, out, err);
     if (n >= 3 && sig[0] == 0xff && sig[1] == 0xd8 && sig[2] == 0xff)
         return md_image_read_jpeg(path, out, err);
-    return md_fail(err, MD_ERR_FORMAT, "%s: not a PNG or JPEG image%s", path,
+    return mdh_fail(err, MDIFF_ERR_FORMAT, "%s: not a PNG or JPEG image%s", path,
                    n == 0 ? " (the file is empty)" : "");
 }
 

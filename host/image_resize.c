@@ -64,7 +64,7 @@ static void free_taps(taps *t)
     free(t);
 }
 
-md_status md_image_fit(const md_image *src, int width, int height, float *planes, md_error *err)
+int md_image_fit(const md_image *src, int width, int height, float *planes, mdh_error *err)
 {
     const int sw = src->width, sh = src->height;
     size_t plane = (size_t)width * height;
@@ -72,7 +72,7 @@ md_status md_image_fit(const md_image *src, int width, int height, float *planes
         for (size_t i = 0; i < plane; i++)
             for (int c = 0; c < 4; c++)
                 planes[c * plane + i] = src->rgba[4 * i + c] / 255.0f;
-        return MD_OK;
+        return MDIFF_OK;
     }
     double sx = (double)width / sw, sy = (double)height / sh;
     double scale = sx > sy ? sx : sy;
@@ -84,7 +84,7 @@ md_status md_image_fit(const md_image *src, int width, int height, float *planes
         free_taps(tx);
         free_taps(ty);
         free(rows);
-        return md_fail(err, MD_ERR_NOMEM, "out of memory resizing a %dx%d image", sw, sh);
+        return mdh_fail(err, MDIFF_ERR_NOMEM, "out of memory resizing a %dx%d image", sw, sh);
     }
     for (int y = 0; y < sh; y++) {
         const uint8_t *in = src->rgba + (size_t)y * sw * 4;
@@ -110,5 +110,5 @@ md_status md_image_fit(const md_image *src, int width, int height, float *planes
     free_taps(tx);
     free_taps(ty);
     free(rows);
-    return MD_OK;
+    return MDIFF_OK;
 }

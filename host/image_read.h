@@ -7,7 +7,7 @@
 
 #include <stdint.h>
 
-#include "../runtime/status.h"
+#include "host_error.h"
 
 /* Larger images are refused before any pixel memory is allocated. */
 #define MD_IMAGE_MAX_SIDE 16384
@@ -17,16 +17,16 @@ typedef struct md_image {
     uint8_t *rgba; /* width * height * 4 bytes, rows top to bottom */
 } md_image;
 
-md_status md_image_read(const char *path, md_image *out, md_error *err);
+int md_image_read(const char *path, md_image *out, mdh_error *err);
 void md_image_free(md_image *img);
 
 /* The two decoders (md_image_read picks one by the file's signature). */
-md_status md_image_read_png(const char *path, md_image *out, md_error *err);
-md_status md_image_read_jpeg(const char *path, md_image *out, md_error *err);
+int md_image_read_png(const char *path, md_image *out, mdh_error *err);
+int md_image_read_jpeg(const char *path, md_image *out, mdh_error *err);
 
 /* The text of a PNG's tEXt/zTXt/iTXt chunk `key` (the first one), as UTF-8
  * (tEXt that is not valid UTF-8 is read as Latin-1). *text is malloc'd;
- * a PNG without the chunk is MD_ERR_FORMAT with a message saying so. */
-md_status md_png_read_text(const char *path, const char *key, char **text, md_error *err);
+ * a PNG without the chunk is MDIFF_ERR_FORMAT with a message saying so. */
+int md_png_read_text(const char *path, const char *key, char **text, mdh_error *err);
 
 #endif

@@ -1,5 +1,4 @@
 #include "infotext.h"
-#include "engine.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -9,54 +8,50 @@
 #include <strings.h>
 
 static const struct {
-    md_sampler_kind kind;
+    const char *name;     /* the library's */
     const char *display;  /* A1111 name, "X Karras" style */
     const char *base;     /* A1111 >= 1.9: sampler ... */
     const char *schedule; /* ... plus "Schedule type" (NULL = its default) */
 } sampler_names[] = {
-    {MD_SAMPLER_DDIM, "DDIM", "DDIM", NULL},
-    {MD_SAMPLER_EULER, "Euler", "Euler", NULL},
-    {MD_SAMPLER_EULER_A, "Euler a", "Euler a", NULL},
-    {MD_SAMPLER_DPMPP_2M, "DPM++ 2M", "DPM++ 2M", NULL},
-    {MD_SAMPLER_EULER_KARRAS, "Euler Karras", "Euler", "Karras"},
-    {MD_SAMPLER_DPMPP_2M_KARRAS, "DPM++ 2M Karras", "DPM++ 2M", "Karras"},
+    {"ddim", "DDIM", "DDIM", NULL},
+    {"euler", "Euler", "Euler", NULL},
+    {"euler_a", "Euler a", "Euler a", NULL},
+    {"dpmpp_2m", "DPM++ 2M", "DPM++ 2M", NULL},
+    {"euler_karras", "Euler Karras", "Euler", "Karras"},
+    {"dpmpp_2m_karras", "DPM++ 2M Karras", "DPM++ 2M", "Karras"},
 };
 #define N_SAMPLER_NAMES (int)(sizeof sampler_names / sizeof sampler_names[0])
 
-const char *md_infotext_sampler_name(md_sampler_kind k)
+const char *mdh_sampler_display_name(const char *name)
 {
-    for (int i = 0; i < N_SAMPLER_NAMES; i++)
-        if (sampler_names[i].kind == k)
+    for (int i = 0; name && i < N_SAMPLER_NAMES; i++)
+        if (!strcmp(sampler_names[i].name, name))
             return sampler_names[i].display;
-    return "unknown";
+    return name ? name : "unknown";
 }
 
-int md_infotext_sampler_from_name(const char *name, const char *schedule_type)
+const char *mdh_sampler_from_display(const char *name, const char *schedule_type)
 {
     /* "Automatic" and the uniform schedules mean the sampler's default. */
     int plain_schedule = !schedule_type || !strcasecmp(schedule_type, "Automatic") ||
                          !strcasecmp(schedule_type, "Uniform") ||
                          !strcasecmp(schedule_type, "Normal");
     for (int i = 0; i < N_SAMPLER_NAMES; i++) {
-        if (plain_schedule && !strcasecmp(name, sampler_names[i].display))
-            return (int)sampler_names[i].kind;
+        if (plain_schedule && (!strcasecmp(name, sampler_names[i].display) ||
+                               !strcasecmp(name, sampler_names[i].name)))
+            return sampler_names[i].name;
         if (!plain_schedule && sampler_names[i].schedule &&
             !strcasecmp(name, sampler_names[i].base) &&
             !strcasecmp(schedule_type, sampler_names[i].schedule))
-            return (int)sampler_names[i].kind;
+            return sampler_names[i].name;
     }
-    if (plain_schedule) {
-        for (int k = 0; k < md_cli_sampler_count(); k++)
-            if (!strcasecmp(name, md_cli_sampler_name(k)))
-                return k;
-    }
-    return -1;
+    return NULL;
 }
 
-void md_infotext_free(md_infotext *t)
+void mdh_infotext_free(mdh_infotext *t)
 {
-    free(t->prompt);
-    free(t->negative_prompt);
+    mdh_request_clear(&t->req);
+    free(t->found);
     free(t->model);
     free(t->moe);
     memset(t, 0, sizeof *t);
@@ -132,54 +127,57 @@ static void sb_value(strbuf *b, const char *v)
     sb_putn(b, "\"", 1);
 }
 
-/* The shortest decimal that reads back as the same float, so that a
- * re-created image uses bit-identical settings. */
-static void sb_float(strbuf *b, float v)
+static void sb_field(strbuf *b, const mdh_request *r, const char *name)
 {
     char tmp[64];
-    for (int prec = 1; prec <= 9; prec++) {
-        snprintf(tmp, sizeof tmp, "%.*g", prec, (double)v);
-        if (strtof(tmp, NULL) == v)
-            break;
-    }
+    mdh_request_format(r, mdh_request_field(name), tmp, sizeof tmp);
     sb_puts(b, tmp);
 }
 
-char *md_infotext_format(const md_infotext *t, const char *version)
+char *mdh_infotext_format(const mdh_request *r, const mdh_infotext_meta *meta)
 {
+    const mdiff_gen_params *p = &r->p;
     strbuf b = {0};
-    sb_puts(&b, t->prompt ? t->prompt : "");
-    if (t->negative_prompt) {
+    sb_puts(&b, p->prompt ? p->prompt : "");
+    if (p->negative_prompt) {
         sb_puts(&b, "\nNegative prompt: ");
-        sb_puts(&b, t->negative_prompt);
+        sb_puts(&b, p->negative_prompt);
     }
     sb_puts(&b, "\n");
     const char *sep = "";
 #define FIELD(name) (sb_puts(&b, sep), sb_puts(&b, name ": "), sep = ", ")
-    if (t->has & MD_INFO_STEPS)
-        FIELD("Steps"), sb_printf(&b, "%d", t->steps);
-    if (t->has & MD_INFO_SAMPLER)
-        FIELD("Sampler"), sb_value(&b, md_infotext_sampler_name(t->sampler));
-    if (t->has & MD_INFO_CFG)
-        FIELD("CFG scale"), sb_float(&b, t->cfg_scale);
-    if (t->has & MD_INFO_SEED)
-        FIELD("Seed"), sb_printf(&b, "%llu", (unsigned long long)t->seed);
-    if (t->has & MD_INFO_SIZE)
-        FIELD("Size"), sb_printf(&b, "%dx%d", t->width, t->height);
-    if (t->model)
-        FIELD("Model"), sb_value(&b, t->model);
-    if (t->has & MD_INFO_STRENGTH)
-        FIELD("Denoising strength"), sb_float(&b, t->strength);
-    if (t->has & MD_INFO_MASK_BLUR)
-        FIELD("Mask blur"), sb_printf(&b, "%d", t->mask_blur);
-    if ((t->has & MD_INFO_CLIP_SKIP) && t->clip_skip > 0)
-        FIELD("Clip skip"), sb_printf(&b, "%d", t->clip_skip + 1);
-    if (t->moe)
-        FIELD("MoE"), sb_value(&b, t->moe);
-    if (t->has & MD_INFO_PLAIN_PROMPT)
+    FIELD("Steps"), sb_printf(&b, "%d", p->steps);
+    FIELD("Sampler"), sb_value(&b, mdh_sampler_display_name(p->sampler));
+    FIELD("CFG scale"), sb_field(&b, r, "guidance");
+    FIELD("Seed"), sb_printf(&b, "%llu", (unsigned long long)p->seed);
+    FIELD("Size"), sb_printf(&b, "%dx%d", p->width, p->height);
+    if (meta->model)
+        FIELD("Model"), sb_value(&b, meta->model);
+    if (r->init_image || p->init_image)
+        FIELD("Denoising strength"), sb_field(&b, r, "strength");
+    if (meta->mask_blur > 0)
+        FIELD("Mask blur"), sb_printf(&b, "%d", meta->mask_blur);
+    if (p->clip_skip > 0) /* A1111's "Clip skip" counts the last layer as 1 */
+        FIELD("Clip skip"), sb_printf(&b, "%d", p->clip_skip + 1);
+    if (meta->moe)
+        FIELD("MoE"), sb_value(&b, meta->moe);
+    if (p->prompt_syntax == MDIFF_PROMPT_PLAIN)
         FIELD("Prompt syntax"), sb_value(&b, "plain");
-    if (version)
-        FIELD("Version"), sb_value(&b, version);
+    int n;
+    const mdh_field *fields = mdh_request_fields(&n);
+    for (int i = 0; i < n; i++) {
+        if (!fields[i].infotext || mdh_request_is_default(r, &fields[i]))
+            continue;
+        char tmp[64];
+        mdh_request_format(r, &fields[i], tmp, sizeof tmp);
+        sb_puts(&b, sep);
+        sb_puts(&b, fields[i].infotext);
+        sb_puts(&b, ": ");
+        sb_value(&b, tmp);
+        sep = ", ";
+    }
+    if (meta->version)
+        FIELD("Version"), sb_value(&b, meta->version);
 #undef FIELD
     if (b.failed) {
         free(b.s);
@@ -346,10 +344,10 @@ static int count_params(const char *line)
     return n;
 }
 
-static md_status bad_value(md_error *err, const char *source, const kv *p)
+static int bad_value(mdh_error *err, const char *source, const kv *p)
 {
-    return md_fail(err, MD_ERR_FORMAT, "%s: parameters: bad %s value '%s'", source, p->key,
-                   p->value.s);
+    return mdh_fail(err, MDIFF_ERR_FORMAT, "%s: parameters: bad %s value '%s'", source, p->key,
+                    p->value.s);
 }
 
 static int parse_long(const char *s, long long lo, long long hi, long long *v)
@@ -365,102 +363,108 @@ static int parse_long(const char *s, long long lo, long long hi, long long *v)
     return 1;
 }
 
-static int parse_f(const char *s, float *v)
+/* Marks a request field found and sets it from text. */
+static int set_found(mdh_infotext *out, const char *name, const char *text)
 {
-    char *end;
-    errno = 0;
-    float x = strtof(s, &end);
-    while (*end == ' ')
-        end++;
-    if (errno || end == s || *end || !(x == x))
+    int n;
+    const mdh_field *fields = mdh_request_fields(&n);
+    const mdh_field *f = mdh_request_field(name);
+    if (mdh_request_set_text(&out->req, f, text, NULL) != MDIFF_OK)
         return 0;
-    *v = x;
+    out->found[f - fields] = 1;
     return 1;
 }
 
-static md_status parse_params_line(const char *line, const char *source, md_infotext *out,
-                                   md_error *err)
+static int parse_params_line(const char *line, const char *source, mdh_infotext *out,
+                             mdh_error *err)
 {
-    char sampler[64] = "", schedule[64] = "";
+    char sampler[64] = "", schedule[64] = "", num[32];
+    int nfields;
+    const mdh_field *fields = mdh_request_fields(&nfields);
     kv p;
-    md_status st = MD_OK;
+    int st = MDIFF_OK;
     long long v = 0;
-    while (st == MD_OK && *line && next_param(&line, &p)) {
+    while (st == MDIFF_OK && *line && next_param(&line, &p)) {
         const char *val = p.value.s;
+        const mdh_field *ours = NULL;
+        for (int i = 0; i < nfields && !ours; i++)
+            if (fields[i].infotext && !strcmp(p.key, fields[i].infotext))
+                ours = &fields[i];
         if (!strcmp(p.key, "Steps")) {
-            if (!parse_long(val, 1, 1000, &v))
+            if (!parse_long(val, 1, 1000, &v) || !set_found(out, "steps", val))
                 st = bad_value(err, source, &p);
-            out->steps = (int)v;
-            out->has |= MD_INFO_STEPS;
         } else if (!strcmp(p.key, "Sampler")) {
             snprintf(sampler, sizeof sampler, "%s", val);
         } else if (!strcmp(p.key, "Schedule type")) {
             snprintf(schedule, sizeof schedule, "%s", val);
         } else if (!strcmp(p.key, "CFG scale")) {
-            if (!parse_f(val, &out->cfg_scale))
+            if (!set_found(out, "guidance", val))
                 st = bad_value(err, source, &p);
-            out->has |= MD_INFO_CFG;
         } else if (!strcmp(p.key, "Seed")) {
-            char *end;
-            errno = 0;
-            unsigned long long s = strtoull(val, &end, 10);
-            if (errno || end == val || *end || val[0] == '-')
+            if (val[0] == '-' || !set_found(out, "seed", val))
                 st = bad_value(err, source, &p);
-            out->seed = s;
-            out->has |= MD_INFO_SEED;
         } else if (!strcmp(p.key, "Size")) {
             int w, h, n = 0;
             if (sscanf(val, "%dx%d%n", &w, &h, &n) != 2 || val[n] || w < 1 || h < 1)
                 st = bad_value(err, source, &p);
-            out->width = w;
-            out->height = h;
-            out->has |= MD_INFO_SIZE;
+            snprintf(num, sizeof num, "%d", w);
+            set_found(out, "width", num);
+            snprintf(num, sizeof num, "%d", h);
+            set_found(out, "height", num);
         } else if (!strcmp(p.key, "Model")) {
             free(out->model);
             out->model = strdup(val);
         } else if (!strcmp(p.key, "Denoising strength")) {
-            if (!parse_f(val, &out->strength))
+            if (!set_found(out, "strength", val))
                 st = bad_value(err, source, &p);
-            out->has |= MD_INFO_STRENGTH;
         } else if (!strcmp(p.key, "Mask blur")) {
             if (!parse_long(val, 0, 1000, &v))
                 st = bad_value(err, source, &p);
             out->mask_blur = (int)v;
-            out->has |= MD_INFO_MASK_BLUR;
         } else if (!strcmp(p.key, "Clip skip")) {
             if (!parse_long(val, 1, 64, &v))
                 st = bad_value(err, source, &p);
-            out->clip_skip = (int)v - 1;
-            out->has |= MD_INFO_CLIP_SKIP;
+            snprintf(num, sizeof num, "%d", (int)v - 1);
+            set_found(out, "clip_skip", num);
         } else if (!strcmp(p.key, "MoE")) {
             free(out->moe);
             out->moe = strdup(val);
         } else if (!strcmp(p.key, "Prompt syntax")) {
             if (strcmp(val, "plain") != 0)
                 st = bad_value(err, source, &p);
-            out->has |= MD_INFO_PLAIN_PROMPT;
+            set_found(out, "prompt_syntax", "plain");
+        } else if (ours) {
+            if (!set_found(out, ours->name, val))
+                st = bad_value(err, source, &p);
         }
         free(p.value.s);
     }
-    if (st == MD_OK && sampler[0]) {
-        int k = md_infotext_sampler_from_name(sampler, schedule[0] ? schedule : NULL);
-        if (k < 0)
-            return md_fail(err, MD_ERR_UNSUPPORTED,
-                           "%s: parameters: sampler '%s%s%s' is not one "
-                           "this program has (see --help)",
-                           source, sampler, schedule[0] ? "' with schedule '" : "", schedule);
-        out->sampler = (md_sampler_kind)k;
-        out->has |= MD_INFO_SAMPLER;
+    if (st == MDIFF_OK && sampler[0]) {
+        const char *name = mdh_sampler_from_display(sampler, schedule[0] ? schedule : NULL);
+        if (!name)
+            return mdh_fail(err, MDIFF_ERR_UNSUPPORTED,
+                            "%s: parameters: sampler '%s%s%s' is not one "
+                            "this program has (see --help)",
+                            source, sampler, schedule[0] ? "' with schedule '" : "", schedule);
+        set_found(out, "sampler", name);
     }
     return st;
 }
 
-md_status md_infotext_parse(const char *text, const char *source, md_infotext *out, md_error *err)
+int mdh_infotext_parse(const char *text, const char *source, mdh_infotext *out, mdh_error *err)
 {
     memset(out, 0, sizeof *out);
+    mdh_request_init(&out->req);
+    out->mask_blur = -1;
+    int nfields;
+    mdh_request_fields(&nfields);
+    out->found = calloc((size_t)nfields, 1);
     char *copy = strdup(text);
-    if (!copy)
-        return md_fail(err, MD_ERR_NOMEM, "%s: out of memory", source);
+    if (!copy || !out->found) {
+        free(copy);
+        mdh_infotext_free(out);
+        return mdh_fail(err, MDIFF_ERR_NOMEM, "%s: out of memory", source);
+    }
     /* Trailing whitespace is stripped, as A1111 writes; lines are kept as
      * they are so a re-created prompt is byte for byte the same. */
     size_t n = strlen(copy);
@@ -468,7 +472,7 @@ md_status md_infotext_parse(const char *text, const char *source, md_infotext *o
         copy[--n] = '\0';
     char *last = strrchr(copy, '\n');
     const char *params = last ? last + 1 : copy;
-    md_status st = MD_OK;
+    int st = MDIFF_OK;
     if (count_params(params) >= 3) {
         st = parse_params_line(params, source, out, err);
         if (last)
@@ -479,24 +483,25 @@ md_status md_infotext_parse(const char *text, const char *source, md_infotext *o
     /* The negative prompt runs from the first line that starts with the tag
      * to the parameters line. */
     static const char neg_tag[] = "Negative prompt:";
-    char *neg = NULL;
+    char *neg = NULL, *prompt = copy;
     if (!strncmp(copy, neg_tag, sizeof neg_tag - 1)) {
         neg = copy + sizeof neg_tag - 1;
-        out->prompt = strdup("");
+        prompt = "";
     } else {
         char *q = strstr(copy, "\nNegative prompt:");
         if (q) {
             *q = '\0';
             neg = q + sizeof neg_tag;
         }
-        out->prompt = strdup(copy);
     }
-    if (neg)
-        out->negative_prompt = strdup(neg[0] == ' ' ? neg + 1 : neg);
+    if (st == MDIFF_OK && !set_found(out, "prompt", prompt))
+        st = mdh_fail(err, MDIFF_ERR_NOMEM, "%s: out of memory", source);
+    if (st == MDIFF_OK && neg && !set_found(out, "negative_prompt", neg[0] == ' ' ? neg + 1 : neg))
+        st = mdh_fail(err, MDIFF_ERR_NOMEM, "%s: out of memory", source);
+    if (st == MDIFF_OK && !neg) /* no line: the text says there was none */
+        out->found[mdh_request_field("negative_prompt") - mdh_request_fields(&nfields)] = 1;
     free(copy);
-    if (st == MD_OK && (!out->prompt || (neg && !out->negative_prompt)))
-        st = md_fail(err, MD_ERR_NOMEM, "%s: out of memory", source);
-    if (st != MD_OK)
-        md_infotext_free(out);
+    if (st != MDIFF_OK)
+        mdh_infotext_free(out);
     return st;
 }

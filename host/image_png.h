@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../runtime/status.h"
+#include "host_error.h"
 
 typedef struct md_text_chunk {
     const char *key;
@@ -14,8 +14,8 @@ typedef struct md_text_chunk {
 } md_text_chunk;
 
 /* rgb: interleaved 8-bit RGB, width*height*3 bytes. */
-md_status md_png_write(const char *path, const uint8_t *rgb, int width, int height,
-                       const md_text_chunk *text, size_t ntext, md_error *err);
+int md_png_write(const char *path, const uint8_t *rgb, int width, int height,
+                       const md_text_chunk *text, size_t ntext, mdh_error *err);
 
 /* planes [3, H, W] in [0, 1] -> interleaved 8-bit RGB, round(255 x). */
 void md_planes_to_rgb8(const float *planes, int width, int height, uint8_t *rgb);

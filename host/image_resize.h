@@ -4,10 +4,10 @@
 #ifndef MD_IMAGE_RESIZE_H
 #define MD_IMAGE_RESIZE_H
 
-#include "../runtime/status.h"
+#include "host_error.h"
 #include "image_read.h"
 
 /* planes [4, height, width] in [0, 1]: R, G, B, alpha. */
-md_status md_image_fit(const md_image *src, int width, int height, float *planes, md_error *err);
+int md_image_fit(const md_image *src, int width, int height, float *planes, mdh_error *err);
 
 #endif

@@ -18,7 +18,7 @@ typedef enum md_image_format {
 md_image_format md_image_format_of(const char *path);
 
 /* rgb: interleaved 8-bit RGB. Text chunks are stored in PNGs only. */
-md_status md_image_write(const char *path, const uint8_t *rgb, int width, int height,
-                         const md_text_chunk *text, size_t ntext, md_error *err);
+int md_image_write(const char *path, const uint8_t *rgb, int width, int height,
+                         const md_text_chunk *text, size_t ntext, mdh_error *err);
 
 #endif

@@ -1,5 +1,5 @@
-/* Routing statistics of MoE layers, gathered through the U-Net's MoE
- * observer (md_unet_set_moe_observer(u, md_moe_stats_observe, stats)).
+/* Routing statistics of MoE layers, gathered from the library's router
+ * trace (moediffuse.h "moe.router_trace": one md_moe_call per event).
  *
  * Per U-Net call (one per sampling step when guidance is batched) and per
  * layer it keeps: the tokens routed to each expert (a token with top-k
@@ -10,8 +10,9 @@
 #ifndef MD_MOE_STATS_H
 #define MD_MOE_STATS_H
 
-#include "../runtime/status.h"
-#include "moe.h"
+#include <stdint.h>
+
+#include "host_error.h"
 
 typedef struct md_moe_stats md_moe_stats;
 
@@ -30,8 +31,6 @@ typedef struct md_moe_call {
 
 /* Out-of-memory is remembered and reported by the writers. */
 void md_moe_stats_record(md_moe_stats *s, const md_moe_call *call);
-/* The same as a U-Net MoE observer. */
-void md_moe_stats_observe(void *user, const md_moe_trace *trace);
 /* Starts a new call explicitly (optional). */
 void md_moe_stats_next_call(md_moe_stats *s);
 
@@ -52,12 +51,12 @@ int md_moe_stats_get(const md_moe_stats *s, int call, int layer, md_moe_stats_ce
 
 /* JSON: {"calls", "layers": [{name, num_experts, top_k, total_load, ...}],
  * "records": [{call, layer, rows, load, entropy, load_entropy, busiest_share}]}. */
-md_status md_moe_stats_write_json(const md_moe_stats *s, const char *path, md_error *err);
+int md_moe_stats_write_json(const md_moe_stats *s, const char *path, mdh_error *err);
 /* Heatmap PNG: one column per call, one row per (layer, expert) in layer
  * order, a gray line between layers; colour = the share of the call's
  * tokens routed to the expert, dark blue 0 -> yellow 1. Cells are `cell`
  * pixels square (0: 8). */
-md_status md_moe_stats_write_heatmap(const md_moe_stats *s, const char *path, int cell,
-                                     md_error *err);
+int md_moe_stats_write_heatmap(const md_moe_stats *s, const char *path, int cell,
+                                     mdh_error *err);
 
 #endif

@@ -38,17 +38,17 @@ static void write_cb(void *ctx, void *data, int size)
         s->failed = 1;
 }
 
-static md_status write_stb(const char *path, md_image_format fmt, const uint8_t *rgb, int width,
-                           int height, md_error *err)
+static int write_stb(const char *path, md_image_format fmt, const uint8_t *rgb, int width,
+                           int height, mdh_error *err)
 {
     size_t len = strlen(path);
     char *tmp = malloc(len + 32);
     if (!tmp)
-        return md_fail(err, MD_ERR_NOMEM, "%s: out of memory", path);
+        return mdh_fail(err, MDIFF_ERR_NOMEM, "%s: out of memory", path);
     snprintf(tmp, len + 32, "%s.tmp%ld", path, (long)getpid());
     sink s = {fopen(tmp, "wb"), 0};
     if (!s.f) {
-        md_status st = md_fail(err, MD_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
+        int st = mdh_fail(err, MDIFF_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
         free(tmp);
         return st;
     }
@@ -61,15 +61,15 @@ static md_status write_stb(const char *path, md_image_format fmt, const uint8_t 
         int e = errno;
         unlink(tmp);
         free(tmp);
-        return md_fail(err, MD_ERR_IO, "%s: cannot write the image: %s", path,
+        return mdh_fail(err, MDIFF_ERR_IO, "%s: cannot write the image: %s", path,
                        ok ? strerror(e) : "write failed (disk full?)");
     }
     free(tmp);
-    return MD_OK;
+    return MDIFF_OK;
 }
 
-md_status md_image_write(const char *path, const uint8_t *rgb, int width, int height,
-                         const md_text_chunk *text, size_t ntext, md_error *err)
+int md_image_write(const char *path, const uint8_t *rgb, int width, int height,
+                         const md_text_chunk *text, size_t ntext, mdh_error *err)
 {
     md_image_format fmt = md_image_format_of(path);
     switch (fmt) {
@@ -77,7 +77,7 @@ md_status md_image_write(const char *path, const uint8_t *rgb, int width, int he
     case MD_IMAGE_JPEG:
     case MD_IMAGE_BMP: return write_stb(path, fmt, rgb, width, height, err);
     default:
-        return md_fail(err, MD_ERR_INVALID,
+        return mdh_fail(err, MDIFF_ERR_INVALID,
                        "%s: unknown image type (use .png, .jpg, .jpeg or .bmp)", path);
     }
 }

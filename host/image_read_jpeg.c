@@ -35,13 +35,13 @@ static void on_jpeg_warning(j_common_ptr cinfo, int level)
     }
 }
 
-md_status md_image_read_jpeg(const char *path, md_image *out, md_error *err)
+int md_image_read_jpeg(const char *path, md_image *out, mdh_error *err)
 {
     out->width = out->height = 0;
     out->rgba = NULL;
     FILE *f = fopen(path, "rb");
     if (!f)
-        return md_fail(err, MD_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+        return mdh_fail(err, MDIFF_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     struct jpeg_decompress_struct cinfo;
     jpeg_fail e;
     uint8_t *volatile pixels = NULL;
@@ -55,7 +55,7 @@ md_status md_image_read_jpeg(const char *path, md_image *out, md_error *err)
         fclose(f);
         free(pixels);
         free(row);
-        return md_fail(err, MD_ERR_FORMAT, "%s: not a valid JPEG: %s", path, e.msg);
+        return mdh_fail(err, MDIFF_ERR_FORMAT, "%s: not a valid JPEG: %s", path, e.msg);
     }
     jpeg_create_decompress(&cinfo);
     jpeg_stdio_src(&cinfo, f);
@@ -97,5 +97,5 @@ md_status md_image_read_jpeg(const char *path, md_image *out, md_error *err)
     out->width = (int)w;
     out->height = (int)h;
     out->rgba = pixels;
-    return MD_OK;
+    return MDIFF_OK;
 }

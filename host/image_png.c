@@ -60,17 +60,17 @@ static int write_stream(FILE *f, const uint8_t *rgb, int width, int height,
     return 1;
 }
 
-md_status md_png_write(const char *path, const uint8_t *rgb, int width, int height,
-                       const md_text_chunk *text, size_t ntext, md_error *err)
+int md_png_write(const char *path, const uint8_t *rgb, int width, int height,
+                       const md_text_chunk *text, size_t ntext, mdh_error *err)
 {
     size_t len = strlen(path);
     char *tmp = malloc(len + 16);
     if (!tmp)
-        return md_fail(err, MD_ERR_NOMEM, "%s: out of memory", path);
+        return mdh_fail(err, MDIFF_ERR_NOMEM, "%s: out of memory", path);
     snprintf(tmp, len + 16, "%s.tmp%ld", path, (long)getpid());
     FILE *f = fopen(tmp, "wb");
     if (!f) {
-        md_status st = md_fail(err, MD_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
+        int st = mdh_fail(err, MDIFF_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
         free(tmp);
         return st;
     }
@@ -81,9 +81,9 @@ md_status md_png_write(const char *path, const uint8_t *rgb, int width, int heig
         int e = errno;
         unlink(tmp);
         free(tmp);
-        return md_fail(err, MD_ERR_IO, "%s: cannot write the image: %s", path,
+        return mdh_fail(err, MDIFF_ERR_IO, "%s: cannot write the image: %s", path,
                        ok ? strerror(e) : "write failed (disk full?)");
     }
     free(tmp);
-    return MD_OK;
+    return MDIFF_OK;
 }

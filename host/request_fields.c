@@ -1,0 +1,316 @@
+#include "request_fields.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define P(field) offsetof(mdiff_gen_params, field)
+
+static const char *const routing_names[] = {"model", "sequence", "token", NULL};
+static const char *const syntax_names[] = {"weighted", "plain", NULL};
+
+/* Order: the order records and the `parameters` text list them. The SDXL
+ * micro-conditioning is not in the `parameters` text (A1111 does not write
+ * it either). */
+static const mdh_field fields[] = {
+    {"prompt", MDH_FIELD_TEXT, P(prompt), NULL, NULL},
+    {"negative_prompt", MDH_FIELD_TEXT, P(negative_prompt), NULL, NULL},
+    {"sampler", MDH_FIELD_NAME, P(sampler), NULL, NULL},
+    {"seed", MDH_FIELD_SEED, P(seed), NULL, NULL},
+    {"init_image", MDH_FIELD_PATH, 0, NULL, NULL},
+    {"mask", MDH_FIELD_PATH, 0, NULL, NULL},
+    {"width", MDH_FIELD_INT, P(width), NULL, NULL},
+    {"height", MDH_FIELD_INT, P(height), NULL, NULL},
+    {"steps", MDH_FIELD_INT, P(steps), NULL, NULL},
+    {"guidance", MDH_FIELD_FLOAT, P(guidance), NULL, NULL},
+    {"strength", MDH_FIELD_FLOAT, P(strength), NULL, NULL},
+    {"clip_skip", MDH_FIELD_INT, P(clip_skip), NULL, NULL},
+    {"prompt_syntax", MDH_FIELD_CHOICE, P(prompt_syntax), NULL, syntax_names},
+    {"original_width", MDH_FIELD_INT, P(original_width), NULL, NULL},
+    {"original_height", MDH_FIELD_INT, P(original_height), NULL, NULL},
+    {"crop_top", MDH_FIELD_INT, P(crop_top), NULL, NULL},
+    {"crop_left", MDH_FIELD_INT, P(crop_left), NULL, NULL},
+    {"target_width", MDH_FIELD_INT, P(target_width), NULL, NULL},
+    {"target_height", MDH_FIELD_INT, P(target_height), NULL, NULL},
+    {"moe_top_k", MDH_FIELD_INT, P(moe_top_k), "MoE top-k", NULL},
+    {"moe_routing", MDH_FIELD_CHOICE, P(moe_routing), "MoE routing", routing_names},
+};
+#define NFIELDS (int)(sizeof fields / sizeof fields[0])
+
+const mdh_field *mdh_request_fields(int *count)
+{
+    *count = NFIELDS;
+    return fields;
+}
+
+const mdh_field *mdh_request_field(const char *name)
+{
+    for (int i = 0; i < NFIELDS; i++)
+        if (!strcmp(fields[i].name, name))
+            return &fields[i];
+    return NULL;
+}
+
+static const mdiff_gen_params *defaults(void)
+{
+    static mdiff_gen_params d;
+    static int ready;
+    if (!ready) {
+        const mdiff_api *api = moediffuse_get_api(MOEDIFFUSE_ABI_MAJOR, MOEDIFFUSE_ABI_MINOR);
+        if (api)
+            api->gen_params_init(&d, sizeof d);
+        ready = 1;
+    }
+    return &d;
+}
+
+void mdh_request_init(mdh_request *r)
+{
+    memset(r, 0, sizeof *r);
+    r->p = *defaults();
+}
+
+static int text_slot(const mdh_field *f)
+{
+    return f->offset == P(prompt) ? 0 : f->offset == P(negative_prompt) ? 1 : 2;
+}
+
+static char **path_slot(mdh_request *r, const mdh_field *f)
+{
+    return !strcmp(f->name, "mask") ? &r->mask : &r->init_image;
+}
+
+static const char *const *string_ptr(const mdh_request *r, const mdh_field *f)
+{
+    return (const char *const *)((const char *)&r->p + f->offset);
+}
+
+int mdh_request_set_string(mdh_request *r, const mdh_field *f, const char *value)
+{
+    char *copy = value ? strdup(value) : NULL;
+    if (value && !copy)
+        return MDIFF_ERR_NOMEM;
+    if (f->type == MDH_FIELD_PATH) {
+        char **slot = path_slot(r, f);
+        free(*slot);
+        *slot = copy;
+        return MDIFF_OK;
+    }
+    int k = text_slot(f);
+    free(r->text[k]);
+    r->text[k] = copy;
+    *(const char **)((char *)&r->p + f->offset) = copy;
+    return MDIFF_OK;
+}
+
+void mdh_request_clear(mdh_request *r)
+{
+    for (int k = 0; k < 3; k++)
+        free(r->text[k]);
+    free(r->init_image);
+    free(r->mask);
+    memset(r, 0, sizeof *r);
+}
+
+int mdh_request_copy(mdh_request *dst, const mdh_request *src)
+{
+    memset(dst, 0, sizeof *dst);
+    dst->p = src->p;
+    dst->p.prompt = dst->p.negative_prompt = dst->p.sampler = NULL;
+    int rc = MDIFF_OK;
+    for (int i = 0; i < NFIELDS && rc == MDIFF_OK; i++) {
+        const mdh_field *f = &fields[i];
+        if (f->type == MDH_FIELD_PATH)
+            rc = mdh_request_set_string(dst, f, !strcmp(f->name, "mask") ? src->mask
+                                                                         : src->init_image);
+        else if (f->type == MDH_FIELD_TEXT || f->type == MDH_FIELD_NAME)
+            rc = mdh_request_set_string(dst, f, *string_ptr(src, f));
+    }
+    if (rc != MDIFF_OK)
+        mdh_request_clear(dst);
+    return rc;
+}
+
+static int32_t *int_ptr(mdh_request *r, const mdh_field *f)
+{
+    return (int32_t *)((char *)&r->p + f->offset);
+}
+
+static int choice_of(const mdh_field *f, const char *name)
+{
+    for (int i = 0; f->choices[i]; i++)
+        if (!strcasecmp(f->choices[i], name))
+            return i;
+    return -1;
+}
+
+static int bad(mdh_error *err, const mdh_field *f, const char *what)
+{
+    if (f->type == MDH_FIELD_CHOICE) {
+        char names[128] = "";
+        for (int i = 0; f->choices[i]; i++)
+            snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? ", " : "",
+                     f->choices[i]);
+        return mdh_fail(err, MDIFF_ERR_INVALID, "\"%s\" must be one of %s%s", f->name, names,
+                        what);
+    }
+    return mdh_fail(err, MDIFF_ERR_INVALID, "\"%s\" must be %s", f->name, what);
+}
+
+/* A number into the field (range checks beyond the type are the library's). */
+static int set_number(mdh_request *r, const mdh_field *f, double v, mdh_error *err)
+{
+    switch (f->type) {
+    case MDH_FIELD_INT:
+        if (v != floor(v) || v < -2147483648.0 || v > 2147483647.0)
+            return bad(err, f, "an integer");
+        *int_ptr(r, f) = (int32_t)v;
+        return MDIFF_OK;
+    case MDH_FIELD_SEED:
+        if (v != floor(v) || v < 0 || v > MDH_SEED_MAX)
+            return bad(err, f, "an integer in 0..2^53-1");
+        r->p.seed = (uint64_t)v;
+        return MDIFF_OK;
+    case MDH_FIELD_FLOAT:
+        if (!isfinite(v) || fabs(v) > 3.0e38)
+            return bad(err, f, "a number");
+        *(float *)((char *)&r->p + f->offset) = (float)v;
+        return MDIFF_OK;
+    case MDH_FIELD_CHOICE:
+        if (v != floor(v) || v < 0 || v >= 64 || !f->choices[0])
+            return bad(err, f, "");
+        for (int i = 0; f->choices[i]; i++)
+            if (i == (int)v) {
+                *int_ptr(r, f) = i;
+                return MDIFF_OK;
+            }
+        return bad(err, f, "");
+    default: return bad(err, f, "a string");
+    }
+}
+
+int mdh_request_set_json(mdh_request *r, const mdh_field *f, const cJSON *v, mdh_error *err)
+{
+    int is_string = f->type == MDH_FIELD_TEXT || f->type == MDH_FIELD_NAME ||
+                    f->type == MDH_FIELD_PATH;
+    if (cJSON_IsNull(v)) {
+        if (is_string && f->offset != P(prompt))
+            return mdh_request_set_string(r, f, NULL);
+        return bad(err, f, f->offset == P(prompt) ? "a string" : "a value, not null");
+    }
+    if (is_string) {
+        if (!cJSON_IsString(v))
+            return bad(err, f, "a string");
+        int rc = mdh_request_set_string(r, f, v->valuestring);
+        return rc == MDIFF_OK ? rc : mdh_fail(err, rc, "out of memory");
+    }
+    if (f->type == MDH_FIELD_CHOICE && cJSON_IsString(v)) {
+        int k = choice_of(f, v->valuestring);
+        if (k < 0)
+            return bad(err, f, "");
+        *int_ptr(r, f) = k;
+        return MDIFF_OK;
+    }
+    if (!cJSON_IsNumber(v))
+        return bad(err, f, f->type == MDH_FIELD_CHOICE  ? ""
+                           : f->type == MDH_FIELD_FLOAT ? "a number"
+                                                        : "an integer");
+    return set_number(r, f, v->valuedouble, err);
+}
+
+int mdh_request_set_text(mdh_request *r, const mdh_field *f, const char *text, mdh_error *err)
+{
+    if (f->type == MDH_FIELD_TEXT || f->type == MDH_FIELD_NAME || f->type == MDH_FIELD_PATH) {
+        int rc = mdh_request_set_string(r, f, text);
+        return rc == MDIFF_OK ? rc : mdh_fail(err, rc, "out of memory");
+    }
+    if (f->type == MDH_FIELD_CHOICE && choice_of(f, text) >= 0) {
+        *int_ptr(r, f) = choice_of(f, text);
+        return MDIFF_OK;
+    }
+    char *end;
+    errno = 0;
+    double v = strtod(text, &end);
+    while (*end == ' ')
+        end++;
+    if (errno || end == text || *end || (f->type == MDH_FIELD_SEED && text[0] == '-'))
+        return bad(err, f, f->type == MDH_FIELD_CHOICE ? "" : "a number");
+    return set_number(r, f, v, err);
+}
+
+static const char *string_value(const mdh_request *r, const mdh_field *f)
+{
+    if (f->type == MDH_FIELD_PATH)
+        return !strcmp(f->name, "mask") ? r->mask : r->init_image;
+    return *string_ptr(r, f);
+}
+
+cJSON *mdh_request_get_json(const mdh_request *r, const mdh_field *f)
+{
+    const void *at = (const char *)&r->p + f->offset;
+    switch (f->type) {
+    case MDH_FIELD_TEXT:
+    case MDH_FIELD_NAME:
+    case MDH_FIELD_PATH: {
+        const char *s = string_value(r, f);
+        return s ? cJSON_CreateString(s) : cJSON_CreateNull();
+    }
+    case MDH_FIELD_INT: return cJSON_CreateNumber(*(const int32_t *)at);
+    case MDH_FIELD_SEED: return cJSON_CreateNumber((double)r->p.seed);
+    case MDH_FIELD_FLOAT: return cJSON_CreateNumber(*(const float *)at);
+    case MDH_FIELD_CHOICE: {
+        int32_t v = *(const int32_t *)at;
+        for (int i = 0; f->choices[i]; i++)
+            if (i == v)
+                return cJSON_CreateString(f->choices[i]);
+        return cJSON_CreateNumber(v);
+    }
+    }
+    return NULL;
+}
+
+int mdh_request_format(const mdh_request *r, const mdh_field *f, char *buf, size_t cap)
+{
+    const void *at = (const char *)&r->p + f->offset;
+    switch (f->type) {
+    case MDH_FIELD_TEXT:
+    case MDH_FIELD_NAME:
+    case MDH_FIELD_PATH: {
+        const char *s = string_value(r, f);
+        return snprintf(buf, cap, "%s", s ? s : "");
+    }
+    case MDH_FIELD_INT: return snprintf(buf, cap, "%d", (int)*(const int32_t *)at);
+    case MDH_FIELD_SEED: return snprintf(buf, cap, "%llu", (unsigned long long)r->p.seed);
+    case MDH_FIELD_FLOAT: {
+        /* the shortest decimal that reads back as the same float */
+        float v = *(const float *)at;
+        int n = 0;
+        for (int prec = 1; prec <= 9; prec++) {
+            n = snprintf(buf, cap, "%.*g", prec, (double)v);
+            if (strtof(buf, NULL) == v)
+                break;
+        }
+        return n;
+    }
+    case MDH_FIELD_CHOICE: {
+        int32_t v = *(const int32_t *)at;
+        for (int i = 0; f->choices[i]; i++)
+            if (i == v)
+                return snprintf(buf, cap, "%s", f->choices[i]);
+        return snprintf(buf, cap, "%d", (int)v);
+    }
+    }
+    return 0;
+}
+
+int mdh_request_is_default(const mdh_request *r, const mdh_field *f)
+{
+    if (f->type == MDH_FIELD_TEXT || f->type == MDH_FIELD_NAME || f->type == MDH_FIELD_PATH)
+        return string_value(r, f) == NULL;
+    const mdiff_gen_params *d = defaults();
+    size_t n = f->type == MDH_FIELD_SEED ? sizeof(uint64_t) : sizeof(int32_t);
+    return memcmp((const char *)&r->p + f->offset, (const char *)d + f->offset, n) == 0;
+}
