@@ -19,7 +19,11 @@ endforeach()
 
 # Golden cases: one test per folder of the reference set, so a new case is
 # added by dropping in a folder.
-set(MD_GOLDEN_PENDING) # cases known not to pass yet (none)
+# Cases known not to pass yet; their CPU and Vulkan tests are disabled.
+# tiny-sd-lora and tiny-segmoe-merge are LoRA and merge cases (CHECKING.md
+# item 8, golden-check exits 3 on them): the LoRA and the merge issues take
+# them off this list.
+set(MD_GOLDEN_PENDING tiny-sd-lora tiny-segmoe-merge)
 if(TARGET golden-check AND EXISTS ${MD_GOLDEN_DIR})
   file(GLOB MD_GOLDEN_CASES LIST_DIRECTORIES true ${MD_GOLDEN_DIR}/*)
   foreach(dir ${MD_GOLDEN_CASES})
@@ -38,6 +42,9 @@ if(TARGET golden-check AND EXISTS ${MD_GOLDEN_DIR})
         add_test(NAME golden_vulkan.${case} COMMAND golden-check ${dir} --backend vulkan)
         set_tests_properties(golden_vulkan.${case} PROPERTIES LABELS vulkan
           SKIP_RETURN_CODE 77 ENVIRONMENT "MD_VK_VALIDATION=1")
+        if(case IN_LIST MD_GOLDEN_PENDING)
+          set_tests_properties(golden_vulkan.${case} PROPERTIES DISABLED TRUE)
+        endif()
       endif()
     endif()
   endforeach()

@@ -1,8 +1,17 @@
 #!/usr/bin/env bash
-# Debian packages the build and the tests need (run as root or with sudo).
+# Debian packages the build and the tests need. Run it as root, or as a
+# user with sudo: it then re-runs itself through sudo (a root shell in a
+# minimal container has no sudo, so it is never a requirement there).
 #   tools/install-deps.sh          build + every test (Vulkan on lavapipe, GIMP, Krita)
 #   tools/install-deps.sh --build  only what building and generating need
 set -euo pipefail
+if [ "$(id -u)" != 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then
+    exec sudo -- "$BASH" "$0" "$@"
+  fi
+  echo "tools/install-deps.sh: installing packages needs root: run it as root, or install sudo" >&2
+  exit 1
+fi
 build=(build-essential cmake pkg-config libopenblas-dev libcjson-dev libpng-dev
        libjpeg62-turbo-dev libstb-dev libyaml-dev zlib1g-dev
        glslc libvulkan-dev)

@@ -110,6 +110,23 @@ static int cmp_names(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* CHECKING.md item 8: a LoRA case (golden.json lora_files) or a merge case
+ * (golden.json inputs with a segmoe_config.yaml) starts from inputs that
+ * are not a model folder; the model-level tests have nothing to load in it. */
+static int is_model_case(const char *dir)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/segmoe_config.yaml", dir);
+    if (md_test_exists(path))
+        return 0;
+    snprintf(path, sizeof path, "%s/golden.json", dir);
+    cJSON *j = md_test_exists(path) ? md_test_read_json(path) : NULL;
+    int model = !cJSON_GetObjectItem(j, "lora_files") &&
+                !cJSON_IsString(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "inputs"), "segmoe_yaml"));
+    cJSON_Delete(j);
+    return model;
+}
+
 char **md_test_list_cases(const char *root, int *n)
 {
     *n = 0;
@@ -125,7 +142,7 @@ char **md_test_list_cases(const char *root, int *n)
         char path[4096];
         struct stat sb;
         snprintf(path, sizeof path, "%s/%s", root, ent->d_name);
-        if (stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode))
+        if (stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode) || !is_model_case(path))
             continue;
         if (*n == cap) {
             cap = cap ? cap * 2 : 16;

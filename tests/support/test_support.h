@@ -57,7 +57,8 @@ const char *md_test_golden_dir(void);
 const char *md_test_golden_dir_required(void);
 /* "<MD_GOLDEN_DIR>/<rel>" in buf; NULL when unset or too long for cap. */
 const char *md_test_golden_path(char *buf, size_t cap, const char *rel);
-/* The case folders below root, sorted; their count in *n. Free with
+/* The case folders below root that are models (not the LoRA and merge
+ * cases of CHECKING.md item 8), sorted; their count in *n. Free with
  * md_test_free_names. NULL (and *n 0) when root cannot be read. */
 char **md_test_list_cases(const char *root, int *n);
 void md_test_free_names(char **names, int n);

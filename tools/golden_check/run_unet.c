@@ -1,5 +1,5 @@
-/* unet.callN.eps, the recorded MoE layer (unet.moe_*), and the expert
- * choices of every MoE layer per call (golden.json
+/* unet.callN.eps, the recorded MoE layers (every group unet.moe_<kind>.*),
+ * and the expert choices of every MoE layer per call (golden.json
  * moe_selected_experts_unet_calls). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,17 +7,44 @@
 
 #include "gc.h"
 
+/* One recorded MoE layer: the records unet.moe_<kind>.{input,
+ * router_logits,selected_experts,output} of one layer during one call. A
+ * case may record several (unet.moe_ff.*, unet.moe_attn.*, ...). */
+typedef struct moe_group {
+    char prefix[64]; /* "unet.moe_ff" */
+    char layer[192]; /* "down_blocks.0.attentions.0.transformer_blocks.0.ff" */
+    int call;        /* -1 while the descriptions have not named it */
+    int recorded;
+} moe_group;
+
+enum { MAX_MOE_GROUPS = 16 };
+
 typedef struct moe_capture {
     gc_case *c;
-    int call;                 /* the U-Net call running now */
-    int record_call;          /* the call during which unet.moe_<kind>.* was recorded */
-    char record_layer[192];
-    char record_prefix[64];   /* "unet.moe_ff" */
-    int recorded;
-    const cJSON *expected;    /* {"layer": [experts...]} for this call, or NULL */
+    int call; /* the U-Net call running now */
+    moe_group groups[MAX_MOE_GROUPS];
+    int ngroups;
+    const cJSON *expected; /* {"layer": [experts...]} for this call, or NULL */
     int choice_checked, choice_wrong;
     char first_wrong[192];
 } moe_capture;
+
+static void put_group(gc_case *c, const moe_group *g, const md_moe_trace *t)
+{
+    const md_moe_layer *l = t->layer;
+    char name[128];
+    snprintf(name, sizeof name, "%s.input", g->prefix);
+    gc_put(c, name, t->input, (size_t)t->rows * l->in_dim, 0);
+    snprintf(name, sizeof name, "%s.router_logits", g->prefix);
+    gc_put(c, name, t->router_logits, (size_t)t->rows * l->num_experts, 0);
+    snprintf(name, sizeof name, "%s.output", g->prefix);
+    gc_put(c, name, t->output, (size_t)t->rows * l->out_dim, 0);
+    float sel[16];
+    for (int k = 0; k < l->top_k && k < 16; k++)
+        sel[k] = (float)t->plan->selected[k];
+    snprintf(name, sizeof name, "%s.selected_experts", g->prefix);
+    gc_put(c, name, sel, (size_t)(l->top_k < 16 ? l->top_k : 16), 1);
+}
 
 static void on_moe(void *user, const md_moe_trace *t)
 {
@@ -34,52 +61,71 @@ static void on_moe(void *user, const md_moe_trace *t)
                 snprintf(cap->first_wrong, sizeof cap->first_wrong, "%s", l->name);
         }
     }
-    if (cap->recorded || cap->call != cap->record_call || strcmp(l->name, cap->record_layer) != 0)
-        return;
-    cap->recorded = 1;
-    char name[128];
-    snprintf(name, sizeof name, "%s.input", cap->record_prefix);
-    gc_put(cap->c, name, t->input, (size_t)t->rows * l->in_dim, 0);
-    snprintf(name, sizeof name, "%s.router_logits", cap->record_prefix);
-    gc_put(cap->c, name, t->router_logits, (size_t)t->rows * l->num_experts, 0);
-    snprintf(name, sizeof name, "%s.output", cap->record_prefix);
-    gc_put(cap->c, name, t->output, (size_t)t->rows * l->out_dim, 0);
-    float sel[16];
-    for (int k = 0; k < l->top_k && k < 16; k++)
-        sel[k] = (float)t->plan->selected[k];
-    snprintf(name, sizeof name, "%s.selected_experts", cap->record_prefix);
-    gc_put(cap->c, name, sel, (size_t)l->top_k, 1);
+    for (int i = 0; i < cap->ngroups; i++) {
+        moe_group *g = &cap->groups[i];
+        if (g->recorded || g->call != cap->call || strcmp(l->name, g->layer) != 0)
+            continue;
+        g->recorded = 1;
+        put_group(cap->c, g, t);
+    }
 }
 
-/* The recorded layer and call come from the record's description:
- * "input ... of <layer path> in call<N> ...". */
-static void find_recorded_layer(gc_case *c, moe_capture *cap)
+/* The layer path in a description: the word holding "_blocks."
+ * ("input ... of down_blocks.0.attentions.0.transformer_blocks.0.ff in
+ * call1 ..."); the call: " in call<N>". Either may be named by any record
+ * of the group. */
+static void read_description(moe_group *g, const char *s)
 {
-    const cJSON *tensors = cJSON_GetObjectItem(c->golden_json, "tensors");
-    const cJSON *rec;
-    cap->record_call = -1;
-    cJSON_ArrayForEach(rec, tensors)
-    {
-        size_t len = strlen(rec->string);
-        if (strncmp(rec->string, "unet.moe_", 9) != 0 || len < 6 ||
-            strcmp(rec->string + len - 6, ".input") != 0)
-            continue;
-        snprintf(cap->record_prefix, sizeof cap->record_prefix, "%.*s", (int)(len - 6), rec->string);
-        const cJSON *desc = cJSON_GetObjectItem(rec, "description");
-        if (!cJSON_IsString(desc))
-            return;
-        const char *s = desc->valuestring;
-        const char *blocks = strstr(s, "_blocks.");
-        const char *call = strstr(s, " in call");
-        if (!blocks || !call)
-            return;
+    const char *blocks = strstr(s, "_blocks.");
+    if (blocks && !g->layer[0]) {
         while (blocks > s && blocks[-1] != ' ')
             blocks--;
         size_t n = strcspn(blocks, " ");
-        snprintf(cap->record_layer, sizeof cap->record_layer, "%.*s", (int)n, blocks);
-        cap->record_call = atoi(call + 8);
-        return;
+        snprintf(g->layer, sizeof g->layer, "%.*s", (int)n, blocks);
     }
+    const char *call = strstr(s, " in call");
+    if (call && g->call < 0 && call[8] >= '0' && call[8] <= '9')
+        g->call = atoi(call + 8);
+}
+
+/* Every group unet.moe_<kind>.* of the case, each with the layer and call
+ * its descriptions name. A group they do not locate keeps call -1: its
+ * records are then never produced and fail as unsupported. */
+static void find_recorded_groups(gc_case *c, moe_capture *cap)
+{
+    const cJSON *tensors = cJSON_GetObjectItem(c->golden_json, "tensors");
+    const cJSON *rec;
+    cJSON_ArrayForEach(rec, tensors)
+    {
+        if (strncmp(rec->string, "unet.moe_", 9) != 0)
+            continue;
+        const char *dot = strchr(rec->string + 9, '.');
+        if (!dot)
+            continue;
+        int len = (int)(dot - rec->string);
+        moe_group *g = NULL;
+        for (int i = 0; i < cap->ngroups && !g; i++)
+            if ((int)strlen(cap->groups[i].prefix) == len &&
+                strncmp(cap->groups[i].prefix, rec->string, (size_t)len) == 0)
+                g = &cap->groups[i];
+        if (!g) {
+            if (cap->ngroups == MAX_MOE_GROUPS || len >= (int)sizeof g->prefix) {
+                fprintf(stderr, "golden-check: MoE record group of %s not handled\n",
+                        rec->string);
+                continue;
+            }
+            g = &cap->groups[cap->ngroups++];
+            snprintf(g->prefix, sizeof g->prefix, "%.*s", len, rec->string);
+            g->call = -1;
+        }
+        const cJSON *desc = cJSON_GetObjectItem(rec, "description");
+        if (cJSON_IsString(desc))
+            read_description(g, desc->valuestring);
+    }
+    for (int i = 0; i < cap->ngroups; i++)
+        if (!cap->groups[i].layer[0] || cap->groups[i].call < 0)
+            fprintf(stderr, "golden-check: %s.*: the descriptions name no layer and call\n",
+                    cap->groups[i].prefix);
 }
 
 static const cJSON *expected_choices(gc_case *c, int call)
@@ -103,7 +149,7 @@ void gc_run_unet(gc_case *c)
     if (!m)
         return;
     moe_capture cap = {.c = c};
-    find_recorded_layer(c, &cap);
+    find_recorded_groups(c, &cap);
     md_unet_set_moe_observer(m->unet, on_moe, &cap);
     for (int call = 0;; call++) {
         char name[128];
