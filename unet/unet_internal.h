@@ -5,7 +5,7 @@
 #define MD_UNET_INTERNAL_H
 
 #include "../moe/moe.h"
-#include "nn_util.h"
+#include "../nn/nn.h"
 #include "unet.h"
 
 /* What every block needs during one forward call. */

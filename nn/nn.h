@@ -1,8 +1,9 @@
-/* Helpers shared by the U-Net and MoE code: activation allocation that
- * reports failure, weight lookup that also prepares the weight for the
- * backend, and the small layer descriptors (linear, conv, norm). */
-#ifndef MD_NN_UTIL_H
-#define MD_NN_UTIL_H
+/* The layer kit shared by the text encoder, VAE, U-Net and MoE code:
+ * activation allocation that reports failure, weight lookup that also
+ * prepares the weight for the backend, and the small layer descriptors
+ * (linear, conv, norm) with their loaders. */
+#ifndef MD_NN_H
+#define MD_NN_H
 
 #include "../io/weights.h"
 #include "../runtime/backend.h"
