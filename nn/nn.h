@@ -55,11 +55,4 @@ md_status md_nn_norm_load(md_nn_norm *n, md_weights *w, md_backend *be, md_error
 /* y = linear(x) where x is [..., in] and y [..., out]. */
 void md_nn_linear_forward(md_backend *be, md_tensor *y, const md_tensor *x, const md_nn_linear *l);
 
-#define MD_TRY(expr)                                                                               \
-    do {                                                                                           \
-        md_status md_try_status_ = (expr);                                                         \
-        if (md_try_status_ != MD_OK)                                                               \
-            return md_try_status_;                                                                 \
-    } while (0)
-
 #endif

@@ -53,24 +53,17 @@ static md_status getf(md_vae *v, md_weights *w, md_tensor **out, md_error *err, 
 #define SHAPE1(a) 1, (const int64_t[]){(a)}
 #define SHAPE2(a, b) 2, (const int64_t[]){(a), (b)}
 #define SHAPE4(a, b, c, d) 4, (const int64_t[]){(a), (b), (c), (d)}
-#define TRY(expr)                                                                                  \
-    do {                                                                                           \
-        md_status try_st_ = (expr);                                                                \
-        if (try_st_ != MD_OK)                                                                      \
-            return try_st_;                                                                        \
-    } while (0)
-
 static md_status load_conv(md_vae *v, md_weights *w, const char *prefix, int64_t cout,
                            int64_t cin, int64_t k, md_tensor **wt, md_tensor **b, md_error *err)
 {
-    TRY(getf(v, w, wt, err, SHAPE4(cout, cin, k, k), "%s.weight", prefix));
+    MD_TRY(getf(v, w, wt, err, SHAPE4(cout, cin, k, k), "%s.weight", prefix));
     return getf(v, w, b, err, SHAPE1(cout), "%s.bias", prefix);
 }
 
 static md_status load_norm(md_vae *v, md_weights *w, const char *prefix, int64_t c,
                            md_tensor **g, md_tensor **b, md_error *err)
 {
-    TRY(getf(v, w, g, err, SHAPE1(c), "%s.weight", prefix));
+    MD_TRY(getf(v, w, g, err, SHAPE1(c), "%s.weight", prefix));
     return getf(v, w, b, err, SHAPE1(c), "%s.bias", prefix);
 }
 
@@ -81,16 +74,16 @@ static md_status load_resnet(md_vae *v, md_weights *w, const char *prefix, int c
     r->cin = cin;
     r->cout = cout;
     namef(p, "%s.norm1", prefix);
-    TRY(load_norm(v, w, p, cin, &r->norm1_w, &r->norm1_b, err));
+    MD_TRY(load_norm(v, w, p, cin, &r->norm1_w, &r->norm1_b, err));
     namef(p, "%s.conv1", prefix);
-    TRY(load_conv(v, w, p, cout, cin, 3, &r->conv1_w, &r->conv1_b, err));
+    MD_TRY(load_conv(v, w, p, cout, cin, 3, &r->conv1_w, &r->conv1_b, err));
     namef(p, "%s.norm2", prefix);
-    TRY(load_norm(v, w, p, cout, &r->norm2_w, &r->norm2_b, err));
+    MD_TRY(load_norm(v, w, p, cout, &r->norm2_w, &r->norm2_b, err));
     namef(p, "%s.conv2", prefix);
-    TRY(load_conv(v, w, p, cout, cout, 3, &r->conv2_w, &r->conv2_b, err));
+    MD_TRY(load_conv(v, w, p, cout, cout, 3, &r->conv2_w, &r->conv2_b, err));
     if (cin != cout) {
         namef(p, "%s.conv_shortcut", prefix);
-        TRY(load_conv(v, w, p, cout, cin, 1, &r->short_w, &r->short_b, err));
+        MD_TRY(load_conv(v, w, p, cout, cin, 1, &r->short_w, &r->short_b, err));
     }
     return MD_OK;
 }
@@ -99,7 +92,7 @@ static md_status load_linear(md_vae *v, md_weights *w, const char *prefix, const
                              int64_t c, md_tensor **wt, md_tensor **b, md_error *err)
 {
     /* [C, C] or [C, C, 1, 1]: the shape check ignores trailing 1s. */
-    TRY(getf(v, w, wt, err, SHAPE2(c, c), "%s.%s.weight", prefix, name));
+    MD_TRY(getf(v, w, wt, err, SHAPE2(c, c), "%s.%s.weight", prefix, name));
     return getf(v, w, b, err, SHAPE1(c), "%s.%s.bias", prefix, name);
 }
 
@@ -109,16 +102,16 @@ static md_status load_attn(md_vae *v, md_weights *w, const char *prefix, int c, 
     char p[NAME_MAX_LEN];
     a->channels = c;
     namef(p, "%s.group_norm", prefix);
-    TRY(load_norm(v, w, p, c, &a->norm_w, &a->norm_b, err));
+    MD_TRY(load_norm(v, w, p, c, &a->norm_w, &a->norm_b, err));
     /* Files saved before diffusers 0.14 name the projections query, key,
      * value and proj_attn; diffusers still loads them, so accept both. */
     namef(p, "%s.to_q.weight", prefix);
     int legacy = md_weights_find(w, p) == NULL;
     namef(p, "%s.query.weight", prefix);
     legacy = legacy && md_weights_find(w, p) != NULL;
-    TRY(load_linear(v, w, prefix, legacy ? "query" : "to_q", c, &a->q_w, &a->q_b, err));
-    TRY(load_linear(v, w, prefix, legacy ? "key" : "to_k", c, &a->k_w, &a->k_b, err));
-    TRY(load_linear(v, w, prefix, legacy ? "value" : "to_v", c, &a->v_w, &a->v_b, err));
+    MD_TRY(load_linear(v, w, prefix, legacy ? "query" : "to_q", c, &a->q_w, &a->q_b, err));
+    MD_TRY(load_linear(v, w, prefix, legacy ? "key" : "to_k", c, &a->k_w, &a->k_b, err));
+    MD_TRY(load_linear(v, w, prefix, legacy ? "value" : "to_v", c, &a->v_w, &a->v_b, err));
     return load_linear(v, w, prefix, legacy ? "proj_attn" : "to_out.0", c, &a->out_w, &a->out_b,
                        err);
 }
@@ -128,9 +121,9 @@ static md_status load_mid(md_vae *v, md_weights *w, const char *side, int c, md_
 {
     char p[NAME_MAX_LEN];
     namef(p, "%s.mid_block.resnets.0", side);
-    TRY(load_resnet(v, w, p, c, c, &m->res0, err));
+    MD_TRY(load_resnet(v, w, p, c, c, &m->res0, err));
     namef(p, "%s.mid_block.attentions.0", side);
-    TRY(load_attn(v, w, p, c, &m->attn, err));
+    MD_TRY(load_attn(v, w, p, c, &m->attn, err));
     namef(p, "%s.mid_block.resnets.1", side);
     return load_resnet(v, w, p, c, c, &m->res1, err);
 }
@@ -187,28 +180,28 @@ md_status md_vae_load_encoder(md_vae *v, md_weights *w, md_error *err)
     int top = cfg->block_out_channels[L - 1];
     char p[NAME_MAX_LEN];
 
-    TRY(load_conv(v, w, "encoder.conv_in", cfg->block_out_channels[0], cfg->in_channels, 3,
-                  &e->conv_in_w, &e->conv_in_b, err));
+    MD_TRY(load_conv(v, w, "encoder.conv_in", cfg->block_out_channels[0], cfg->in_channels, 3,
+                     &e->conv_in_w, &e->conv_in_b, err));
     for (int i = 0; i < L; i++) {
         int cin = cfg->block_out_channels[i > 0 ? i - 1 : 0], cout = cfg->block_out_channels[i];
         md_vae_level *l = &e->level[i];
-        TRY(alloc_resnets(l, cfg->layers_per_block, err));
+        MD_TRY(alloc_resnets(l, cfg->layers_per_block, err));
         for (int j = 0; j < l->nres; j++) {
             namef(p, "encoder.down_blocks.%d.resnets.%d", i, j);
-            TRY(load_resnet(v, w, p, j == 0 ? cin : cout, cout, &l->res[j], err));
+            MD_TRY(load_resnet(v, w, p, j == 0 ? cin : cout, cout, &l->res[j], err));
         }
         if (i < L - 1) {
             md_tensor *w3 = NULL;
             namef(p, "encoder.down_blocks.%d.downsamplers.0.conv.weight", i);
-            TRY(md_weights_get(w, p, 4, (const int64_t[]){cout, cout, 3, 3}, &w3, err));
-            TRY(make_down_kernel(v, w3, cout, &l->resample_w, p, err));
-            TRY(getf(v, w, &l->resample_b, err, SHAPE1(cout),
-                     "encoder.down_blocks.%d.downsamplers.0.conv.bias", i));
+            MD_TRY(md_weights_get(w, p, 4, (const int64_t[]){cout, cout, 3, 3}, &w3, err));
+            MD_TRY(make_down_kernel(v, w3, cout, &l->resample_w, p, err));
+            MD_TRY(getf(v, w, &l->resample_b, err, SHAPE1(cout),
+                        "encoder.down_blocks.%d.downsamplers.0.conv.bias", i));
         }
     }
-    TRY(load_mid(v, w, "encoder", top, &e->mid, err));
-    TRY(load_norm(v, w, "encoder.conv_norm_out", top, &e->norm_out_w, &e->norm_out_b, err));
-    TRY(load_conv(v, w, "encoder.conv_out", lat2, top, 3, &e->conv_out_w, &e->conv_out_b, err));
+    MD_TRY(load_mid(v, w, "encoder", top, &e->mid, err));
+    MD_TRY(load_norm(v, w, "encoder.conv_norm_out", top, &e->norm_out_w, &e->norm_out_b, err));
+    MD_TRY(load_conv(v, w, "encoder.conv_out", lat2, top, 3, &e->conv_out_w, &e->conv_out_b, err));
     return load_conv(v, w, "quant_conv", lat2, lat2, 1, &e->quant_w, &e->quant_b, err);
 }
 
@@ -220,26 +213,26 @@ md_status md_vae_load_decoder(md_vae *v, md_weights *w, md_error *err)
     int top = cfg->block_out_channels[L - 1];
     char p[NAME_MAX_LEN];
 
-    TRY(load_conv(v, w, "post_quant_conv", lat, lat, 1, &d->post_quant_w, &d->post_quant_b, err));
-    TRY(load_conv(v, w, "decoder.conv_in", top, lat, 3, &d->conv_in_w, &d->conv_in_b, err));
-    TRY(load_mid(v, w, "decoder", top, &d->mid, err));
+    MD_TRY(load_conv(v, w, "post_quant_conv", lat, lat, 1, &d->post_quant_w, &d->post_quant_b, err));
+    MD_TRY(load_conv(v, w, "decoder.conv_in", top, lat, 3, &d->conv_in_w, &d->conv_in_b, err));
+    MD_TRY(load_mid(v, w, "decoder", top, &d->mid, err));
     int prev = top;
     for (int i = 0; i < L; i++) {
         int cout = cfg->block_out_channels[L - 1 - i];
         md_vae_level *l = &d->level[i];
-        TRY(alloc_resnets(l, cfg->layers_per_block + 1, err));
+        MD_TRY(alloc_resnets(l, cfg->layers_per_block + 1, err));
         for (int j = 0; j < l->nres; j++) {
             namef(p, "decoder.up_blocks.%d.resnets.%d", i, j);
-            TRY(load_resnet(v, w, p, j == 0 ? prev : cout, cout, &l->res[j], err));
+            MD_TRY(load_resnet(v, w, p, j == 0 ? prev : cout, cout, &l->res[j], err));
         }
         if (i < L - 1) {
             namef(p, "decoder.up_blocks.%d.upsamplers.0.conv", i);
-            TRY(load_conv(v, w, p, cout, cout, 3, &l->resample_w, &l->resample_b, err));
+            MD_TRY(load_conv(v, w, p, cout, cout, 3, &l->resample_w, &l->resample_b, err));
         }
         prev = cout;
     }
     int c0 = cfg->block_out_channels[0];
-    TRY(load_norm(v, w, "decoder.conv_norm_out", c0, &d->norm_out_w, &d->norm_out_b, err));
+    MD_TRY(load_norm(v, w, "decoder.conv_norm_out", c0, &d->norm_out_w, &d->norm_out_b, err));
     return load_conv(v, w, "decoder.conv_out", cfg->out_channels, c0, 3, &d->conv_out_w,
                      &d->conv_out_b, err);
 }
