@@ -4,8 +4,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "config_json.h"
-#include "json_get.h"
+#include "../config/config_json.h"
+#include "../config/json_get.h"
 #include "model_internal.h"
 
 static int is_file(const char *path)

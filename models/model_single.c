@@ -4,7 +4,7 @@
  * inferred config of that component entirely. */
 #include <string.h>
 
-#include "config_json.h"
+#include "../config/config_json.h"
 #include "ldm_infer.h"
 #include "ldm_names.h"
 #include "ldm_yaml.h"

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../models/config_json.h"
+#include "../config/config_validate.h"
 #include "../nn/nn.h"
 #include "tokenizer.h"
 
