@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "config_json.h"
+#include "../config/config_json.h"
 #include "ldm_names.h"
 
 /* Looks up printf-formatted name; NULL when absent. */

@@ -7,8 +7,8 @@
 #ifndef MD_LDM_INFER_H
 #define MD_LDM_INFER_H
 
+#include "../config/config.h"
 #include "../io/safetensors.h"
-#include "config.h"
 #include "model.h"
 
 /* SD1: cond_stage_model.transformer; SD2: cond_stage_model.model;

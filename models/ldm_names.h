@@ -8,9 +8,9 @@
 #ifndef MD_LDM_NAMES_H
 #define MD_LDM_NAMES_H
 
+#include "../config/config.h"
 #include "../io/safetensors.h"
 #include "../io/weights.h"
-#include "config.h"
 
 #define MD_LDM_UNET_PREFIX "model.diffusion_model."
 #define MD_LDM_VAE_PREFIX "first_stage_model."

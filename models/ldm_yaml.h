@@ -7,7 +7,7 @@
 #ifndef MD_LDM_YAML_H
 #define MD_LDM_YAML_H
 
-#include "config.h"
+#include "../config/config.h"
 
 typedef struct md_ldm_yaml {
     int has_prediction;

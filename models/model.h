@@ -6,11 +6,11 @@
 
 #include <cjson/cJSON.h>
 
+#include "../config/config.h"
 #include "../text/text_encoder.h"
 #include "../text/tokenizer.h"
 #include "../unet/unet.h"
 #include "../vae/vae.h"
-#include "config.h"
 
 typedef enum md_family { MD_FAMILY_SD1 = 0, MD_FAMILY_SD2, MD_FAMILY_SDXL } md_family;
 

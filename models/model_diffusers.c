@@ -4,16 +4,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "config_json.h"
-#include "json_get.h"
+#include "../config/config_json.h"
+#include "../config/json_get.h"
 #include "model_internal.h"
-
-#define TRY(expr)                    \
-    do {                             \
-        md_status s_ = (expr);       \
-        if (s_ != MD_OK)             \
-            return s_;               \
-    } while (0)
 
 static int is_file(const char *path)
 {
@@ -39,8 +32,8 @@ static md_status component_config(const char *dir, const char *sub, const char *
         snprintf(label, cap, "architecture.%s", sub);
         return MD_OK;
     }
-    TRY(md_path_join(label, cap, dir, sub, config_name, err));
-    TRY(md_json_read_file(label, owned, err));
+    MD_TRY(md_path_join(label, cap, dir, sub, config_name, err));
+    MD_TRY(md_json_read_file(label, owned, err));
     *cfg = *owned;
     return MD_OK;
 }
@@ -67,13 +60,13 @@ static const char *modern_vae_name(const char *name, char *buf, size_t cap)
 static md_status add_file(md_model *m, md_weights *w, const char *path, int is_vae, md_error *err)
 {
     md_safetensors *st;
-    TRY(md_model_open_file(m, path, &st, err));
+    MD_TRY(md_model_open_file(m, path, &st, err));
     for (size_t i = 0; i < md_safetensors_count(st); i++) {
         char buf[512];
         const char *name = md_safetensors_name(st, i);
         if (is_vae)
             name = modern_vae_name(name, buf, sizeof buf);
-        TRY(md_weights_add(w, name, md_safetensors_tensor(st, i), path, err));
+        MD_TRY(md_weights_add(w, name, md_safetensors_tensor(st, i), path, err));
     }
     return MD_OK;
 }
@@ -83,7 +76,7 @@ static md_status add_sharded(md_model *m, md_weights *w, const char *dir, const 
                              int is_vae, md_error *err)
 {
     cJSON *j;
-    TRY(md_json_read_file(index, &j, err));
+    MD_TRY(md_json_read_file(index, &j, err));
     const cJSON *map = cJSON_GetObjectItemCaseSensitive(j, "weight_map");
     md_status s = MD_OK;
     if (!cJSON_IsObject(map))
@@ -114,22 +107,22 @@ static md_status component_weights(md_model *m, md_weights *w, const char *dir, 
                                    const char *stem, int is_vae, md_error *err)
 {
     char cdir[MD_PATH_MAX], path[MD_PATH_MAX], name[256];
-    TRY(md_path_join(cdir, sizeof cdir, dir, sub, NULL, err));
+    MD_TRY(md_path_join(cdir, sizeof cdir, dir, sub, NULL, err));
     static const char *const variants[] = {".safetensors", ".fp16.safetensors"};
     for (int v = 0; v < 2; v++) {
         snprintf(name, sizeof name, "%s%s", stem, variants[v]);
-        TRY(md_path_join(path, sizeof path, cdir, name, NULL, err));
+        MD_TRY(md_path_join(path, sizeof path, cdir, name, NULL, err));
         if (is_file(path))
             return add_file(m, w, path, is_vae, err);
         snprintf(name, sizeof name, "%s%s.index.json", stem, variants[v]);
-        TRY(md_path_join(path, sizeof path, cdir, name, NULL, err));
+        MD_TRY(md_path_join(path, sizeof path, cdir, name, NULL, err));
         if (is_file(path))
             return add_sharded(m, w, cdir, path, is_vae, err);
     }
     static const char *const pickles[] = {".bin", ".fp16.bin", ".ckpt"};
     for (int v = 0; v < 3; v++) {
         snprintf(name, sizeof name, "%s%s", stem, pickles[v]);
-        TRY(md_path_join(path, sizeof path, cdir, name, NULL, err));
+        MD_TRY(md_path_join(path, sizeof path, cdir, name, NULL, err));
         if (is_file(path))
             return md_fail(err, MD_ERR_UNSUPPORTED,
                            "%s: pickle weights are not supported; convert them to %s.safetensors",
@@ -148,11 +141,11 @@ static md_status tokenizer_pad(const char *tdir, const md_tokenizer *tok, int32_
     static const char *const files[] = {"special_tokens_map.json", "tokenizer_config.json"};
     for (int f = 0; f < 2; f++) {
         char path[MD_PATH_MAX];
-        TRY(md_path_join(path, sizeof path, tdir, files[f], NULL, err));
+        MD_TRY(md_path_join(path, sizeof path, tdir, files[f], NULL, err));
         if (!is_file(path))
             continue;
         cJSON *j;
-        TRY(md_json_read_file(path, &j, err));
+        MD_TRY(md_json_read_file(path, &j, err));
         const cJSON *p = cJSON_GetObjectItemCaseSensitive(j, "pad_token");
         if (cJSON_IsObject(p))
             p = cJSON_GetObjectItemCaseSensitive(p, "content");
@@ -179,15 +172,15 @@ static md_status load_tokenizer(const char *dir, const char *sub, md_tokenizer *
                                 md_error *err)
 {
     char tdir[MD_PATH_MAX];
-    TRY(md_path_join(tdir, sizeof tdir, dir, sub, NULL, err));
+    MD_TRY(md_path_join(tdir, sizeof tdir, dir, sub, NULL, err));
     if (!is_dir(tdir)) {
-        TRY(md_tokenizer_load_builtin(tok, err));
+        MD_TRY(md_tokenizer_load_builtin(tok, err));
         *pad = strcmp(sub, "tokenizer_2") ? md_tokenizer_eos(*tok) : md_tokenizer_token_id(*tok, "!");
         if (*pad < 0)
             return md_fail(err, MD_ERR_FORMAT, "%s: the builtin vocabulary has no '!' token", dir);
         return MD_OK;
     }
-    TRY(md_tokenizer_load_dir(tdir, tok, err));
+    MD_TRY(md_tokenizer_load_dir(tdir, tok, err));
     return tokenizer_pad(tdir, *tok, pad, err);
 }
 
@@ -212,7 +205,7 @@ static md_status read_config(const char *dir, const char *sub, const md_model_op
     cJSON *owned;
     const cJSON *j;
     char label[MD_PATH_MAX];
-    TRY(component_config(dir, sub, "config.json", opt, &owned, &j, label, sizeof label, err));
+    MD_TRY(component_config(dir, sub, "config.json", opt, &owned, &j, label, sizeof label, err));
     md_status s = parse(j, label, cfg, err);
     cJSON_Delete(owned);
     return s;
@@ -222,7 +215,7 @@ static md_status read_scheduler(const char *dir, const md_model_options *opt, md
                                 md_error *err)
 {
     char path[MD_PATH_MAX];
-    TRY(md_path_join(path, sizeof path, dir, "scheduler", "scheduler_config.json", err));
+    MD_TRY(md_path_join(path, sizeof path, dir, "scheduler", "scheduler_config.json", err));
     if (!md_model_override(opt, "scheduler") && !is_file(path)) {
         md_sched_config_default(cfg);
         return MD_OK;
@@ -230,8 +223,8 @@ static md_status read_scheduler(const char *dir, const md_model_options *opt, md
     cJSON *owned;
     const cJSON *j;
     char label[MD_PATH_MAX];
-    TRY(component_config(dir, "scheduler", "scheduler_config.json", opt, &owned, &j, label,
-                         sizeof label, err));
+    MD_TRY(component_config(dir, "scheduler", "scheduler_config.json", opt, &owned, &j, label,
+                            sizeof label, err));
     md_status s = md_sched_config_from_json(j, label, cfg, err);
     cJSON_Delete(owned);
     return s;
@@ -242,12 +235,12 @@ static md_status read_scheduler(const char *dir, const md_model_options *opt, md
 static md_status read_index(md_model *m, const char *dir, md_error *err)
 {
     char path[MD_PATH_MAX];
-    TRY(md_path_join(path, sizeof path, dir, "model_index.json", NULL, err));
+    MD_TRY(md_path_join(path, sizeof path, dir, "model_index.json", NULL, err));
     if (!is_file(path))
         return md_fail(err, MD_ERR_FORMAT, "%s: no model_index.json (not a diffusers pipeline folder)",
                        dir);
     cJSON *j;
-    TRY(md_json_read_file(path, &j, err));
+    MD_TRY(md_json_read_file(path, &j, err));
     const cJSON *cls = cJSON_GetObjectItemCaseSensitive(j, "_class_name");
     md_status s = MD_OK;
     if (!cJSON_IsString(cls)) {
@@ -276,31 +269,31 @@ static md_status read_index(md_model *m, const char *dir, md_error *err)
 md_status md_model_load_diffusers(md_model *m, const char *dir, const md_model_options *opt,
                                   md_error *err)
 {
-    TRY(read_index(m, dir, err));
+    MD_TRY(read_index(m, dir, err));
     int xl = m->family == MD_FAMILY_SDXL;
-    TRY(read_config(dir, "unet", opt, parse_unet, &m->unet_cfg, err));
-    TRY(read_config(dir, "vae", opt, parse_vae, &m->vae_cfg, err));
-    TRY(read_config(dir, "text_encoder", opt, parse_clip, &m->te_cfg, err));
+    MD_TRY(read_config(dir, "unet", opt, parse_unet, &m->unet_cfg, err));
+    MD_TRY(read_config(dir, "vae", opt, parse_vae, &m->vae_cfg, err));
+    MD_TRY(read_config(dir, "text_encoder", opt, parse_clip, &m->te_cfg, err));
     if (xl)
-        TRY(read_config(dir, "text_encoder_2", opt, parse_clip, &m->te2_cfg, err));
+        MD_TRY(read_config(dir, "text_encoder_2", opt, parse_clip, &m->te2_cfg, err));
     else if (m->te_cfg.act == MD_ACT_GELU)
         m->family = MD_FAMILY_SD2;
-    TRY(read_scheduler(dir, opt, &m->sched_cfg, err));
+    MD_TRY(read_scheduler(dir, opt, &m->sched_cfg, err));
 
-    TRY(load_tokenizer(dir, "tokenizer", &m->tokenizer, &m->pad_id, err));
+    MD_TRY(load_tokenizer(dir, "tokenizer", &m->tokenizer, &m->pad_id, err));
     if (xl)
-        TRY(load_tokenizer(dir, "tokenizer_2", &m->tokenizer2, &m->pad_id2, err));
+        MD_TRY(load_tokenizer(dir, "tokenizer_2", &m->tokenizer2, &m->pad_id2, err));
 
     md_weights *te, *te2 = NULL, *unet, *vae;
-    TRY(md_model_new_weights(m, "text_encoder", &te, err));
-    TRY(component_weights(m, te, dir, "text_encoder", "model", 0, err));
+    MD_TRY(md_model_new_weights(m, "text_encoder", &te, err));
+    MD_TRY(component_weights(m, te, dir, "text_encoder", "model", 0, err));
     if (xl) {
-        TRY(md_model_new_weights(m, "text_encoder_2", &te2, err));
-        TRY(component_weights(m, te2, dir, "text_encoder_2", "model", 0, err));
+        MD_TRY(md_model_new_weights(m, "text_encoder_2", &te2, err));
+        MD_TRY(component_weights(m, te2, dir, "text_encoder_2", "model", 0, err));
     }
-    TRY(md_model_new_weights(m, "unet", &unet, err));
-    TRY(component_weights(m, unet, dir, "unet", "diffusion_pytorch_model", 0, err));
-    TRY(md_model_new_weights(m, "vae", &vae, err));
-    TRY(component_weights(m, vae, dir, "vae", "diffusion_pytorch_model", 1, err));
+    MD_TRY(md_model_new_weights(m, "unet", &unet, err));
+    MD_TRY(component_weights(m, unet, dir, "unet", "diffusion_pytorch_model", 0, err));
+    MD_TRY(md_model_new_weights(m, "vae", &vae, err));
+    MD_TRY(component_weights(m, vae, dir, "vae", "diffusion_pytorch_model", 1, err));
     return md_model_build(m, te, te2, unet, vae, opt->backend, err);
 }

@@ -4,18 +4,11 @@
  * inferred config of that component entirely. */
 #include <string.h>
 
-#include "config_json.h"
+#include "../config/config_json.h"
 #include "ldm_infer.h"
 #include "ldm_names.h"
 #include "ldm_yaml.h"
 #include "model_internal.h"
-
-#define TRY(expr)                    \
-    do {                             \
-        md_status s_ = (expr);       \
-        if (s_ != MD_OK)             \
-            return s_;               \
-    } while (0)
 
 typedef struct overrides {
     const cJSON *unet, *vae, *te, *te2, *sched;
@@ -35,9 +28,9 @@ static md_status infer_text_encoders(md_model *m, const md_safetensors *st, cons
         break;
     case MD_FAMILY_SDXL:
         if (!o->te)
-            TRY(md_ldm_infer_clip(st, MD_LDM_SDXL_TE1_PREFIX, &m->te_cfg, err));
+            MD_TRY(md_ldm_infer_clip(st, MD_LDM_SDXL_TE1_PREFIX, &m->te_cfg, err));
         if (!o->te2)
-            TRY(md_ldm_infer_open_clip(st, MD_LDM_SDXL_TE2_PREFIX, 0, 1, &m->te2_cfg, err));
+            MD_TRY(md_ldm_infer_open_clip(st, MD_LDM_SDXL_TE2_PREFIX, 0, 1, &m->te2_cfg, err));
         break;
     }
     return MD_OK;
@@ -49,34 +42,34 @@ static md_status configs(md_model *m, const md_safetensors *st, const md_model_o
     /* Inferred first (only where no override exists: tiny or unusual
      * models may not be inferable at all), then the .yaml, then overrides. */
     if (!o->unet)
-        TRY(md_ldm_infer_unet(st, m->family, &m->unet_cfg, err));
+        MD_TRY(md_ldm_infer_unet(st, m->family, &m->unet_cfg, err));
     if (!o->vae)
-        TRY(md_ldm_infer_vae(st, m->family, &m->vae_cfg, err));
-    TRY(infer_text_encoders(m, st, o, err));
+        MD_TRY(md_ldm_infer_vae(st, m->family, &m->vae_cfg, err));
+    MD_TRY(infer_text_encoders(m, st, o, err));
     md_ldm_sched_defaults(m->family, &m->sched_cfg);
     if (opt->config_yaml) {
         md_ldm_yaml y;
-        TRY(md_ldm_yaml_read(opt->config_yaml, &y, err));
+        MD_TRY(md_ldm_yaml_read(opt->config_yaml, &y, err));
         md_unet_config u = m->unet_cfg;
         md_vae_config v = m->vae_cfg;
         md_sched_config s = m->sched_cfg;
-        TRY(md_ldm_yaml_apply(&y, opt->config_yaml, &u, &v, &s, err));
+        MD_TRY(md_ldm_yaml_apply(&y, opt->config_yaml, &u, &v, &s, err));
         if (!o->unet)
-            TRY(md_unet_config_validate(&u, opt->config_yaml, err));
+            MD_TRY(md_unet_config_validate(&u, opt->config_yaml, err));
         m->unet_cfg = u;
         m->vae_cfg = v;
         m->sched_cfg = s;
     }
     if (o->unet)
-        TRY(md_unet_config_from_json(o->unet, "architecture.unet", &m->unet_cfg, err));
+        MD_TRY(md_unet_config_from_json(o->unet, "architecture.unet", &m->unet_cfg, err));
     if (o->vae)
-        TRY(md_vae_config_from_json(o->vae, "architecture.vae", &m->vae_cfg, err));
+        MD_TRY(md_vae_config_from_json(o->vae, "architecture.vae", &m->vae_cfg, err));
     if (o->te)
-        TRY(md_clip_config_from_json(o->te, "architecture.text_encoder", &m->te_cfg, err));
+        MD_TRY(md_clip_config_from_json(o->te, "architecture.text_encoder", &m->te_cfg, err));
     if (o->te2 && m->family == MD_FAMILY_SDXL)
-        TRY(md_clip_config_from_json(o->te2, "architecture.text_encoder_2", &m->te2_cfg, err));
+        MD_TRY(md_clip_config_from_json(o->te2, "architecture.text_encoder_2", &m->te2_cfg, err));
     if (o->sched)
-        TRY(md_sched_config_from_json(o->sched, "architecture.scheduler", &m->sched_cfg, err));
+        MD_TRY(md_sched_config_from_json(o->sched, "architecture.scheduler", &m->sched_cfg, err));
     return MD_OK;
 }
 
@@ -85,7 +78,7 @@ static md_status configs(md_model *m, const md_safetensors *st, const md_model_o
 static md_status tokenizer(md_tokenizer **tok, int32_t *pad, int open_clip, const char *path,
                            md_error *err)
 {
-    TRY(md_tokenizer_load_builtin(tok, err));
+    MD_TRY(md_tokenizer_load_builtin(tok, err));
     *pad = open_clip ? md_tokenizer_token_id(*tok, "!") : md_tokenizer_eos(*tok);
     if (*pad < 0)
         return md_fail(err, MD_ERR_FORMAT, "%s: the builtin vocabulary has no '!' token", path);
@@ -96,37 +89,37 @@ md_status md_model_load_single(md_model *m, const char *file, const md_model_opt
                                md_error *err)
 {
     md_safetensors *st;
-    TRY(md_model_open_file(m, file, &st, err));
-    TRY(md_ldm_detect_family(st, &m->family, err));
+    MD_TRY(md_model_open_file(m, file, &st, err));
+    MD_TRY(md_ldm_detect_family(st, &m->family, err));
     overrides o = {md_model_override(opt, "unet"), md_model_override(opt, "vae"),
                    md_model_override(opt, "text_encoder"), md_model_override(opt, "text_encoder_2"),
                    md_model_override(opt, "scheduler")};
-    TRY(configs(m, st, opt, &o, err));
+    MD_TRY(configs(m, st, opt, &o, err));
     m->force_zeros_for_empty_prompt = m->family == MD_FAMILY_SDXL;
 
     md_weights *te, *te2 = NULL, *unet, *vae;
-    TRY(md_model_new_weights(m, "unet", &unet, err));
-    TRY(md_ldm_rename_unet(st, &m->unet_cfg, unet, err));
-    TRY(md_model_new_weights(m, "vae", &vae, err));
-    TRY(md_ldm_rename_vae(st, &m->vae_cfg, vae, err));
-    TRY(md_model_new_weights(m, "text_encoder", &te, err));
+    MD_TRY(md_model_new_weights(m, "unet", &unet, err));
+    MD_TRY(md_ldm_rename_unet(st, &m->unet_cfg, unet, err));
+    MD_TRY(md_model_new_weights(m, "vae", &vae, err));
+    MD_TRY(md_ldm_rename_vae(st, &m->vae_cfg, vae, err));
+    MD_TRY(md_model_new_weights(m, "text_encoder", &te, err));
     switch (m->family) {
     case MD_FAMILY_SD1:
-        TRY(md_ldm_rename_clip(st, MD_LDM_SD1_TE_PREFIX, te, err));
-        TRY(tokenizer(&m->tokenizer, &m->pad_id, 0, file, err));
+        MD_TRY(md_ldm_rename_clip(st, MD_LDM_SD1_TE_PREFIX, te, err));
+        MD_TRY(tokenizer(&m->tokenizer, &m->pad_id, 0, file, err));
         break;
     case MD_FAMILY_SD2:
-        TRY(md_ldm_rename_open_clip(st, MD_LDM_SD2_TE_PREFIX, m->te_cfg.num_layers,
-                                    m->te_cfg.projection_dim > 0, te, err));
-        TRY(tokenizer(&m->tokenizer, &m->pad_id, 1, file, err));
+        MD_TRY(md_ldm_rename_open_clip(st, MD_LDM_SD2_TE_PREFIX, m->te_cfg.num_layers,
+                                       m->te_cfg.projection_dim > 0, te, err));
+        MD_TRY(tokenizer(&m->tokenizer, &m->pad_id, 1, file, err));
         break;
     case MD_FAMILY_SDXL:
-        TRY(md_ldm_rename_clip(st, MD_LDM_SDXL_TE1_PREFIX, te, err));
-        TRY(md_model_new_weights(m, "text_encoder_2", &te2, err));
-        TRY(md_ldm_rename_open_clip(st, MD_LDM_SDXL_TE2_PREFIX, m->te2_cfg.num_layers,
-                                    m->te2_cfg.projection_dim > 0, te2, err));
-        TRY(tokenizer(&m->tokenizer, &m->pad_id, 0, file, err));
-        TRY(tokenizer(&m->tokenizer2, &m->pad_id2, 1, file, err));
+        MD_TRY(md_ldm_rename_clip(st, MD_LDM_SDXL_TE1_PREFIX, te, err));
+        MD_TRY(md_model_new_weights(m, "text_encoder_2", &te2, err));
+        MD_TRY(md_ldm_rename_open_clip(st, MD_LDM_SDXL_TE2_PREFIX, m->te2_cfg.num_layers,
+                                       m->te2_cfg.projection_dim > 0, te2, err));
+        MD_TRY(tokenizer(&m->tokenizer, &m->pad_id, 0, file, err));
+        MD_TRY(tokenizer(&m->tokenizer2, &m->pad_id2, 1, file, err));
         break;
     }
     return md_model_build(m, te, te2, unet, vae, opt->backend, err);

@@ -13,8 +13,8 @@
 #ifndef MD_MOE_H
 #define MD_MOE_H
 
+#include "../config/config.h"
 #include "../io/weights.h"
-#include "../models/config.h"
 #include "router.h"
 
 typedef enum md_moe_kind { MD_MOE_LINEAR, MD_MOE_GEGLU_FF } md_moe_kind;

@@ -5,7 +5,7 @@
  * each chosen expert runs once over just its rows. */
 #include <stdlib.h>
 
-#include "../unet/nn_util.h"
+#include "../nn/nn.h"
 #include "moe_internal.h"
 
 /* Grows a host buffer to hold n floats; keeps it when large enough. */

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../unet/nn_util.h"
+#include "../nn/nn.h"
 #include "moe_internal.h"
 
 /* `prefix`.`suffix` with its shape checked; prepared at once unless `defer`

@@ -5,7 +5,7 @@
 
 #include <stdint.h>
 
-#include "../models/config.h"
+#include "../config/config.h"
 
 typedef struct md_route_plan {
     int num_experts, top_k;

@@ -32,4 +32,12 @@ md_status md_fail_context(md_error *err, const char *fmt, ...)
 
 const char *md_status_name(md_status s);
 
+/* Returns the status of `expr` from the enclosing function unless it is MD_OK. */
+#define MD_TRY(expr)                                                                               \
+    do {                                                                                           \
+        md_status md_try_status_ = (expr);                                                         \
+        if (md_try_status_ != MD_OK)                                                               \
+            return md_try_status_;                                                                 \
+    } while (0)
+
 #endif

@@ -8,7 +8,7 @@
 
 #include <stddef.h>
 
-#include "../models/config.h"
+#include "../config/config.h"
 
 typedef enum md_sampler_kind {
     MD_SAMPLER_DDIM = 0,

@@ -6,7 +6,7 @@
 #ifndef MD_SCHEDULE_H
 #define MD_SCHEDULE_H
 
-#include "../models/config.h"
+#include "../config/config.h"
 #include "../runtime/status.h"
 
 /* acp[t] = prod_{s<=t} (1 - beta_s), t < cfg->num_train_timesteps. */

@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "models/config_json.h"
+#include "config/config_json.h"
 #include "test_support.h"
 
 static md_status parse_unet(const char *rel, md_unet_config *c)

@@ -4,8 +4,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "config/config_json.h"
 #include "io/safetensors.h"
-#include "models/config_json.h"
 #include "models/ldm_infer.h"
 #include "models/ldm_names.h"
 #include "models/ldm_yaml.h"

@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config/config_json.h"
 #include "io/safetensors.h"
 #include "io/weights.h"
-#include "models/config_json.h"
 #include "models/ldm_names.h"
 #include "test_support.h"
 

@@ -8,7 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "models/config_json.h"
+#include "config/config_json.h"
 #include "models/model.h"
 #include "test_support.h"
 

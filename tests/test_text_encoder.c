@@ -12,9 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config/config_json.h"
 #include "io/safetensors.h"
 #include "io/weights.h"
-#include "models/config_json.h"
 #include "test_support.h"
 #include "text/text_encoder.h"
 #include "text/tokenizer.h"

@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config/config_json.h"
 #include "io/safetensors.h"
 #include "io/weights.h"
-#include "models/config_json.h"
 #include "test_support.h"
 #include "unet/unet.h"
 

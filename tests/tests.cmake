@@ -81,3 +81,11 @@ endforeach()
 if(TEST test_batch_parse)
   target_link_libraries(test_batch_parse PRIVATE moediffuse)
 endif()
+
+# The include graph against the layer order (table in tools/check-layers.sh),
+# and proof that the check can fail at all.
+add_test(NAME layering COMMAND bash ${CMAKE_SOURCE_DIR}/tools/check-layers.sh
+  --root ${CMAKE_SOURCE_DIR})
+set_tests_properties(layering PROPERTIES LABELS unit)
+add_test(NAME layering_selftest COMMAND bash ${CMAKE_SOURCE_DIR}/tools/check-layers.sh --self-test)
+set_tests_properties(layering_selftest PROPERTIES LABELS unit)

@@ -3,90 +3,52 @@
 #include "text_encoder.h"
 
 #include <math.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "../models/config_json.h"
+#include "../config/config_validate.h"
+#include "../nn/nn.h"
 #include "tokenizer.h"
 
 typedef struct te_layer {
-    md_tensor *ln1_w, *ln1_b, *ln2_w, *ln2_b;
-    md_tensor *q_w, *q_b, *k_w, *k_b, *v_w, *v_b, *o_w, *o_b;
-    md_tensor *fc1_w, *fc1_b, *fc2_w, *fc2_b;
+    md_nn_norm ln1, ln2;
+    md_nn_linear q, k, v, o, fc1, fc2;
 } te_layer;
 
 struct md_text_encoder {
     md_clip_config cfg;
     md_backend *be;
-    md_tensor *tok_emb, *pos_emb, *final_w, *final_b;
+    md_tensor *tok_emb, *pos_emb;
+    md_nn_norm final_ln;
     md_tensor *proj; /* [projection_dim, hidden] or NULL */
     te_layer *layers;
 };
 
-/* Looks up one weight, checks its shape and hands it to the backend. */
-static md_status get_weight(md_text_encoder *te, md_weights *w, md_tensor **out, int ndim,
-                            const int64_t *shape, const char *name, md_error *err)
-{
-    md_status st = md_weights_get(w, name, ndim, shape, out, err);
-    if (st == MD_OK)
-        st = te->be->prepare_weight(te->be, *out, err);
-    return st;
-}
-
-static md_status load_linear(md_text_encoder *te, md_weights *w, const char *prefix, int64_t out_dim,
-                             int64_t in_dim, md_tensor **weight, md_tensor **bias, md_error *err)
-{
-    char name[256];
-    snprintf(name, sizeof name, "%s.weight", prefix);
-    md_status st = get_weight(te, w, weight, 2, (int64_t[]){out_dim, in_dim}, name, err);
-    if (st != MD_OK)
-        return st;
-    snprintf(name, sizeof name, "%s.bias", prefix);
-    return get_weight(te, w, bias, 1, (int64_t[]){out_dim}, name, err);
-}
-
-static md_status load_norm(md_text_encoder *te, md_weights *w, const char *prefix, int64_t dim,
-                           md_tensor **gamma, md_tensor **beta, md_error *err)
-{
-    char name[256];
-    snprintf(name, sizeof name, "%s.weight", prefix);
-    md_status st = get_weight(te, w, gamma, 1, (int64_t[]){dim}, name, err);
-    if (st != MD_OK)
-        return st;
-    snprintf(name, sizeof name, "%s.bias", prefix);
-    return get_weight(te, w, beta, 1, (int64_t[]){dim}, name, err);
-}
-
 static md_status load_layer(md_text_encoder *te, md_weights *w, int i, md_error *err)
 {
-    const int64_t d = te->cfg.hidden_size, f = te->cfg.intermediate_size;
+    const int d = te->cfg.hidden_size, f = te->cfg.intermediate_size;
+    md_backend *be = te->be;
     te_layer *l = &te->layers[i];
     char p[128];
-    md_status st;
-#define LOAD(call)                                                                                 \
-    do {                                                                                           \
-        st = (call);                                                                               \
-        if (st != MD_OK)                                                                           \
-            return st;                                                                             \
-    } while (0)
-    snprintf(p, sizeof p, "text_model.encoder.layers.%d.layer_norm1", i);
-    LOAD(load_norm(te, w, p, d, &l->ln1_w, &l->ln1_b, err));
-    snprintf(p, sizeof p, "text_model.encoder.layers.%d.self_attn.q_proj", i);
-    LOAD(load_linear(te, w, p, d, d, &l->q_w, &l->q_b, err));
-    snprintf(p, sizeof p, "text_model.encoder.layers.%d.self_attn.k_proj", i);
-    LOAD(load_linear(te, w, p, d, d, &l->k_w, &l->k_b, err));
-    snprintf(p, sizeof p, "text_model.encoder.layers.%d.self_attn.v_proj", i);
-    LOAD(load_linear(te, w, p, d, d, &l->v_w, &l->v_b, err));
-    snprintf(p, sizeof p, "text_model.encoder.layers.%d.self_attn.out_proj", i);
-    LOAD(load_linear(te, w, p, d, d, &l->o_w, &l->o_b, err));
-    snprintf(p, sizeof p, "text_model.encoder.layers.%d.layer_norm2", i);
-    LOAD(load_norm(te, w, p, d, &l->ln2_w, &l->ln2_b, err));
-    snprintf(p, sizeof p, "text_model.encoder.layers.%d.mlp.fc1", i);
-    LOAD(load_linear(te, w, p, f, d, &l->fc1_w, &l->fc1_b, err));
-    snprintf(p, sizeof p, "text_model.encoder.layers.%d.mlp.fc2", i);
-    LOAD(load_linear(te, w, p, d, f, &l->fc2_w, &l->fc2_b, err));
-#undef LOAD
+#define LAYER_NAME(part)                                                                           \
+    MD_TRY(md_nn_name(p, sizeof p, err, "text_model.encoder.layers.%d." part, i))
+    LAYER_NAME("layer_norm1");
+    MD_TRY(md_nn_norm_load(&l->ln1, w, be, err, p, d));
+    LAYER_NAME("self_attn.q_proj");
+    MD_TRY(md_nn_linear_load(&l->q, w, be, err, p, d, d, 1));
+    LAYER_NAME("self_attn.k_proj");
+    MD_TRY(md_nn_linear_load(&l->k, w, be, err, p, d, d, 1));
+    LAYER_NAME("self_attn.v_proj");
+    MD_TRY(md_nn_linear_load(&l->v, w, be, err, p, d, d, 1));
+    LAYER_NAME("self_attn.out_proj");
+    MD_TRY(md_nn_linear_load(&l->o, w, be, err, p, d, d, 1));
+    LAYER_NAME("layer_norm2");
+    MD_TRY(md_nn_norm_load(&l->ln2, w, be, err, p, d));
+    LAYER_NAME("mlp.fc1");
+    MD_TRY(md_nn_linear_load(&l->fc1, w, be, err, p, d, f, 1));
+    LAYER_NAME("mlp.fc2");
+    MD_TRY(md_nn_linear_load(&l->fc2, w, be, err, p, f, d, 1));
+#undef LAYER_NAME
     return MD_OK;
 }
 
@@ -104,8 +66,8 @@ static md_status load_projection(md_text_encoder *te, md_weights *w, md_error *e
     int64_t rows = te->cfg.projection_dim;
     if (rows == 0)
         rows = t->ndim == 2 ? t->shape[0] : -1;
-    md_status st = get_weight(te, w, &te->proj, 2, (int64_t[]){rows, te->cfg.hidden_size}, name,
-                              err);
+    md_status st = md_nn_weight(&te->proj, w, te->be, err, 2,
+                                (int64_t[]){rows, te->cfg.hidden_size}, "%s", name);
     if (st == MD_OK)
         te->cfg.projection_dim = (int)rows;
     return st;
@@ -137,15 +99,15 @@ md_status md_text_encoder_load(md_text_encoder **out, const md_clip_config *cfg,
     te->cfg = *cfg;
     te->be = be;
     const int64_t d = cfg->hidden_size;
-    st = get_weight(te, w, &te->tok_emb, 2, (int64_t[]){cfg->vocab_size, d},
-                    "text_model.embeddings.token_embedding.weight", err);
+    st = md_nn_weight(&te->tok_emb, w, be, err, 2, (int64_t[]){cfg->vocab_size, d},
+                      "text_model.embeddings.token_embedding.weight");
     if (st == MD_OK)
-        st = get_weight(te, w, &te->pos_emb, 2, (int64_t[]){cfg->max_positions, d},
-                        "text_model.embeddings.position_embedding.weight", err);
+        st = md_nn_weight(&te->pos_emb, w, be, err, 2, (int64_t[]){cfg->max_positions, d},
+                          "text_model.embeddings.position_embedding.weight");
     for (int i = 0; i < cfg->num_layers && st == MD_OK; i++)
         st = load_layer(te, w, i, err);
     if (st == MD_OK)
-        st = load_norm(te, w, "text_model.final_layer_norm", d, &te->final_w, &te->final_b, err);
+        st = md_nn_norm_load(&te->final_ln, w, be, err, "text_model.final_layer_norm", d);
     if (st == MD_OK)
         st = load_projection(te, w, err);
     if (st != MD_OK) {
@@ -169,17 +131,6 @@ const md_clip_config *md_text_encoder_config(const md_text_encoder *te)
     return &te->cfg;
 }
 
-/* The same storage seen with other dims (contiguous data, same count). */
-static md_tensor view2(const md_tensor *t, int64_t rows, int64_t cols)
-{
-    md_tensor v = *t;
-    v.ndim = 2;
-    v.shape[0] = rows;
-    v.shape[1] = cols;
-    v.shape[2] = v.shape[3] = 0;
-    return v;
-}
-
 typedef struct te_scratch {
     md_tensor x, h, q, k, v, a, f;
 } te_scratch;
@@ -189,17 +140,17 @@ static void run_layer(md_text_encoder *te, const te_layer *l, te_scratch *s)
     md_backend *be = te->be;
     const md_clip_config *c = &te->cfg;
     const float scale = 1.0f / sqrtf((float)(c->hidden_size / c->num_heads));
-    be->layer_norm(be, &s->h, &s->x, l->ln1_w, l->ln1_b, c->layer_norm_eps);
-    be->linear(be, &s->q, &s->h, l->q_w, l->q_b);
-    be->linear(be, &s->k, &s->h, l->k_w, l->k_b);
-    be->linear(be, &s->v, &s->h, l->v_w, l->v_b);
+    be->layer_norm(be, &s->h, &s->x, l->ln1.g, l->ln1.b, c->layer_norm_eps);
+    md_nn_linear_forward(be, &s->q, &s->h, &l->q);
+    md_nn_linear_forward(be, &s->k, &s->h, &l->k);
+    md_nn_linear_forward(be, &s->v, &s->h, &l->v);
     be->attention(be, &s->a, &s->q, &s->k, &s->v, c->num_heads, scale, 1);
-    be->linear(be, &s->h, &s->a, l->o_w, l->o_b);
+    md_nn_linear_forward(be, &s->h, &s->a, &l->o);
     be->add(be, &s->x, &s->x, &s->h);
-    be->layer_norm(be, &s->h, &s->x, l->ln2_w, l->ln2_b, c->layer_norm_eps);
-    be->linear(be, &s->f, &s->h, l->fc1_w, l->fc1_b);
+    be->layer_norm(be, &s->h, &s->x, l->ln2.g, l->ln2.b, c->layer_norm_eps);
+    md_nn_linear_forward(be, &s->f, &s->h, &l->fc1);
     be->activation(be, &s->f, &s->f, c->act);
-    be->linear(be, &s->h, &s->f, l->fc2_w, l->fc2_b);
+    md_nn_linear_forward(be, &s->h, &s->f, &l->fc2);
     be->add(be, &s->x, &s->x, &s->h);
 }
 
@@ -248,7 +199,7 @@ static void emit_skipped(md_text_encoder *te, te_scratch *s, int done, const md_
         return;
     md_backend *be = te->be;
     if (out->skipped_final_ln) {
-        be->layer_norm(be, &s->h, &s->x, te->final_w, te->final_b, te->cfg.layer_norm_eps);
+        be->layer_norm(be, &s->h, &s->x, te->final_ln.g, te->final_ln.b, te->cfg.layer_norm_eps);
         be->download(be, &s->h, out->skipped_hidden);
     } else {
         be->download(be, &s->x, out->skipped_hidden);
@@ -297,7 +248,7 @@ md_status md_text_encoder_forward(md_text_encoder *te, const int32_t *ids, int b
                        batch);
     }
 
-    md_tensor x_rows = view2(&s.x, rows, d);
+    md_tensor x_rows = md_nn_view(&s.x, 2, (int64_t[]){rows, d});
     be->embedding(be, &x_rows, te->tok_emb, ids, rows);
     be->add_position(be, &s.x, te->pos_emb);
     for (int i = 0; i < c->num_layers; i++) {
@@ -307,12 +258,12 @@ md_status md_text_encoder_forward(md_text_encoder *te, const int32_t *ids, int b
     emit_skipped(te, &s, c->num_layers, out);
 
     if (out->last_hidden || want_pool) {
-        be->layer_norm(be, &s.h, &s.x, te->final_w, te->final_b, c->layer_norm_eps);
+        be->layer_norm(be, &s.h, &s.x, te->final_ln.g, te->final_ln.b, c->layer_norm_eps);
         if (out->last_hidden)
             be->download(be, &s.h, out->last_hidden);
     }
     if (want_pool) {
-        md_tensor h_rows = view2(&s.h, rows, d);
+        md_tensor h_rows = md_nn_view(&s.h, 2, (int64_t[]){rows, d});
         be->gather_rows(be, &pooled, &h_rows, pool_rows, batch);
         if (out->pooled)
             be->download(be, &pooled, out->pooled);

@@ -3,8 +3,8 @@
 #ifndef MD_TEXT_ENCODER_H
 #define MD_TEXT_ENCODER_H
 
+#include "../config/config.h"
 #include "../io/weights.h"
-#include "../models/config.h"
 
 typedef struct md_text_encoder md_text_encoder;
 

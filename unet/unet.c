@@ -77,7 +77,7 @@ static md_status unet_load(md_unet *u, md_weights *w, md_error *err)
     for (int l = 0; l < c->levels && s == MD_OK; l++) {
         s = md_down_block_load(&u->down[l], w, be, err, c, l, ch);
         ch = c->block_out_channels[l];
-        for (int j = 0; j < u->down[l].nres + u->down[l].has_sampler; j++)
+        for (int j = 0; j < u->down[l].nres + u->down[l].has_resample; j++)
             skip_ch[nskip++] = ch;
     }
     if (s == MD_OK) {

@@ -4,8 +4,8 @@
 #ifndef MD_UNET_H
 #define MD_UNET_H
 
+#include "../config/config.h"
 #include "../io/weights.h"
-#include "../models/config.h"
 #include "../moe/moe.h"
 
 typedef struct md_unet md_unet;

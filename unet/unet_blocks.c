@@ -48,9 +48,9 @@ md_status md_down_block_load(md_unet_block *b, md_weights *w, md_backend *be, md
         if (cfg->downsample_padding != 1)
             return md_fail(err, MD_ERR_UNSUPPORTED, "%s: downsample_padding %d is not supported",
                            label, cfg->downsample_padding);
-        b->has_sampler = 1;
+        b->has_resample = 1;
         MD_TRY(md_nn_name(p, sizeof(p), err, "down_blocks.%d.downsamplers.0.conv", level));
-        MD_TRY(md_nn_conv_load(&b->sampler, w, be, err, p, cout, cout, 3));
+        MD_TRY(md_nn_conv_load(&b->resample, w, be, err, p, cout, cout, 3));
     }
     return MD_OK;
 }
@@ -83,9 +83,9 @@ md_status md_up_block_load(md_unet_block *b, md_weights *w, md_backend *be, md_e
         }
     }
     if (index < cfg->levels - 1) {
-        b->has_sampler = 1;
+        b->has_resample = 1;
         MD_TRY(md_nn_name(p, sizeof(p), err, "up_blocks.%d.upsamplers.0.conv", index));
-        MD_TRY(md_nn_conv_load(&b->sampler, w, be, err, p, cout, cout, 3));
+        MD_TRY(md_nn_conv_load(&b->resample, w, be, err, p, cout, cout, 3));
     }
     return MD_OK;
 }
@@ -140,11 +140,11 @@ md_status md_down_block_forward(const md_unet_run *run, const md_unet_block *b, 
         *h = y;
         MD_TRY(push(run, skips, h));
     }
-    if (b->has_sampler) {
+    if (b->has_resample) {
         md_tensor y;
         MD_TRY(md_nn_tensor(be, &y, run->err, 4,
-                            (int64_t[]){B, b->sampler.cout, (H + 1) / 2, (W + 1) / 2}));
-        be->conv2d(be, &y, h, b->sampler.w, b->sampler.b, 2, 1);
+                            (int64_t[]){B, b->resample.cout, (H + 1) / 2, (W + 1) / 2}));
+        be->conv2d(be, &y, h, b->resample.w, b->resample.b, 2, 1);
         *h = y;
         MD_TRY(push(run, skips, h));
     }
@@ -191,7 +191,7 @@ md_status md_up_block_forward(const md_unet_run *run, const md_unet_block *b, md
             MD_TRY(md_transformer_forward(run, &b->attn[j], &y));
         *h = y;
     }
-    if (b->has_sampler) {
+    if (b->has_resample) {
         /* Upsample to the next skip connection's size, which is 2H - 1 where
          * the down path halved an odd size (diffusers' forward_upsample_size). */
         int64_t Ho = 2 * H, Wo = 2 * W;
@@ -204,12 +204,12 @@ md_status md_up_block_forward(const md_unet_run *run, const md_unet_block *b, md
                            "unet: cannot upsample %lldx%lld to a skip connection of %lldx%lld",
                            (long long)H, (long long)W, (long long)Ho, (long long)Wo);
         md_tensor y;
-        MD_TRY(md_nn_tensor(be, &y, run->err, 4, (int64_t[]){B, b->sampler.cout, Ho, Wo}));
+        MD_TRY(md_nn_tensor(be, &y, run->err, 4, (int64_t[]){B, b->resample.cout, Ho, Wo}));
         size_t mark = be->arena_mark(be);
         md_tensor u;
         MD_TRY(md_nn_tensor(be, &u, run->err, 4, (int64_t[]){B, h->shape[1], Ho, Wo}));
         be->upsample_nearest2x(be, &u, h);
-        be->conv2d(be, &y, &u, b->sampler.w, b->sampler.b, 1, 1);
+        be->conv2d(be, &y, &u, b->resample.w, b->resample.b, 1, 1);
         be->arena_reset(be, mark);
         *h = y;
     }

@@ -5,7 +5,7 @@
 #define MD_UNET_INTERNAL_H
 
 #include "../moe/moe.h"
-#include "nn_util.h"
+#include "../nn/nn.h"
 #include "unet.h"
 
 /* What every block needs during one forward call. */
@@ -85,8 +85,8 @@ typedef struct md_unet_block {
     int nres;
     md_resnet *res;
     md_transformer *attn; /* nres entries, or NULL for a block without attention */
-    int has_sampler;      /* Downsample2D / Upsample2D */
-    md_nn_conv sampler;
+    int has_resample;     /* Downsample2D / Upsample2D */
+    md_nn_conv resample;
 } md_unet_block;
 
 /* The skip connections of the down path, consumed by the up path. */

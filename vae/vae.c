@@ -155,14 +155,14 @@ static md_status decode_one(md_vae *v, md_vae_pingpong *pp, const float *z, int6
     pp->cur = 0;
     md_tensor in = md_vae_view(pp, 0, lat, h, w);
     be->upload(be, &in, z);
-    md_vae_conv_fwd(be, pp, d->post_quant_w, d->post_quant_b, lat, lat, h, w, 1, 0, h, w);
-    md_vae_conv_fwd(be, pp, d->conv_in_w, d->conv_in_b, lat, top, h, w, 1, 1, h, w);
+    md_vae_conv_fwd(be, pp, d->post_quant.w, d->post_quant.b, lat, lat, h, w, 1, 0, h, w);
+    md_vae_conv_fwd(be, pp, d->conv_in.w, d->conv_in.b, lat, top, h, w, 1, 1, h, w);
     md_status st = md_vae_mid_fwd(be, c, &d->mid, pp, h, w, err);
     for (int i = 0; i < L && st == MD_OK; i++) {
         const md_vae_level *l = &d->level[i];
         for (int j = 0; j < l->nres && st == MD_OK; j++)
             st = md_vae_resnet_fwd(be, c, &l->res[j], pp, h, w, err);
-        if (st == MD_OK && l->resample_w) {
+        if (st == MD_OK && l->resample.w) {
             md_vae_upsample_fwd(be, pp, l, l->res[l->nres - 1].cout, h, w);
             h *= 2;
             w *= 2;
@@ -172,8 +172,8 @@ static md_status decode_one(md_vae *v, md_vae_pingpong *pp, const float *z, int6
         return st;
     int64_t c0 = c->block_out_channels[0];
     md_tensor x = md_vae_view(pp, pp->cur, c0, h, w);
-    be->group_norm(be, &x, &x, d->norm_out_w, d->norm_out_b, c->norm_groups, c->norm_eps, 1);
-    md_vae_conv_fwd(be, pp, d->conv_out_w, d->conv_out_b, c0, c->out_channels, h, w, 1, 1, h, w);
+    be->group_norm(be, &x, &x, d->norm_out.g, d->norm_out.b, c->norm_groups, c->norm_eps, 1);
+    md_vae_conv_fwd(be, pp, d->conv_out.w, d->conv_out.b, c0, c->out_channels, h, w, 1, 1, h, w);
     md_tensor out = md_vae_view(pp, pp->cur, c->out_channels, h, w);
     be->download(be, &out, image);
     return MD_OK;
@@ -221,13 +221,13 @@ static md_status encode_one(md_vae *v, md_vae_pingpong *pp, const float *image, 
     pp->cur = 0;
     md_tensor in = md_vae_view(pp, 0, c->in_channels, h, w);
     be->upload(be, &in, image);
-    md_vae_conv_fwd(be, pp, e->conv_in_w, e->conv_in_b, c->in_channels, c0, h, w, 1, 1, h, w);
+    md_vae_conv_fwd(be, pp, e->conv_in.w, e->conv_in.b, c->in_channels, c0, h, w, 1, 1, h, w);
     md_status st = MD_OK;
     for (int i = 0; i < L && st == MD_OK; i++) {
         const md_vae_level *l = &e->level[i];
         for (int j = 0; j < l->nres && st == MD_OK; j++)
             st = md_vae_resnet_fwd(be, c, &l->res[j], pp, h, w, err);
-        if (st == MD_OK && l->resample_w) {
+        if (st == MD_OK && l->resample.w) {
             md_vae_downsample_fwd(be, pp, l, l->res[l->nres - 1].cout, h, w);
             h = (h - 2) / 2 + 1;
             w = (w - 2) / 2 + 1;
@@ -238,9 +238,9 @@ static md_status encode_one(md_vae *v, md_vae_pingpong *pp, const float *image, 
     if (st != MD_OK)
         return st;
     md_tensor x = md_vae_view(pp, pp->cur, top, h, w);
-    be->group_norm(be, &x, &x, e->norm_out_w, e->norm_out_b, c->norm_groups, c->norm_eps, 1);
-    md_vae_conv_fwd(be, pp, e->conv_out_w, e->conv_out_b, top, lat2, h, w, 1, 1, h, w);
-    md_vae_conv_fwd(be, pp, e->quant_w, e->quant_b, lat2, lat2, h, w, 1, 0, h, w);
+    be->group_norm(be, &x, &x, e->norm_out.g, e->norm_out.b, c->norm_groups, c->norm_eps, 1);
+    md_vae_conv_fwd(be, pp, e->conv_out.w, e->conv_out.b, top, lat2, h, w, 1, 1, h, w);
+    md_vae_conv_fwd(be, pp, e->quant.w, e->quant.b, lat2, lat2, h, w, 1, 0, h, w);
     md_tensor out = md_vae_view(pp, pp->cur, lat2, h, w);
     be->download(be, &out, moments);
     return MD_OK;

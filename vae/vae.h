@@ -2,8 +2,8 @@
 #ifndef MD_VAE_H
 #define MD_VAE_H
 
+#include "../config/config.h"
 #include "../io/weights.h"
-#include "../models/config.h"
 
 typedef struct md_vae md_vae;
 

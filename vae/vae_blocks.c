@@ -43,13 +43,13 @@ md_status md_vae_resnet_fwd(md_backend *be, const md_vae_config *cfg, const md_v
     md_tensor t;
     md_status st = temp(be, &t, 4, (const int64_t[]){1, r->cout, h, w}, err);
     if (st == MD_OK) {
-        be->group_norm(be, &normed, &x, r->norm1_w, r->norm1_b, cfg->norm_groups, cfg->norm_eps,
+        be->group_norm(be, &normed, &x, r->norm1.g, r->norm1.b, cfg->norm_groups, cfg->norm_eps,
                        1);
-        be->conv2d(be, &t, &normed, r->conv1_w, r->conv1_b, 1, 1);
-        be->group_norm(be, &t, &t, r->norm2_w, r->norm2_b, cfg->norm_groups, cfg->norm_eps, 1);
-        be->conv2d(be, &y, &t, r->conv2_w, r->conv2_b, 1, 1);
-        if (r->short_w) {
-            be->conv2d(be, &t, &x, r->short_w, r->short_b, 1, 0); /* t is free again */
+        be->conv2d(be, &t, &normed, r->conv1.w, r->conv1.b, 1, 1);
+        be->group_norm(be, &t, &t, r->norm2.g, r->norm2.b, cfg->norm_groups, cfg->norm_eps, 1);
+        be->conv2d(be, &y, &t, r->conv2.w, r->conv2.b, 1, 1);
+        if (r->shortcut.w) {
+            be->conv2d(be, &t, &x, r->shortcut.w, r->shortcut.b, 1, 0); /* t is free again */
             be->add(be, &y, &y, &t);
         } else {
             be->add(be, &y, &y, &x);
@@ -79,14 +79,14 @@ md_status md_vae_attn_fwd(md_backend *be, const md_vae_config *cfg, const md_vae
     if (st == MD_OK)
         st = temp(be, &o, 3, tok_shape, err);
     if (st == MD_OK) {
-        be->group_norm(be, &y, &x, a->norm_w, a->norm_b, cfg->norm_groups, cfg->norm_eps, 0);
+        be->group_norm(be, &y, &x, a->norm.g, a->norm.b, cfg->norm_groups, cfg->norm_eps, 0);
         be->nchw_to_tokens(be, &tok, &y);
-        be->linear(be, &q, &tok, a->q_w, a->q_b);
-        be->linear(be, &k, &tok, a->k_w, a->k_b);
-        be->linear(be, &v, &tok, a->v_w, a->v_b);
+        md_nn_linear_forward(be, &q, &tok, &a->q);
+        md_nn_linear_forward(be, &k, &tok, &a->k);
+        md_nn_linear_forward(be, &v, &tok, &a->v);
         /* One head spanning all channels. */
         be->attention(be, &o, &q, &k, &v, 1, 1.0f / sqrtf((float)c), 0);
-        be->linear(be, &q, &o, a->out_w, a->out_b); /* q is dead: reuse it */
+        md_nn_linear_forward(be, &q, &o, &a->out); /* q is dead: reuse it */
         be->tokens_to_nchw(be, &y, &q);
         be->add(be, &y, &y, &x);
         pp->cur = !pp->cur;
@@ -120,7 +120,7 @@ void md_vae_downsample_fwd(md_backend *be, md_vae_pingpong *pp, const md_vae_lev
                            int64_t h, int64_t w)
 {
     /* 4x4 kernel, stride 2, pad 1 == pad (0,1,0,1) + 3x3 stride 2 (vae_load.c). */
-    md_vae_conv_fwd(be, pp, l->resample_w, l->resample_b, c, c, h, w, 2, 1, (h - 2) / 2 + 1,
+    md_vae_conv_fwd(be, pp, l->resample.w, l->resample.b, c, c, h, w, 2, 1, (h - 2) / 2 + 1,
                     (w - 2) / 2 + 1);
 }
 
@@ -133,5 +133,5 @@ void md_vae_upsample_fwd(md_backend *be, md_vae_pingpong *pp, const md_vae_level
     md_tensor up = md_vae_view(pp, !pp->cur, c, 2 * h, 2 * w);
     be->upsample_nearest2x(be, &up, &x);
     md_tensor y = md_vae_view(pp, pp->cur, c, 2 * h, 2 * w);
-    be->conv2d(be, &y, &up, l->resample_w, l->resample_b, 1, 1);
+    be->conv2d(be, &y, &up, l->resample.w, l->resample.b, 1, 1);
 }

@@ -3,21 +3,22 @@
 #ifndef MD_VAE_INTERNAL_H
 #define MD_VAE_INTERNAL_H
 
+#include "../nn/nn.h"
 #include "vae.h"
 
 /* ResnetBlock2D without a time embedding. */
 typedef struct md_vae_resnet {
     int cin, cout;
-    md_tensor *norm1_w, *norm1_b, *conv1_w, *conv1_b;
-    md_tensor *norm2_w, *norm2_b, *conv2_w, *conv2_b;
-    md_tensor *short_w, *short_b; /* NULL when cin == cout */
+    md_nn_norm norm1, norm2;
+    md_nn_conv conv1, conv2;
+    md_nn_conv shortcut; /* weights NULL when cin == cout */
 } md_vae_resnet;
 
 /* Single-head self-attention over the H*W positions, with a residual. */
 typedef struct md_vae_attn {
     int channels;
-    md_tensor *norm_w, *norm_b;
-    md_tensor *q_w, *q_b, *k_w, *k_b, *v_w, *v_b, *out_w, *out_b;
+    md_nn_norm norm;
+    md_nn_linear q, k, v, out;
 } md_vae_attn;
 
 typedef struct md_vae_mid {
@@ -30,24 +31,24 @@ typedef struct md_vae_level {
     md_vae_resnet *res;
     /* Encoder: the stride-2 downsampler's 3x3 kernel re-laid as a 4x4 kernel
      * (see vae_load.c); decoder: the 3x3 conv after the nearest 2x upsample.
-     * NULL on the last level of either side. */
-    md_tensor *resample_w, *resample_b;
+     * Weights NULL on the last level of either side. */
+    md_nn_conv resample;
 } md_vae_level;
 
 typedef struct md_vae_encoder {
-    md_tensor *conv_in_w, *conv_in_b;
+    md_nn_conv conv_in;
     md_vae_level level[MD_MAX_LEVELS];
     md_vae_mid mid;
-    md_tensor *norm_out_w, *norm_out_b, *conv_out_w, *conv_out_b;
-    md_tensor *quant_w, *quant_b;
+    md_nn_norm norm_out;
+    md_nn_conv conv_out, quant;
 } md_vae_encoder;
 
 typedef struct md_vae_decoder {
-    md_tensor *post_quant_w, *post_quant_b;
-    md_tensor *conv_in_w, *conv_in_b;
+    md_nn_conv post_quant, conv_in;
     md_vae_mid mid;
     md_vae_level level[MD_MAX_LEVELS]; /* up_blocks order: level[0] is the coarsest */
-    md_tensor *norm_out_w, *norm_out_b, *conv_out_w, *conv_out_b;
+    md_nn_norm norm_out;
+    md_nn_conv conv_out;
 } md_vae_decoder;
 
 struct md_vae {

@@ -1,8 +1,6 @@
 /* Weight lookup for the AutoencoderKL encoder and decoder, in diffusers
  * naming. Every weight's shape is checked against the config here, so the
  * passes can trust shapes. */
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,97 +8,35 @@
 
 #define NAME_MAX_LEN 256
 
-/* Names are built into NAME_MAX_LEN buffers; the longest diffusers VAE
- * name is far shorter, and a cut name would only fail the lookup. */
-static void namef(char *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void namef(char *p, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(p, NAME_MAX_LEN, fmt, ap);
-    va_end(ap);
-}
-
-/* Looks `name` up with the expected shape and hands it to the backend. */
-static md_status get_named(md_vae *v, md_weights *w, const char *name, int ndim,
-                           const int64_t *shape, md_tensor **out, md_error *err)
-{
-    md_status st = md_weights_get(w, name, ndim, shape, out, err);
-    if (st != MD_OK)
-        return st;
-    st = v->be->prepare_weight(v->be, *out, err);
-    if (st != MD_OK)
-        return md_fail_context(err, "preparing %s: ", name);
-    return MD_OK;
-}
-
-static md_status getf(md_vae *v, md_weights *w, md_tensor **out, md_error *err, int ndim,
-                      const int64_t *shape, const char *fmt, ...)
-    __attribute__((format(printf, 7, 8)));
-
-static md_status getf(md_vae *v, md_weights *w, md_tensor **out, md_error *err, int ndim,
-                      const int64_t *shape, const char *fmt, ...)
-{
-    char name[NAME_MAX_LEN];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(name, sizeof name, fmt, ap);
-    va_end(ap);
-    return get_named(v, w, name, ndim, shape, out, err);
-}
-
-#define SHAPE1(a) 1, (const int64_t[]){(a)}
-#define SHAPE2(a, b) 2, (const int64_t[]){(a), (b)}
-#define SHAPE4(a, b, c, d) 4, (const int64_t[]){(a), (b), (c), (d)}
-#define TRY(expr)                                                                                  \
-    do {                                                                                           \
-        md_status try_st_ = (expr);                                                                \
-        if (try_st_ != MD_OK)                                                                      \
-            return try_st_;                                                                        \
-    } while (0)
-
-static md_status load_conv(md_vae *v, md_weights *w, const char *prefix, int64_t cout,
-                           int64_t cin, int64_t k, md_tensor **wt, md_tensor **b, md_error *err)
-{
-    TRY(getf(v, w, wt, err, SHAPE4(cout, cin, k, k), "%s.weight", prefix));
-    return getf(v, w, b, err, SHAPE1(cout), "%s.bias", prefix);
-}
-
-static md_status load_norm(md_vae *v, md_weights *w, const char *prefix, int64_t c,
-                           md_tensor **g, md_tensor **b, md_error *err)
-{
-    TRY(getf(v, w, g, err, SHAPE1(c), "%s.weight", prefix));
-    return getf(v, w, b, err, SHAPE1(c), "%s.bias", prefix);
-}
-
 static md_status load_resnet(md_vae *v, md_weights *w, const char *prefix, int cin, int cout,
                              md_vae_resnet *r, md_error *err)
 {
+    md_backend *be = v->be;
     char p[NAME_MAX_LEN];
     r->cin = cin;
     r->cout = cout;
-    namef(p, "%s.norm1", prefix);
-    TRY(load_norm(v, w, p, cin, &r->norm1_w, &r->norm1_b, err));
-    namef(p, "%s.conv1", prefix);
-    TRY(load_conv(v, w, p, cout, cin, 3, &r->conv1_w, &r->conv1_b, err));
-    namef(p, "%s.norm2", prefix);
-    TRY(load_norm(v, w, p, cout, &r->norm2_w, &r->norm2_b, err));
-    namef(p, "%s.conv2", prefix);
-    TRY(load_conv(v, w, p, cout, cout, 3, &r->conv2_w, &r->conv2_b, err));
+    MD_TRY(md_nn_name(p, sizeof p, err, "%s.norm1", prefix));
+    MD_TRY(md_nn_norm_load(&r->norm1, w, be, err, p, cin));
+    MD_TRY(md_nn_name(p, sizeof p, err, "%s.conv1", prefix));
+    MD_TRY(md_nn_conv_load(&r->conv1, w, be, err, p, cin, cout, 3));
+    MD_TRY(md_nn_name(p, sizeof p, err, "%s.norm2", prefix));
+    MD_TRY(md_nn_norm_load(&r->norm2, w, be, err, p, cout));
+    MD_TRY(md_nn_name(p, sizeof p, err, "%s.conv2", prefix));
+    MD_TRY(md_nn_conv_load(&r->conv2, w, be, err, p, cout, cout, 3));
     if (cin != cout) {
-        namef(p, "%s.conv_shortcut", prefix);
-        TRY(load_conv(v, w, p, cout, cin, 1, &r->short_w, &r->short_b, err));
+        MD_TRY(md_nn_name(p, sizeof p, err, "%s.conv_shortcut", prefix));
+        MD_TRY(md_nn_conv_load(&r->shortcut, w, be, err, p, cin, cout, 1));
     }
     return MD_OK;
 }
 
-static md_status load_linear(md_vae *v, md_weights *w, const char *prefix, const char *name,
-                             int64_t c, md_tensor **wt, md_tensor **b, md_error *err)
+/* [C, C] or [C, C, 1, 1]: the shape check ignores trailing 1s. */
+static md_status load_proj(md_vae *v, md_weights *w, const char *prefix, const char *name, int c,
+                           md_nn_linear *l, md_error *err)
 {
-    /* [C, C] or [C, C, 1, 1]: the shape check ignores trailing 1s. */
-    TRY(getf(v, w, wt, err, SHAPE2(c, c), "%s.%s.weight", prefix, name));
-    return getf(v, w, b, err, SHAPE1(c), "%s.%s.bias", prefix, name);
+    char p[NAME_MAX_LEN];
+    MD_TRY(md_nn_name(p, sizeof p, err, "%s.%s", prefix, name));
+    return md_nn_linear_load(l, w, v->be, err, p, c, c, 1);
 }
 
 static md_status load_attn(md_vae *v, md_weights *w, const char *prefix, int c, md_vae_attn *a,
@@ -108,30 +44,29 @@ static md_status load_attn(md_vae *v, md_weights *w, const char *prefix, int c, 
 {
     char p[NAME_MAX_LEN];
     a->channels = c;
-    namef(p, "%s.group_norm", prefix);
-    TRY(load_norm(v, w, p, c, &a->norm_w, &a->norm_b, err));
+    MD_TRY(md_nn_name(p, sizeof p, err, "%s.group_norm", prefix));
+    MD_TRY(md_nn_norm_load(&a->norm, w, v->be, err, p, c));
     /* Files saved before diffusers 0.14 name the projections query, key,
      * value and proj_attn; diffusers still loads them, so accept both. */
-    namef(p, "%s.to_q.weight", prefix);
+    MD_TRY(md_nn_name(p, sizeof p, err, "%s.to_q.weight", prefix));
     int legacy = md_weights_find(w, p) == NULL;
-    namef(p, "%s.query.weight", prefix);
+    MD_TRY(md_nn_name(p, sizeof p, err, "%s.query.weight", prefix));
     legacy = legacy && md_weights_find(w, p) != NULL;
-    TRY(load_linear(v, w, prefix, legacy ? "query" : "to_q", c, &a->q_w, &a->q_b, err));
-    TRY(load_linear(v, w, prefix, legacy ? "key" : "to_k", c, &a->k_w, &a->k_b, err));
-    TRY(load_linear(v, w, prefix, legacy ? "value" : "to_v", c, &a->v_w, &a->v_b, err));
-    return load_linear(v, w, prefix, legacy ? "proj_attn" : "to_out.0", c, &a->out_w, &a->out_b,
-                       err);
+    MD_TRY(load_proj(v, w, prefix, legacy ? "query" : "to_q", c, &a->q, err));
+    MD_TRY(load_proj(v, w, prefix, legacy ? "key" : "to_k", c, &a->k, err));
+    MD_TRY(load_proj(v, w, prefix, legacy ? "value" : "to_v", c, &a->v, err));
+    return load_proj(v, w, prefix, legacy ? "proj_attn" : "to_out.0", c, &a->out, err);
 }
 
 static md_status load_mid(md_vae *v, md_weights *w, const char *side, int c, md_vae_mid *m,
                           md_error *err)
 {
     char p[NAME_MAX_LEN];
-    namef(p, "%s.mid_block.resnets.0", side);
-    TRY(load_resnet(v, w, p, c, c, &m->res0, err));
-    namef(p, "%s.mid_block.attentions.0", side);
-    TRY(load_attn(v, w, p, c, &m->attn, err));
-    namef(p, "%s.mid_block.resnets.1", side);
+    MD_TRY(md_nn_name(p, sizeof p, err, "%s.mid_block.resnets.0", side));
+    MD_TRY(load_resnet(v, w, p, c, c, &m->res0, err));
+    MD_TRY(md_nn_name(p, sizeof p, err, "%s.mid_block.attentions.0", side));
+    MD_TRY(load_attn(v, w, p, c, &m->attn, err));
+    MD_TRY(md_nn_name(p, sizeof p, err, "%s.mid_block.resnets.1", side));
     return load_resnet(v, w, p, c, c, &m->res1, err);
 }
 
@@ -183,65 +118,69 @@ md_status md_vae_load_encoder(md_vae *v, md_weights *w, md_error *err)
 {
     const md_vae_config *cfg = &v->cfg;
     md_vae_encoder *e = &v->enc;
+    md_backend *be = v->be;
     int L = cfg->levels, lat2 = 2 * cfg->latent_channels;
     int top = cfg->block_out_channels[L - 1];
     char p[NAME_MAX_LEN];
 
-    TRY(load_conv(v, w, "encoder.conv_in", cfg->block_out_channels[0], cfg->in_channels, 3,
-                  &e->conv_in_w, &e->conv_in_b, err));
+    MD_TRY(md_nn_conv_load(&e->conv_in, w, be, err, "encoder.conv_in", cfg->in_channels,
+                           cfg->block_out_channels[0], 3));
     for (int i = 0; i < L; i++) {
         int cin = cfg->block_out_channels[i > 0 ? i - 1 : 0], cout = cfg->block_out_channels[i];
         md_vae_level *l = &e->level[i];
-        TRY(alloc_resnets(l, cfg->layers_per_block, err));
+        MD_TRY(alloc_resnets(l, cfg->layers_per_block, err));
         for (int j = 0; j < l->nres; j++) {
-            namef(p, "encoder.down_blocks.%d.resnets.%d", i, j);
-            TRY(load_resnet(v, w, p, j == 0 ? cin : cout, cout, &l->res[j], err));
+            MD_TRY(md_nn_name(p, sizeof p, err, "encoder.down_blocks.%d.resnets.%d", i, j));
+            MD_TRY(load_resnet(v, w, p, j == 0 ? cin : cout, cout, &l->res[j], err));
         }
         if (i < L - 1) {
             md_tensor *w3 = NULL;
-            namef(p, "encoder.down_blocks.%d.downsamplers.0.conv.weight", i);
-            TRY(md_weights_get(w, p, 4, (const int64_t[]){cout, cout, 3, 3}, &w3, err));
-            TRY(make_down_kernel(v, w3, cout, &l->resample_w, p, err));
-            TRY(getf(v, w, &l->resample_b, err, SHAPE1(cout),
-                     "encoder.down_blocks.%d.downsamplers.0.conv.bias", i));
+            MD_TRY(md_nn_name(p, sizeof p, err, "encoder.down_blocks.%d.downsamplers.0.conv.weight",
+                              i));
+            MD_TRY(md_weights_get(w, p, 4, (const int64_t[]){cout, cout, 3, 3}, &w3, err));
+            MD_TRY(make_down_kernel(v, w3, cout, &l->resample.w, p, err));
+            MD_TRY(md_nn_weight(&l->resample.b, w, be, err, 1, (const int64_t[]){cout},
+                                "encoder.down_blocks.%d.downsamplers.0.conv.bias", i));
+            l->resample.cin = l->resample.cout = cout;
+            l->resample.k = 4;
         }
     }
-    TRY(load_mid(v, w, "encoder", top, &e->mid, err));
-    TRY(load_norm(v, w, "encoder.conv_norm_out", top, &e->norm_out_w, &e->norm_out_b, err));
-    TRY(load_conv(v, w, "encoder.conv_out", lat2, top, 3, &e->conv_out_w, &e->conv_out_b, err));
-    return load_conv(v, w, "quant_conv", lat2, lat2, 1, &e->quant_w, &e->quant_b, err);
+    MD_TRY(load_mid(v, w, "encoder", top, &e->mid, err));
+    MD_TRY(md_nn_norm_load(&e->norm_out, w, be, err, "encoder.conv_norm_out", top));
+    MD_TRY(md_nn_conv_load(&e->conv_out, w, be, err, "encoder.conv_out", top, lat2, 3));
+    return md_nn_conv_load(&e->quant, w, be, err, "quant_conv", lat2, lat2, 1);
 }
 
 md_status md_vae_load_decoder(md_vae *v, md_weights *w, md_error *err)
 {
     const md_vae_config *cfg = &v->cfg;
     md_vae_decoder *d = &v->dec;
+    md_backend *be = v->be;
     int L = cfg->levels, lat = cfg->latent_channels;
     int top = cfg->block_out_channels[L - 1];
     char p[NAME_MAX_LEN];
 
-    TRY(load_conv(v, w, "post_quant_conv", lat, lat, 1, &d->post_quant_w, &d->post_quant_b, err));
-    TRY(load_conv(v, w, "decoder.conv_in", top, lat, 3, &d->conv_in_w, &d->conv_in_b, err));
-    TRY(load_mid(v, w, "decoder", top, &d->mid, err));
+    MD_TRY(md_nn_conv_load(&d->post_quant, w, be, err, "post_quant_conv", lat, lat, 1));
+    MD_TRY(md_nn_conv_load(&d->conv_in, w, be, err, "decoder.conv_in", lat, top, 3));
+    MD_TRY(load_mid(v, w, "decoder", top, &d->mid, err));
     int prev = top;
     for (int i = 0; i < L; i++) {
         int cout = cfg->block_out_channels[L - 1 - i];
         md_vae_level *l = &d->level[i];
-        TRY(alloc_resnets(l, cfg->layers_per_block + 1, err));
+        MD_TRY(alloc_resnets(l, cfg->layers_per_block + 1, err));
         for (int j = 0; j < l->nres; j++) {
-            namef(p, "decoder.up_blocks.%d.resnets.%d", i, j);
-            TRY(load_resnet(v, w, p, j == 0 ? prev : cout, cout, &l->res[j], err));
+            MD_TRY(md_nn_name(p, sizeof p, err, "decoder.up_blocks.%d.resnets.%d", i, j));
+            MD_TRY(load_resnet(v, w, p, j == 0 ? prev : cout, cout, &l->res[j], err));
         }
         if (i < L - 1) {
-            namef(p, "decoder.up_blocks.%d.upsamplers.0.conv", i);
-            TRY(load_conv(v, w, p, cout, cout, 3, &l->resample_w, &l->resample_b, err));
+            MD_TRY(md_nn_name(p, sizeof p, err, "decoder.up_blocks.%d.upsamplers.0.conv", i));
+            MD_TRY(md_nn_conv_load(&l->resample, w, be, err, p, cout, cout, 3));
         }
         prev = cout;
     }
     int c0 = cfg->block_out_channels[0];
-    TRY(load_norm(v, w, "decoder.conv_norm_out", c0, &d->norm_out_w, &d->norm_out_b, err));
-    return load_conv(v, w, "decoder.conv_out", cfg->out_channels, c0, 3, &d->conv_out_w,
-                     &d->conv_out_b, err);
+    MD_TRY(md_nn_norm_load(&d->norm_out, w, be, err, "decoder.conv_norm_out", c0));
+    return md_nn_conv_load(&d->conv_out, w, be, err, "decoder.conv_out", c0, cfg->out_channels, 3);
 }
 
 void md_vae_free_levels(md_vae *v)

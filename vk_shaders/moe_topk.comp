@@ -8,7 +8,7 @@
 // weights. Outputs: choice [rows, k] (expert indices as exact floats, in
 // top-k order) and weight [rows, k].
 #extension GL_GOOGLE_include_directive : require
-#include "moe_ff.glsl"
+#include "float_float.glsl"
 
 layout(local_size_x = 256) in;
 layout(constant_id = 0) const uint MODE = 0;

@@ -147,7 +147,7 @@ static md_status vk_sync(md_backend *be, md_error *err)
 
 static md_status init(md_vk *vk, const md_vulkan_options *opt, md_error *err)
 {
-    MD_VK_TRY_STATUS(md_vk_open(vk, opt, err));
+    MD_TRY(md_vk_open(vk, opt, err));
     VkCommandPoolCreateInfo pci = {.sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO,
                                    .flags = VK_COMMAND_POOL_CREATE_TRANSIENT_BIT,
                                    .queueFamilyIndex = vk->queue_family};
@@ -162,7 +162,7 @@ static md_status init(md_vk *vk, const md_vulkan_options *opt, md_error *err)
     VkFenceCreateInfo fci = {.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
     if (vkCreateFence(vk->dev, &fci, NULL, &vk->fence) != VK_SUCCESS)
         return md_fail(err, MD_ERR_UNSUPPORTED, "vulkan: cannot create a fence");
-    MD_VK_TRY_STATUS(md_vk_layouts_create(vk, err));
+    MD_TRY(md_vk_layouts_create(vk, err));
     vk->ring = md_vk_buffer_new(vk, MD_VK_RING_BYTES, 1, err);
     vk->dummy = vk->ring ? md_vk_buffer_new(vk, MD_VK_ALIGN, 0, err) : NULL;
     if (!vk->ring || !vk->dummy)

@@ -178,13 +178,6 @@ typedef struct md_vk {
     char first_message[512];
 } md_vk;
 
-#define MD_VK_TRY_STATUS(expr)                                                                     \
-    do {                                                                                           \
-        md_status md_vk_try_ = (expr);                                                             \
-        if (md_vk_try_ != MD_OK)                                                                   \
-            return md_vk_try_;                                                                     \
-    } while (0)
-
 static inline md_vk *md_vk_of(md_backend *be)
 {
     return (md_vk *)be->impl;

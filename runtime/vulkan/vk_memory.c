@@ -309,7 +309,7 @@ static md_status check_dtype(const md_tensor *w, md_error *err)
 
 md_status md_vk_upload_weight(md_vk *vk, md_tensor *w, md_error *err)
 {
-    MD_VK_TRY_STATUS(check_dtype(w, err));
+    MD_TRY(check_dtype(w, err));
     size_t bytes = md_tensor_nbytes(w);
     if (w->data && md_vk_find(vk, w->data, 1))
         return MD_OK; /* prepared before (a weight shared by two layers) */
@@ -321,9 +321,9 @@ md_status md_vk_upload_weight(md_vk *vk, md_tensor *w, md_error *err)
                        (double)vk->props.limits.maxStorageBufferRange / 1048576.0);
     md_vk_buffer *blk;
     VkDeviceSize off;
-    MD_VK_TRY_STATUS(weight_space(vk, bytes, &blk, &off, err));
+    MD_TRY(weight_space(vk, bytes, &blk, &off, err));
     if (bytes)
-        MD_VK_TRY_STATUS(write_buffer(vk, blk, off, w->data, bytes, err));
+        MD_TRY(write_buffer(vk, blk, off, w->data, bytes, err));
     w->data = (void *)(blk->va + off);
     return MD_OK;
 }
@@ -334,7 +334,7 @@ md_status md_vk_upload_weight_stack(md_vk *vk, md_tensor *const *ws, int n, md_e
         return md_fail(err, MD_ERR_UNSUPPORTED, "vulkan backend: an empty weight stack");
     size_t bytes = md_tensor_nbytes(ws[0]);
     for (int i = 0; i < n; i++) {
-        MD_VK_TRY_STATUS(check_dtype(ws[i], err));
+        MD_TRY(check_dtype(ws[i], err));
         if (ws[i]->dtype != ws[0]->dtype || md_tensor_nbytes(ws[i]) != bytes)
             return md_fail(err, MD_ERR_UNSUPPORTED,
                            "vulkan backend: stacked weights differ in dtype or size");
@@ -352,11 +352,11 @@ md_status md_vk_upload_weight_stack(md_vk *vk, md_tensor *const *ws, int n, md_e
                        (double)vk->props.limits.maxStorageBufferRange / 1048576.0);
     md_vk_buffer *blk;
     VkDeviceSize off;
-    MD_VK_TRY_STATUS(weight_space(vk, (size_t)total, &blk, &off, err));
+    MD_TRY(weight_space(vk, (size_t)total, &blk, &off, err));
     for (int i = 0; i < n; i++) {
         VkDeviceSize at = off + (VkDeviceSize)i * bytes; /* slices back to back, any alignment */
         if (bytes)
-            MD_VK_TRY_STATUS(write_buffer(vk, blk, at, ws[i]->data, bytes, err));
+            MD_TRY(write_buffer(vk, blk, at, ws[i]->data, bytes, err));
         ws[i]->data = (void *)(blk->va + at);
     }
     return MD_OK;

@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "models/config_json.h"
+#include "config/config_json.h"
 
 /* ---- checks ---------------------------------------------------------- */
 

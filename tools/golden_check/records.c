@@ -3,8 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config/config_json.h"
 #include "gc.h"
-#include "models/config_json.h"
 
 float *gc_gold_f32(gc_case *c, const char *name, size_t *n)
 {

@@ -9,9 +9,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "config/config_json.h"
 #include "io/safetensors.h"
 #include "io/weights.h"
-#include "models/config_json.h"
 #include "random_model.h"
 #include "sampling/rng.h"
 #include "text/text_encoder.h"

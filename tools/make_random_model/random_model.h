@@ -9,8 +9,8 @@
 #include <cjson/cJSON.h>
 #include <stdint.h>
 
+#include "config/config.h"
 #include "io/weights.h"
-#include "models/config.h"
 
 typedef struct rm_options {
     const char *preset;      /* tiny, sd15, sdxl, sdxl-small, segmoe-sdxl-4x2 */

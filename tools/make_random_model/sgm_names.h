@@ -6,7 +6,7 @@
 
 #include <stddef.h>
 
-#include "models/config.h"
+#include "config/config.h"
 #include "models/ldm_names.h"
 
 int rm_sgm_unet_key(const md_unet_config *c, const char *name, char *out, size_t cap);

@@ -8,13 +8,6 @@
 
 #include "json_get.h"
 
-#define TRY(expr)                    \
-    do {                             \
-        md_status s_ = (expr);       \
-        if (s_ != MD_OK)             \
-            return s_;               \
-    } while (0)
-
 md_status md_json_read_file(const char *path, cJSON **out, md_error *err)
 {
     *out = NULL;
@@ -104,27 +97,27 @@ static md_status int_list(const cJSON *j, const char *key, const char *file, int
  * implement must keep their default values. */
 static md_status unet_expect_defaults(const cJSON *j, const char *file, md_error *err)
 {
-    TRY(md_json_expect_string(j, "_class_name", "UNet2DConditionModel", file, err));
-    TRY(md_json_expect_string(j, "act_fn", "silu", file, err));
-    TRY(md_json_expect_string(j, "time_embedding_type", "positional", file, err));
-    TRY(md_json_expect_string(j, "resnet_time_scale_shift", "default", file, err));
-    TRY(md_json_expect_string(j, "attention_type", "default", file, err));
-    TRY(md_json_expect_null(j, "class_embed_type", file, err));
-    TRY(md_json_expect_null(j, "num_class_embeds", file, err));
-    TRY(md_json_expect_null(j, "time_embedding_dim", file, err));
-    TRY(md_json_expect_null(j, "time_embedding_act_fn", file, err));
-    TRY(md_json_expect_null(j, "timestep_post_act", file, err));
-    TRY(md_json_expect_null(j, "time_cond_proj_dim", file, err));
-    TRY(md_json_expect_null(j, "encoder_hid_dim", file, err));
-    TRY(md_json_expect_null(j, "encoder_hid_dim_type", file, err));
-    TRY(md_json_expect_null(j, "cross_attention_norm", file, err));
-    TRY(md_json_expect_null(j, "reverse_transformer_layers_per_block", file, err));
-    TRY(md_json_expect_bool(j, "dual_cross_attention", 0, file, err));
-    TRY(md_json_expect_bool(j, "center_input_sample", 0, file, err));
-    TRY(md_json_expect_bool(j, "resnet_skip_time_act", 0, file, err));
-    TRY(md_json_expect_bool(j, "class_embeddings_concat", 0, file, err));
-    TRY(md_json_expect_number(j, "mid_block_scale_factor", 1.0, file, err));
-    TRY(md_json_expect_number(j, "resnet_out_scale_factor", 1.0, file, err));
+    MD_TRY(md_json_expect_string(j, "_class_name", "UNet2DConditionModel", file, err));
+    MD_TRY(md_json_expect_string(j, "act_fn", "silu", file, err));
+    MD_TRY(md_json_expect_string(j, "time_embedding_type", "positional", file, err));
+    MD_TRY(md_json_expect_string(j, "resnet_time_scale_shift", "default", file, err));
+    MD_TRY(md_json_expect_string(j, "attention_type", "default", file, err));
+    MD_TRY(md_json_expect_null(j, "class_embed_type", file, err));
+    MD_TRY(md_json_expect_null(j, "num_class_embeds", file, err));
+    MD_TRY(md_json_expect_null(j, "time_embedding_dim", file, err));
+    MD_TRY(md_json_expect_null(j, "time_embedding_act_fn", file, err));
+    MD_TRY(md_json_expect_null(j, "timestep_post_act", file, err));
+    MD_TRY(md_json_expect_null(j, "time_cond_proj_dim", file, err));
+    MD_TRY(md_json_expect_null(j, "encoder_hid_dim", file, err));
+    MD_TRY(md_json_expect_null(j, "encoder_hid_dim_type", file, err));
+    MD_TRY(md_json_expect_null(j, "cross_attention_norm", file, err));
+    MD_TRY(md_json_expect_null(j, "reverse_transformer_layers_per_block", file, err));
+    MD_TRY(md_json_expect_bool(j, "dual_cross_attention", 0, file, err));
+    MD_TRY(md_json_expect_bool(j, "center_input_sample", 0, file, err));
+    MD_TRY(md_json_expect_bool(j, "resnet_skip_time_act", 0, file, err));
+    MD_TRY(md_json_expect_bool(j, "class_embeddings_concat", 0, file, err));
+    MD_TRY(md_json_expect_number(j, "mid_block_scale_factor", 1.0, file, err));
+    MD_TRY(md_json_expect_number(j, "resnet_out_scale_factor", 1.0, file, err));
     return MD_OK;
 }
 
@@ -134,17 +127,17 @@ md_status md_unet_config_from_json(const cJSON *j, const char *file, md_unet_con
     memset(cfg, 0, sizeof *cfg);
     if (!cJSON_IsObject(j))
         return md_fail(err, MD_ERR_INVALID, "%s: the UNet config is not an object", file);
-    TRY(unet_expect_defaults(j, file, err));
-    TRY(int_list(j, "block_out_channels", file, cfg->block_out_channels, &cfg->levels, err));
+    MD_TRY(unet_expect_defaults(j, file, err));
+    MD_TRY(int_list(j, "block_out_channels", file, cfg->block_out_channels, &cfg->levels, err));
     int L = cfg->levels;
-    TRY(md_json_int(j, "in_channels", 4, file, &cfg->in_channels, err));
-    TRY(md_json_int(j, "out_channels", 4, file, &cfg->out_channels, err));
-    TRY(md_json_uniform_int(j, "sample_size", 64, file, &cfg->sample_size, err));
-    TRY(md_json_uniform_int(j, "layers_per_block", 2, file, &cfg->layers_per_block, err));
-    TRY(block_types(j, "down_block_types", "CrossAttnDownBlock2D", "DownBlock2D", L, file,
-                    cfg->down_has_attn, err));
-    TRY(block_types(j, "up_block_types", "CrossAttnUpBlock2D", "UpBlock2D", L, file,
-                    cfg->up_has_attn, err));
+    MD_TRY(md_json_int(j, "in_channels", 4, file, &cfg->in_channels, err));
+    MD_TRY(md_json_int(j, "out_channels", 4, file, &cfg->out_channels, err));
+    MD_TRY(md_json_uniform_int(j, "sample_size", 64, file, &cfg->sample_size, err));
+    MD_TRY(md_json_uniform_int(j, "layers_per_block", 2, file, &cfg->layers_per_block, err));
+    MD_TRY(block_types(j, "down_block_types", "CrossAttnDownBlock2D", "DownBlock2D", L, file,
+                       cfg->down_has_attn, err));
+    MD_TRY(block_types(j, "up_block_types", "CrossAttnUpBlock2D", "UpBlock2D", L, file,
+                       cfg->up_has_attn, err));
 
     const cJSON *mid = cJSON_GetObjectItemCaseSensitive(j, "mid_block_type");
     if (!mid || (cJSON_IsString(mid) && !strcmp(mid->valuestring, "UNetMidBlock2DCrossAttn")))
@@ -155,19 +148,20 @@ md_status md_unet_config_from_json(const cJSON *j, const char *file, md_unet_con
         return md_fail(err, MD_ERR_UNSUPPORTED, "%s: \"mid_block_type\": %s is not supported", file,
                        cJSON_IsString(mid) ? mid->valuestring : "null (no mid block)");
 
-    TRY(md_json_int_or_list(j, "transformer_layers_per_block", 1, L, file, cfg->transformer_layers,
-                            err));
+    MD_TRY(md_json_int_or_list(j, "transformer_layers_per_block", 1, L, file,
+                               cfg->transformer_layers, err));
     /* diffusers: num_attention_heads = num_attention_heads or
      * attention_head_dim, so attention_head_dim means the head count. */
     const cJSON *nh = cJSON_GetObjectItemCaseSensitive(j, "num_attention_heads");
     if (nh && !cJSON_IsNull(nh))
-        TRY(md_json_int_or_list(j, "num_attention_heads", 8, L, file, cfg->heads, err));
+        MD_TRY(md_json_int_or_list(j, "num_attention_heads", 8, L, file, cfg->heads, err));
     else
-        TRY(md_json_int_or_list(j, "attention_head_dim", 8, L, file, cfg->heads, err));
+        MD_TRY(md_json_int_or_list(j, "attention_head_dim", 8, L, file, cfg->heads, err));
 
-    TRY(md_json_uniform_int(j, "cross_attention_dim", 1280, file, &cfg->cross_attention_dim, err));
-    TRY(md_json_bool(j, "use_linear_projection", 0, file, &cfg->use_linear_projection, err));
-    TRY(md_json_bool(j, "upcast_attention", 0, file, &cfg->upcast_attention, err));
+    MD_TRY(md_json_uniform_int(j, "cross_attention_dim", 1280, file, &cfg->cross_attention_dim,
+                               err));
+    MD_TRY(md_json_bool(j, "use_linear_projection", 0, file, &cfg->use_linear_projection, err));
+    MD_TRY(md_json_bool(j, "upcast_attention", 0, file, &cfg->upcast_attention, err));
     const cJSON *oca = cJSON_GetObjectItemCaseSensitive(j, "only_cross_attention");
     if (cJSON_IsArray(oca)) {
         int first = -1;
@@ -181,11 +175,11 @@ md_status md_unet_config_from_json(const cJSON *j, const char *file, md_unet_con
         }
         cfg->only_cross_attention = first > 0;
     } else {
-        TRY(md_json_bool(j, "only_cross_attention", 0, file, &cfg->only_cross_attention, err));
+        MD_TRY(md_json_bool(j, "only_cross_attention", 0, file, &cfg->only_cross_attention, err));
     }
     int mid_oca;
-    TRY(md_json_bool(j, "mid_block_only_cross_attention", cfg->only_cross_attention, file,
-                     &mid_oca, err));
+    MD_TRY(md_json_bool(j, "mid_block_only_cross_attention", cfg->only_cross_attention, file,
+                        &mid_oca, err));
     if (mid_oca != cfg->only_cross_attention)
         return md_fail(err, MD_ERR_UNSUPPORTED,
                        "%s: \"mid_block_only_cross_attention\" different from only_cross_attention "
@@ -196,25 +190,26 @@ md_status md_unet_config_from_json(const cJSON *j, const char *file, md_unet_con
     if (ng && cJSON_IsNull(ng))
         return md_fail(err, MD_ERR_UNSUPPORTED,
                        "%s: \"norm_num_groups\": null (no output norm) is not supported", file);
-    TRY(md_json_int(j, "norm_num_groups", 32, file, &cfg->norm_groups, err));
-    TRY(md_json_float(j, "norm_eps", 1e-5f, file, &cfg->norm_eps, err));
-    TRY(md_json_bool(j, "flip_sin_to_cos", 1, file, &cfg->flip_sin_to_cos, err));
-    TRY(md_json_float(j, "freq_shift", 0.0f, file, &cfg->freq_shift, err));
-    TRY(md_json_int(j, "conv_in_kernel", 3, file, &cfg->conv_in_kernel, err));
-    TRY(md_json_int(j, "conv_out_kernel", 3, file, &cfg->conv_out_kernel, err));
-    TRY(md_json_int(j, "downsample_padding", 1, file, &cfg->downsample_padding, err));
+    MD_TRY(md_json_int(j, "norm_num_groups", 32, file, &cfg->norm_groups, err));
+    MD_TRY(md_json_float(j, "norm_eps", 1e-5f, file, &cfg->norm_eps, err));
+    MD_TRY(md_json_bool(j, "flip_sin_to_cos", 1, file, &cfg->flip_sin_to_cos, err));
+    MD_TRY(md_json_float(j, "freq_shift", 0.0f, file, &cfg->freq_shift, err));
+    MD_TRY(md_json_int(j, "conv_in_kernel", 3, file, &cfg->conv_in_kernel, err));
+    MD_TRY(md_json_int(j, "conv_out_kernel", 3, file, &cfg->conv_out_kernel, err));
+    MD_TRY(md_json_int(j, "downsample_padding", 1, file, &cfg->downsample_padding, err));
 
     const char *add = NULL;
-    TRY(md_json_string(j, "addition_embed_type", NULL, file, &add, err));
+    MD_TRY(md_json_string(j, "addition_embed_type", NULL, file, &add, err));
     if (add && strcmp(add, "text_time") != 0)
         return md_fail(err, MD_ERR_UNSUPPORTED,
                        "%s: \"addition_embed_type\": \"%s\" is not supported (only \"text_time\")",
                        file, add);
     if (add) {
         cfg->text_time_embedding = 1;
-        TRY(md_json_int(j, "addition_time_embed_dim", 0, file, &cfg->addition_time_embed_dim, err));
-        TRY(md_json_int(j, "projection_class_embeddings_input_dim", 0, file,
-                        &cfg->projection_class_embeddings_input_dim, err));
+        MD_TRY(md_json_int(j, "addition_time_embed_dim", 0, file, &cfg->addition_time_embed_dim,
+                           err));
+        MD_TRY(md_json_int(j, "projection_class_embeddings_input_dim", 0, file,
+                           &cfg->projection_class_embeddings_input_dim, err));
         if (cfg->addition_time_embed_dim <= 0 || cfg->projection_class_embeddings_input_dim <= 0)
             return md_fail(err, MD_ERR_INVALID,
                            "%s: \"text_time\" needs positive addition_time_embed_dim and "
@@ -228,9 +223,9 @@ md_status md_unet_config_from_json(const cJSON *j, const char *file, md_unet_con
         return md_fail(err, MD_ERR_INVALID, "%s: both \"segmoe_config\" and \"moe_config\" are set",
                        file);
     if (seg && !cJSON_IsNull(seg))
-        TRY(md_moe_config_from_json(seg, 1, L, file, &cfg->moe, err));
+        MD_TRY(md_moe_config_from_json(seg, 1, L, file, &cfg->moe, err));
     else if (own && !cJSON_IsNull(own))
-        TRY(md_moe_config_from_json(own, 0, L, file, &cfg->moe, err));
+        MD_TRY(md_moe_config_from_json(own, 0, L, file, &cfg->moe, err));
     return md_unet_config_validate(cfg, file, err);
 }
 
@@ -240,30 +235,30 @@ md_status md_vae_config_from_json(const cJSON *j, const char *file, md_vae_confi
     memset(cfg, 0, sizeof *cfg);
     if (!cJSON_IsObject(j))
         return md_fail(err, MD_ERR_INVALID, "%s: the VAE config is not an object", file);
-    TRY(md_json_expect_string(j, "_class_name", "AutoencoderKL", file, err));
-    TRY(md_json_expect_string(j, "act_fn", "silu", file, err));
-    TRY(md_json_expect_null(j, "latents_mean", file, err));
-    TRY(md_json_expect_null(j, "latents_std", file, err));
-    TRY(md_json_expect_null(j, "shift_factor", file, err));
-    TRY(md_json_expect_bool(j, "use_quant_conv", 1, file, err));
-    TRY(md_json_expect_bool(j, "use_post_quant_conv", 1, file, err));
-    TRY(md_json_expect_bool(j, "mid_block_add_attention", 1, file, err));
-    TRY(int_list(j, "block_out_channels", file, cfg->block_out_channels, &cfg->levels, err));
+    MD_TRY(md_json_expect_string(j, "_class_name", "AutoencoderKL", file, err));
+    MD_TRY(md_json_expect_string(j, "act_fn", "silu", file, err));
+    MD_TRY(md_json_expect_null(j, "latents_mean", file, err));
+    MD_TRY(md_json_expect_null(j, "latents_std", file, err));
+    MD_TRY(md_json_expect_null(j, "shift_factor", file, err));
+    MD_TRY(md_json_expect_bool(j, "use_quant_conv", 1, file, err));
+    MD_TRY(md_json_expect_bool(j, "use_post_quant_conv", 1, file, err));
+    MD_TRY(md_json_expect_bool(j, "mid_block_add_attention", 1, file, err));
+    MD_TRY(int_list(j, "block_out_channels", file, cfg->block_out_channels, &cfg->levels, err));
     int kinds[MD_MAX_LEVELS];
     if (cJSON_GetObjectItemCaseSensitive(j, "down_block_types"))
-        TRY(block_types(j, "down_block_types", "DownEncoderBlock2D", NULL, cfg->levels, file, kinds,
-                        err));
+        MD_TRY(block_types(j, "down_block_types", "DownEncoderBlock2D", NULL, cfg->levels, file,
+                           kinds, err));
     if (cJSON_GetObjectItemCaseSensitive(j, "up_block_types"))
-        TRY(block_types(j, "up_block_types", "UpDecoderBlock2D", NULL, cfg->levels, file, kinds,
-                        err));
-    TRY(md_json_int(j, "in_channels", 3, file, &cfg->in_channels, err));
-    TRY(md_json_int(j, "out_channels", 3, file, &cfg->out_channels, err));
-    TRY(md_json_int(j, "latent_channels", 4, file, &cfg->latent_channels, err));
-    TRY(md_json_int(j, "layers_per_block", 1, file, &cfg->layers_per_block, err));
-    TRY(md_json_int(j, "norm_num_groups", 32, file, &cfg->norm_groups, err));
-    TRY(md_json_float(j, "scaling_factor", 0.18215f, file, &cfg->scaling_factor, err));
-    TRY(md_json_uniform_int(j, "sample_size", 32, file, &cfg->sample_size, err));
-    TRY(md_json_bool(j, "force_upcast", 1, file, &cfg->force_upcast, err));
+        MD_TRY(block_types(j, "up_block_types", "UpDecoderBlock2D", NULL, cfg->levels, file, kinds,
+                           err));
+    MD_TRY(md_json_int(j, "in_channels", 3, file, &cfg->in_channels, err));
+    MD_TRY(md_json_int(j, "out_channels", 3, file, &cfg->out_channels, err));
+    MD_TRY(md_json_int(j, "latent_channels", 4, file, &cfg->latent_channels, err));
+    MD_TRY(md_json_int(j, "layers_per_block", 1, file, &cfg->layers_per_block, err));
+    MD_TRY(md_json_int(j, "norm_num_groups", 32, file, &cfg->norm_groups, err));
+    MD_TRY(md_json_float(j, "scaling_factor", 0.18215f, file, &cfg->scaling_factor, err));
+    MD_TRY(md_json_uniform_int(j, "sample_size", 32, file, &cfg->sample_size, err));
+    MD_TRY(md_json_bool(j, "force_upcast", 1, file, &cfg->force_upcast, err));
     cfg->norm_eps = 1e-6f; /* fixed in diffusers' Encoder/Decoder */
     return md_vae_config_validate(cfg, file, err);
 }
@@ -281,7 +276,7 @@ md_status md_clip_config_from_json(const cJSON *j, const char *file, md_clip_con
     memset(cfg, 0, sizeof *cfg);
     if (!cJSON_IsObject(j))
         return md_fail(err, MD_ERR_INVALID, "%s: the text encoder config is not an object", file);
-    TRY(md_json_expect_string(j, "model_type", "clip_text_model", file, err));
+    MD_TRY(md_json_expect_string(j, "model_type", "clip_text_model", file, err));
     int with_projection = 0;
     const cJSON *arch = cJSON_GetObjectItemCaseSensitive(j, "architectures");
     if (cJSON_IsArray(arch)) {
@@ -297,15 +292,15 @@ md_status md_clip_config_from_json(const cJSON *j, const char *file, md_clip_con
                                file, e->valuestring);
         }
     }
-    TRY(md_json_int(j, "hidden_size", 512, file, &cfg->hidden_size, err));
-    TRY(md_json_int(j, "num_hidden_layers", 12, file, &cfg->num_layers, err));
-    TRY(md_json_int(j, "num_attention_heads", 8, file, &cfg->num_heads, err));
-    TRY(md_json_int(j, "intermediate_size", 2048, file, &cfg->intermediate_size, err));
-    TRY(md_json_int(j, "max_position_embeddings", 77, file, &cfg->max_positions, err));
-    TRY(md_json_int(j, "vocab_size", 49408, file, &cfg->vocab_size, err));
-    TRY(md_json_float(j, "layer_norm_eps", 1e-5f, file, &cfg->layer_norm_eps, err));
+    MD_TRY(md_json_int(j, "hidden_size", 512, file, &cfg->hidden_size, err));
+    MD_TRY(md_json_int(j, "num_hidden_layers", 12, file, &cfg->num_layers, err));
+    MD_TRY(md_json_int(j, "num_attention_heads", 8, file, &cfg->num_heads, err));
+    MD_TRY(md_json_int(j, "intermediate_size", 2048, file, &cfg->intermediate_size, err));
+    MD_TRY(md_json_int(j, "max_position_embeddings", 77, file, &cfg->max_positions, err));
+    MD_TRY(md_json_int(j, "vocab_size", 49408, file, &cfg->vocab_size, err));
+    MD_TRY(md_json_float(j, "layer_norm_eps", 1e-5f, file, &cfg->layer_norm_eps, err));
     const char *act = NULL;
-    TRY(md_json_string(j, "hidden_act", "quick_gelu", file, &act, err));
+    MD_TRY(md_json_string(j, "hidden_act", "quick_gelu", file, &act, err));
     if (!strcmp(act, "quick_gelu"))
         cfg->act = MD_ACT_QUICK_GELU;
     else if (!strcmp(act, "gelu"))
@@ -317,10 +312,10 @@ md_status md_clip_config_from_json(const cJSON *j, const char *file, md_clip_con
                        "%s: \"hidden_act\": \"%s\" is not supported (quick_gelu, gelu, gelu_new)",
                        file, act);
     if (with_projection)
-        TRY(md_json_int(j, "projection_dim", 512, file, &cfg->projection_dim, err));
-    TRY(md_json_int(j, "bos_token_id", 49406, file, &cfg->bos_id, err));
-    TRY(md_json_int(j, "eos_token_id", 49407, file, &cfg->eos_id, err));
-    TRY(md_json_int(j, "pad_token_id", cfg->eos_id, file, &cfg->pad_id, err));
+        MD_TRY(md_json_int(j, "projection_dim", 512, file, &cfg->projection_dim, err));
+    MD_TRY(md_json_int(j, "bos_token_id", 49406, file, &cfg->bos_id, err));
+    MD_TRY(md_json_int(j, "eos_token_id", 49407, file, &cfg->eos_id, err));
+    MD_TRY(md_json_int(j, "pad_token_id", cfg->eos_id, file, &cfg->pad_id, err));
     cfg->bos_id = fix_legacy_id(cfg->bos_id, 0, 49406);
     cfg->eos_id = fix_legacy_id(cfg->eos_id, 2, 49407);
     cfg->pad_id = fix_legacy_id(cfg->pad_id, 1, 49407);
@@ -345,17 +340,17 @@ md_status md_sched_config_from_json(const cJSON *j, const char *file, md_sched_c
     memset(cfg, 0, sizeof *cfg);
     if (!cJSON_IsObject(j))
         return md_fail(err, MD_ERR_INVALID, "%s: the scheduler config is not an object", file);
-    TRY(md_json_expect_null(j, "trained_betas", file, err));
-    TRY(md_json_expect_bool(j, "rescale_betas_zero_snr", 0, file, err));
+    MD_TRY(md_json_expect_null(j, "trained_betas", file, err));
+    MD_TRY(md_json_expect_bool(j, "rescale_betas_zero_snr", 0, file, err));
     /* Missing members take diffusers' class defaults (DDIM's for
      * set_alpha_to_one, the only sampler that reads it). */
-    TRY(md_json_int(j, "num_train_timesteps", 1000, file, &cfg->num_train_timesteps, err));
-    TRY(md_json_float(j, "beta_start", 0.0001f, file, &cfg->beta_start, err));
-    TRY(md_json_float(j, "beta_end", 0.02f, file, &cfg->beta_end, err));
-    TRY(md_json_int(j, "steps_offset", 0, file, &cfg->steps_offset, err));
-    TRY(md_json_bool(j, "set_alpha_to_one", 1, file, &cfg->set_alpha_to_one, err));
+    MD_TRY(md_json_int(j, "num_train_timesteps", 1000, file, &cfg->num_train_timesteps, err));
+    MD_TRY(md_json_float(j, "beta_start", 0.0001f, file, &cfg->beta_start, err));
+    MD_TRY(md_json_float(j, "beta_end", 0.02f, file, &cfg->beta_end, err));
+    MD_TRY(md_json_int(j, "steps_offset", 0, file, &cfg->steps_offset, err));
+    MD_TRY(md_json_bool(j, "set_alpha_to_one", 1, file, &cfg->set_alpha_to_one, err));
     const char *s = NULL;
-    TRY(md_json_string(j, "beta_schedule", "linear", file, &s, err));
+    MD_TRY(md_json_string(j, "beta_schedule", "linear", file, &s, err));
     if (!strcmp(s, "linear"))
         cfg->beta_schedule = MD_BETA_LINEAR;
     else if (!strcmp(s, "scaled_linear"))
@@ -367,7 +362,7 @@ md_status md_sched_config_from_json(const cJSON *j, const char *file, md_sched_c
                        "%s: \"beta_schedule\": \"%s\" is not supported (linear, scaled_linear, "
                        "squaredcos_cap_v2)",
                        file, s);
-    TRY(md_json_string(j, "prediction_type", "epsilon", file, &s, err));
+    MD_TRY(md_json_string(j, "prediction_type", "epsilon", file, &s, err));
     if (!strcmp(s, "epsilon"))
         cfg->prediction_type = MD_PRED_EPSILON;
     else if (!strcmp(s, "v_prediction"))
@@ -379,7 +374,7 @@ md_status md_sched_config_from_json(const cJSON *j, const char *file, md_sched_c
                        "%s: \"prediction_type\": \"%s\" is not supported (epsilon, v_prediction, "
                        "sample)",
                        file, s);
-    TRY(md_json_string(j, "timestep_spacing", NULL, file, &s, err));
+    MD_TRY(md_json_string(j, "timestep_spacing", NULL, file, &s, err));
     if (!s)
         cfg->timestep_spacing = -1;
     else if (!strcmp(s, "leading"))

@@ -9,6 +9,9 @@
 
 #include "../runtime/status.h"
 #include "config.h"
+/* Every parser validates what it fills, and its callers check inferred
+ * configs the same way. */
+#include "config_validate.h"
 
 /* Reads and parses a JSON file (must hold an object). */
 md_status md_json_read_file(const char *path, cJSON **out, md_error *err);
@@ -49,12 +52,5 @@ md_status md_sched_config_from_json(const cJSON *j, const char *file, md_sched_c
 
 /* SD 1.x defaults (PNDM config of SD 1.5). */
 void md_sched_config_default(md_sched_config *cfg);
-
-/* Consistency checks shared by every source of a config (JSON, inference
- * from shapes, YAML): level count, positive channels, groups dividing
- * channels, heads dividing channels, MoE index bounds. */
-md_status md_unet_config_validate(const md_unet_config *cfg, const char *file, md_error *err);
-md_status md_vae_config_validate(const md_vae_config *cfg, const char *file, md_error *err);
-md_status md_clip_config_validate(const md_clip_config *cfg, const char *file, md_error *err);
 
 #endif

@@ -1,4 +1,4 @@
-#include "nn_util.h"
+#include "nn.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -1,8 +1,9 @@
-/* Helpers shared by the U-Net and MoE code: activation allocation that
- * reports failure, weight lookup that also prepares the weight for the
- * backend, and the small layer descriptors (linear, conv, norm). */
-#ifndef MD_NN_UTIL_H
-#define MD_NN_UTIL_H
+/* The layer kit shared by the text encoder, VAE, U-Net and MoE code:
+ * activation allocation that reports failure, weight lookup that also
+ * prepares the weight for the backend, and the small layer descriptors
+ * (linear, conv, norm) with their loaders. */
+#ifndef MD_NN_H
+#define MD_NN_H
 
 #include "../io/weights.h"
 #include "../runtime/backend.h"
@@ -53,12 +54,5 @@ md_status md_nn_norm_load(md_nn_norm *n, md_weights *w, md_backend *be, md_error
 
 /* y = linear(x) where x is [..., in] and y [..., out]. */
 void md_nn_linear_forward(md_backend *be, md_tensor *y, const md_tensor *x, const md_nn_linear *l);
-
-#define MD_TRY(expr)                                                                               \
-    do {                                                                                           \
-        md_status md_try_status_ = (expr);                                                         \
-        if (md_try_status_ != MD_OK)                                                               \
-            return md_try_status_;                                                                 \
-    } while (0)
 
 #endif

@@ -1,7 +1,7 @@
 /* Range and consistency checks of component configs, whatever their source. */
 #include <stdio.h>
 
-#include "config_json.h"
+#include "config_validate.h"
 
 static int divides(int groups, int channels)
 {

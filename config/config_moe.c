@@ -4,13 +4,6 @@
 #include "config_json.h"
 #include "json_get.h"
 
-#define TRY(expr)                    \
-    do {                             \
-        md_status s_ = (expr);       \
-        if (s_ != MD_OK)             \
-            return s_;               \
-    } while (0)
-
 static md_status moe_layers(const char *s, const char *file, md_moe_config *cfg, md_error *err)
 {
     if (!strcmp(s, "ff")) {
@@ -35,17 +28,17 @@ md_status md_moe_config_from_json(const cJSON *j, int is_segmoe, int levels, con
     if (!cJSON_IsObject(j))
         return md_fail(err, MD_ERR_INVALID, "%s: \"%s\" is not an object", file, what);
     cfg->enabled = 1;
-    TRY(md_json_int(j, "num_experts", 0, file, &cfg->num_experts, err));
+    MD_TRY(md_json_int(j, "num_experts", 0, file, &cfg->num_experts, err));
     const char *layers = NULL;
     /* Defaults of the index bounds: SegMoE's per pipeline type; our own
      * format makes every down and up block MoE. */
     int down_start = 0, down_end = levels, up_start = 0, up_end = levels;
     if (is_segmoe) {
         cfg->routing = MD_ROUTE_SEQUENCE_TOPK;
-        TRY(md_json_int(j, "num_experts_per_tok", 1, file, &cfg->top_k, err));
-        TRY(md_json_string(j, "moe_layers", "attn", file, &layers, err));
+        MD_TRY(md_json_int(j, "num_experts_per_tok", 1, file, &cfg->top_k, err));
+        MD_TRY(md_json_string(j, "moe_layers", "attn", file, &layers, err));
         const char *type = NULL;
-        TRY(md_json_string(j, "type", "sd", file, &type, err));
+        MD_TRY(md_json_string(j, "type", "sd", file, &type, err));
         if (!strcmp(type, "sd")) {
             down_end = levels - 1;
             up_start = 1;
@@ -59,11 +52,11 @@ md_status md_moe_config_from_json(const cJSON *j, int is_segmoe, int levels, con
         }
     } else {
         const cJSON *tk = cJSON_GetObjectItemCaseSensitive(j, "top_k");
-        TRY(md_json_int(j, (tk && !cJSON_IsNull(tk)) ? "top_k" : "num_experts_per_tok", 1, file,
-                        &cfg->top_k, err));
-        TRY(md_json_string(j, "moe_layers", "ff", file, &layers, err));
+        MD_TRY(md_json_int(j, (tk && !cJSON_IsNull(tk)) ? "top_k" : "num_experts_per_tok", 1, file,
+                           &cfg->top_k, err));
+        MD_TRY(md_json_string(j, "moe_layers", "ff", file, &layers, err));
         const char *routing = NULL;
-        TRY(md_json_string(j, "routing", "token", file, &routing, err));
+        MD_TRY(md_json_string(j, "routing", "token", file, &routing, err));
         if (!strcmp(routing, "token"))
             cfg->routing = MD_ROUTE_TOKEN_TOPK;
         else if (!strcmp(routing, "sequence"))
@@ -72,13 +65,13 @@ md_status md_moe_config_from_json(const cJSON *j, int is_segmoe, int levels, con
             return md_fail(err, MD_ERR_UNSUPPORTED,
                            "%s: moe_config \"routing\": \"%s\" is not supported (token, sequence)",
                            file, routing);
-        TRY(md_json_bool(j, "shared_expert", 0, file, &cfg->shared_expert, err));
+        MD_TRY(md_json_bool(j, "shared_expert", 0, file, &cfg->shared_expert, err));
     }
-    TRY(moe_layers(layers, file, cfg, err));
-    TRY(md_json_int(j, "down_idx_start", down_start, file, &cfg->down_start, err));
-    TRY(md_json_int(j, "down_idx_end", down_end, file, &cfg->down_end, err));
-    TRY(md_json_int(j, "up_idx_start", up_start, file, &cfg->up_start, err));
-    TRY(md_json_int(j, "up_idx_end", up_end, file, &cfg->up_end, err));
+    MD_TRY(moe_layers(layers, file, cfg, err));
+    MD_TRY(md_json_int(j, "down_idx_start", down_start, file, &cfg->down_start, err));
+    MD_TRY(md_json_int(j, "down_idx_end", down_end, file, &cfg->down_end, err));
+    MD_TRY(md_json_int(j, "up_idx_start", up_start, file, &cfg->up_start, err));
+    MD_TRY(md_json_int(j, "up_idx_end", up_end, file, &cfg->up_end, err));
     if (cfg->num_experts < 1)
         return md_fail(err, MD_ERR_INVALID, "%s: %s \"num_experts\" must be at least 1", file, what);
     if (cfg->top_k < 1 || cfg->top_k > cfg->num_experts)

@@ -1,5 +1,5 @@
 /* Architecture descriptions of each component, in diffusers terms. They are
- * filled from a diffusers config.json (models/config_json.c), inferred from
+ * filled from a diffusers config.json (config/config_json.c), inferred from
  * single-file tensor shapes (models/ldm_infer.c) or from an LDM .yaml. */
 #ifndef MD_CONFIG_H
 #define MD_CONFIG_H
