@@ -25,6 +25,7 @@ struct mdiff_context {
     int top_k;          /* 0 = the model's own */
     md_backend *be;
     md_model *model;
+    md_unet_state *run_state; /* the U-Net state of this context's generations */
 
     mdiff_progress_fn progress;
     void *progress_user;

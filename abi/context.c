@@ -94,11 +94,16 @@ md_status abi_load_model(mdiff_context *ctx, int top_k, md_error *err)
      * argument of the host's. */
     if (st == MD_ERR_INVALID)
         st = MD_ERR_FORMAT;
+    md_unet_state *state = NULL;
+    if (st == MD_OK && (st = md_unet_state_new(m->unet, &state, err)) != MD_OK)
+        md_model_free(m);
     if (st != MD_OK)
         return st;
     /* Only now is the old model let go, so a failed reload changes nothing. */
+    md_unet_state_free(ctx->run_state);
     md_model_free(ctx->model);
     ctx->model = m;
+    ctx->run_state = state;
     ctx->top_k = top_k;
     abi_stats_clear(ctx); /* the layers the statistics pointed at are gone */
     abi_update_observer(ctx);
@@ -193,6 +198,7 @@ void abi_context_destroy(mdiff_context *ctx)
 {
     if (!ctx)
         return;
+    md_unet_state_free(ctx->run_state);
     md_model_free(ctx->model);
     md_backend_destroy(ctx->be);
     abi_stats_clear(ctx);

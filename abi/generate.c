@@ -57,8 +57,8 @@ static void make_preview(gen_run *r, const float *latents, size_t n)
         r->preview_latents[i] = latents[i] * inv;
     int f = md_vae_factor(m->vae);
     md_error err = {0};
-    if (md_vae_decode(m->vae, r->preview_latents, 1, r->height / f, r->width / f, r->preview_planes,
-                      &err) != MD_OK) {
+    if (md_vae_decode(m->vae, r->ctx->be, r->preview_latents, 1, r->height / f, r->width / f,
+                      r->preview_planes, &err) != MD_OK) {
         abi_log(r->ctx, MDIFF_LOG_WARN, "preview: %s", err.msg);
         return;
     }
@@ -272,7 +272,8 @@ static int run(mdiff_context *ctx, mdiff_gen_params *p, mdiff_image *out, char *
         if (report(&r, MDIFF_STAGE_TEXT, 0, NULL))
             st = md_fail(&err, MD_ERR_CANCELLED, "cancelled before the first step");
         else
-            st = md_generate(ctx->model, &g, &hooks, image, &err);
+            st = md_generate(ctx->model, &(md_gen_run){ctx->be, ctx->run_state}, &g, &hooks, image,
+                             &err);
         if (st == MD_OK && mask)
             st = md_inpaint_paste_back(image, init, mask, p->width, p->height,
                                        md_inpaint_feather_radius(p->width, p->height), &err);

@@ -53,7 +53,7 @@ void abi_moe_observer(void *user, const md_moe_trace *t)
 void abi_update_observer(mdiff_context *ctx)
 {
     int on = ctx->stats_on || ctx->trace;
-    md_unet_set_moe_observer(ctx->model->unet, on ? abi_moe_observer : NULL, on ? ctx : NULL);
+    md_unet_state_set_observer(ctx->run_state, on ? abi_moe_observer : NULL, on ? ctx : NULL);
 }
 
 static int rs_enable(mdiff_context *ctx, int on)

@@ -137,7 +137,7 @@ void md_moe_stats_record(md_moe_stats *s, const md_moe_call *c)
 void md_moe_stats_observe(void *user, const md_moe_trace *tr)
 {
     const md_moe_layer *l = tr->layer;
-    md_moe_call c = {.layer = l->name, .num_experts = l->num_experts, .top_k = l->top_k,
+    md_moe_call c = {.layer = l->name, .num_experts = l->num_experts, .top_k = tr->plan->top_k,
                      .rows = tr->rows, .logits = tr->router_logits, .choice = tr->plan->choice};
     md_moe_stats_record(user, &c);
 }

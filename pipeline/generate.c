@@ -22,7 +22,9 @@ void md_gen_params_init(md_gen_params *p)
 }
 
 typedef struct gen_state {
-    md_model *m;
+    const md_model *m;
+    md_backend *be;       /* where this generation computes */
+    md_unet_state *unet;  /* this generation's U-Net state */
     const md_gen_params *p;
     const md_gen_hooks *h;
     int lat_c, lat_h, lat_w;
@@ -129,14 +131,14 @@ static md_status encode_text(gen_state *s, const char *text, float *embeds, floa
 {
     const md_gen_params *p = s->p;
     if (!p->prompt_syntax)
-        return md_encode_prompt(s->m, text, p->clip_skip, embeds, pooled, err);
-    return md_encode_prompt_weighted(s->m, text, p->clip_skip, s->context_len / MD_CLIP_CONTEXT,
-                                     embeds, pooled, err);
+        return md_encode_prompt(s->m, s->be, text, p->clip_skip, embeds, pooled, err);
+    return md_encode_prompt_weighted(s->m, s->be, text, p->clip_skip,
+                                     s->context_len / MD_CLIP_CONTEXT, embeds, pooled, err);
 }
 
 static md_status encode_conditioning(gen_state *s, md_error *err)
 {
-    md_model *m = s->m;
+    const md_model *m = s->m;
     const md_gen_params *p = s->p;
     int zero_uncond = s->batch == 2 && m->family == MD_FAMILY_SDXL &&
                       m->force_zeros_for_empty_prompt && p->negative_prompt == NULL;
@@ -187,7 +189,7 @@ static md_status encode_init_image(gen_state *s, md_error *err)
     }
     for (size_t i = 0; i < 3 * npix; i++)
         img[i] = 2.0f * p->init_image[i] - 1.0f;
-    st = md_vae_encode(s->m->vae, img, 1, p->height, p->width, mean, logvar, err);
+    st = md_vae_encode(s->m->vae, s->be, img, 1, p->height, p->width, mean, logvar, err);
     if (st != MD_OK) {
         md_fail_context(err, "encoding the init image: ");
         goto done;
@@ -242,7 +244,7 @@ static md_status run_unet(gen_state *s, md_sampler *smp, int i, md_error *err)
         .text_embeds = sdxl ? s->pooled : NULL,
         .time_ids = sdxl ? s->time_ids : NULL,
     };
-    md_status st = md_unet_forward(s->m->unet, &in, s->eps, err);
+    md_status st = md_unet_forward(s->m->unet, s->unet, s->be, &in, s->eps, err);
     if (st != MD_OK)
         return md_fail_context(err, "U-Net at step %d: ", i);
     if (s->batch == 2) {
@@ -276,11 +278,44 @@ static md_status validate(const md_model *m, const md_gen_params *p, int factor,
         return md_fail(err, MD_ERR_INVALID, "inpainting needs an init image as well as a mask");
     if (p->init_image && !(p->strength > 0.0f && p->strength <= 1.0f))
         return md_fail(err, MD_ERR_INVALID, "strength must be in (0, 1] (got %g)", p->strength);
+    /* Each layer checks top-k against its own expert count when it runs. */
+    if (p->moe.top_k < 0 || p->moe.top_k > 16)
+        return md_fail(err, MD_ERR_INVALID,
+                       "MoE top-k must be 0 (the model's own) or 1..16 (got %d)", p->moe.top_k);
+    if (p->moe.routing != MD_MOE_ROUTING_LAYER && p->moe.routing != MD_MOE_ROUTING_SEQUENCE &&
+        p->moe.routing != MD_MOE_ROUTING_TOKEN)
+        return md_fail(err, MD_ERR_INVALID, "unknown MoE routing choice %d", (int)p->moe.routing);
+    if ((p->moe.top_k || p->moe.routing) && md_unet_moe_layers(m->unet) == 0)
+        return md_fail(err, MD_ERR_UNSUPPORTED,
+                       "MoE options given, but this model has no experts to choose");
     return MD_OK;
 }
 
-md_status md_generate(md_model *m, const md_gen_params *p, const md_gen_hooks *hooks, float *image,
-                      md_error *err)
+/* The backend and U-Net state of this call: the caller's, or the model's
+ * backend and a state made here (*owned, freed by the caller). */
+static md_status open_run(gen_state *s, const md_gen_run *run, md_unet_state **owned,
+                          md_error *err)
+{
+    md_backend *loader = md_unet_backend(s->m->unet);
+    s->be = run && run->backend ? run->backend : loader;
+    if (!md_backend_shares_weights(loader, s->be))
+        return md_fail(err, MD_ERR_UNSUPPORTED,
+                       "the model's weights live on its %s backend; another %s backend cannot "
+                       "use them (only host-memory backends such as the CPU share weights)",
+                       loader->name, s->be->name);
+    s->unet = run ? run->unet : NULL;
+    if (!s->unet) {
+        md_status st = md_unet_state_new(s->m->unet, owned, err);
+        if (st != MD_OK)
+            return st;
+        s->unet = *owned;
+    }
+    md_unet_state_set_moe(s->unet, &s->p->moe);
+    return MD_OK;
+}
+
+md_status md_generate(const md_model *m, const md_gen_run *run, const md_gen_params *p,
+                      const md_gen_hooks *hooks, float *image, md_error *err)
 {
     int factor = md_vae_factor(m->vae);
     md_status st = validate(m, p, factor, err);
@@ -299,7 +334,10 @@ md_status md_generate(md_model *m, const md_gen_params *p, const md_gen_hooks *h
 
     md_sampler *smp = NULL;
     float *decoded = NULL;
-    st = alloc_state(&s, err);
+    md_unet_state *owned = NULL;
+    st = open_run(&s, run, &owned, err);
+    if (st == MD_OK)
+        st = alloc_state(&s, err);
     if (st == MD_OK)
         st = md_sampler_create(&smp, p->sampler, &m->sched_cfg, p->steps, err);
     if (st == MD_OK)
@@ -378,7 +416,7 @@ md_status md_generate(md_model *m, const md_gen_params *p, const md_gen_hooks *h
         st = md_fail(err, MD_ERR_NOMEM, "out of memory decoding the image");
         goto done;
     }
-    st = md_vae_decode(m->vae, s.latents, 1, s.lat_h, s.lat_w, decoded, err);
+    st = md_vae_decode(m->vae, s.be, s.latents, 1, s.lat_h, s.lat_w, decoded, err);
     if (st != MD_OK) {
         md_fail_context(err, "decoding the latents: ");
         goto done;
@@ -392,5 +430,6 @@ done:
     free(decoded);
     md_sampler_free(smp);
     free_state(&s);
+    md_unet_state_free(owned);
     return st;
 }

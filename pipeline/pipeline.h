@@ -38,6 +38,9 @@ typedef struct md_gen_params {
      * plain text truncated to 75 tokens, as diffusers does. A plain prompt of
      * at most 75 tokens gives the same conditioning either way. */
     int prompt_syntax;
+    /* MoE top-k and routing for this generation, without reloading the
+     * model; zeros = each layer's own (moe/moe.h). */
+    md_moe_options moe;
 } md_gen_params;
 
 void md_gen_params_init(md_gen_params *p);
@@ -55,14 +58,34 @@ typedef struct md_gen_hooks {
     int (*progress)(void *user, int step, int total);
 } md_gen_hooks;
 
-/* image: [3, height, width] in [0, 1]. */
-md_status md_generate(md_model *m, const md_gen_params *p, const md_gen_hooks *hooks, float *image,
-                      md_error *err);
+/* Where one generation computes. The model is only read by a generation;
+ * what it writes goes here, so several generations may run on one loaded
+ * model at once from different threads, each with its own md_gen_run
+ * (own backend and U-Net state; host-weight backends only, see
+ * md_backend_shares_weights in runtime/backend.h). Not owned by md_generate. */
+typedef struct md_gen_run {
+    /* Activations (arena, and on the CPU the thread pool). NULL: the backend
+     * the model was loaded with (md_model_options.backend), which then
+     * serves one generation at a time. A backend that cannot use the
+     * model's weights (another Vulkan instance) is MD_ERR_UNSUPPORTED. */
+    md_backend *backend;
+    /* Made with md_unet_state_new(m->unet) and reused across generations
+     * (its observer is called for every MoE layer call; p->moe is set on
+     * it). NULL: a state is made for the call and freed after it. */
+    md_unet_state *unet;
+} md_gen_run;
 
-/* Text conditioning for one prompt (exposed for tests and tools):
+/* image: [3, height, width] in [0, 1]. run NULL = {NULL, NULL}. Buffers
+ * are allocated once per call; denoising steps after the first allocate
+ * nothing. */
+md_status md_generate(const md_model *m, const md_gen_run *run, const md_gen_params *p,
+                      const md_gen_hooks *hooks, float *image, md_error *err);
+
+/* Text conditioning for one prompt (exposed for tests and tools), computed
+ * on be (which must be able to use the model's weights):
  * embeds [77, context_dim]; pooled [pooled_dim] (SDXL) may be NULL. */
-md_status md_encode_prompt(md_model *m, const char *text, int clip_skip, float *embeds,
-                           float *pooled, md_error *err);
+md_status md_encode_prompt(const md_model *m, md_backend *be, const char *text, int clip_skip,
+                           float *embeds, float *pooled, md_error *err);
 
 /* AUTOMATIC1111-style conditioning (pipeline/prompt_conditioning.c):
  * md_prompt_chunk_count() tells how many 77-token chunks `text` needs (or an
@@ -72,8 +95,9 @@ md_status md_encode_prompt(md_model *m, const char *text, int clip_skip, float *
  * prompt and negative prompt can share one length). pooled (SDXL) is the
  * first chunk's. Bit-identical to md_encode_prompt for a plain prompt of at
  * most 75 tokens. */
-md_status md_prompt_chunk_count(md_model *m, const char *text, int *chunks, md_error *err);
-md_status md_encode_prompt_weighted(md_model *m, const char *text, int clip_skip, int chunks,
-                                    float *embeds, float *pooled, md_error *err);
+md_status md_prompt_chunk_count(const md_model *m, const char *text, int *chunks, md_error *err);
+md_status md_encode_prompt_weighted(const md_model *m, md_backend *be, const char *text,
+                                    int clip_skip, int chunks, float *embeds, float *pooled,
+                                    md_error *err);
 
 #endif

@@ -70,12 +70,15 @@ int main(int argc, char **argv)
     int rc = 1;
     float *planes = NULL;
     uint8_t *rgb = NULL;
+    md_unet_state *state = NULL;
     if (!stats || md_backend_create("cpu", -1, 0, &be, note, sizeof note, &err) != MD_OK)
         goto done;
     md_model_options mo = {.backend = be};
     if (md_model_load(model, &mo, &m, &err) != MD_OK)
         goto done;
-    md_unet_set_moe_observer(m->unet, md_moe_stats_observe, stats);
+    if (md_unet_state_new(m->unet, &state, &err) != MD_OK)
+        goto done;
+    md_unet_state_set_observer(state, md_moe_stats_observe, stats);
 
     md_gen_params p;
     md_gen_params_init(&p);
@@ -94,7 +97,8 @@ int main(int argc, char **argv)
         md_fail(&err, MD_ERR_NOMEM, "out of memory");
         goto done;
     }
-    if (md_generate(m, &p, &hooks, planes, &err) != MD_OK)
+    md_gen_run run = {.backend = be, .unet = state};
+    if (md_generate(m, &run, &p, &hooks, planes, &err) != MD_OK)
         goto done;
     md_planes_to_rgb8(planes, w, h, rgb);
     char path[4096];
@@ -115,6 +119,7 @@ done:
         fprintf(stderr, "md-moe-stats: %s\n", err.msg[0] ? err.msg : "out of memory");
     free(planes);
     free(rgb);
+    md_unet_state_free(state);
     md_model_free(m);
     if (be)
         md_backend_destroy(be);
