@@ -13,6 +13,9 @@ foreach(name abi_basics abi_generate abi_cancel abi_moe abi_v1_2)
   add_test(NAME ${name} COMMAND ${name})
   set_tests_properties(${name} PROPERTIES ENVIRONMENT "${MD_ABI_TEST_ENV}" LABELS "unit;abi")
 endforeach()
+# Generates from several threads and contexts at once: also run under
+# ThreadSanitizer (label "threads", .ci/run).
+set_tests_properties(abi_cancel PROPERTIES LABELS "unit;abi;threads")
 
 # The same host source against the frozen 1.0 header and the current one.
 # tests/abi_v1_0/moediffuse.h is ABI 1.0 as released: never edit it.
