@@ -19,12 +19,23 @@ typedef struct abi_layer_stats {
     uint64_t *counts;  /* num_experts */
 } abi_layer_stats;
 
+/* A loaded model and the backend it was loaded on, shared by every context
+ * that uses it (context params' share_model); the last one frees it. */
+typedef struct abi_model_ref {
+    md_model *model;
+    md_backend *loader;
+    atomic_int users;
+} abi_model_ref;
+
 struct mdiff_context {
     char model_path[1024];
     int threads;
     int top_k;          /* default experts per token of requests that leave it 0; 0 = the model's */
-    md_backend *be;
-    md_model *model;
+    md_backend *be;           /* computes this context's generations: the loader, or (sharing
+                                 a model) a CPU backend of its own */
+    md_model *model;          /* = shared->model; never changed by a generation */
+    abi_model_ref *shared;
+    md_unet_state *run_state; /* the U-Net state of this context's generations */
 
     mdiff_progress_fn progress;
     void *progress_user;

@@ -37,8 +37,34 @@ static md_status load_model(mdiff_context *ctx, md_error *err)
         st = MD_ERR_FORMAT;
     if (st != MD_OK)
         return st;
+    ctx->shared = calloc(1, sizeof *ctx->shared);
+    if (!ctx->shared) {
+        md_model_free(m);
+        return md_fail(err, MD_ERR_NOMEM, "out of memory");
+    }
+    ctx->shared->model = m;
+    ctx->shared->loader = ctx->be;
+    atomic_init(&ctx->shared->users, 1);
     ctx->model = m;
-    abi_update_observer(ctx);
+    return MD_OK;
+}
+
+/* share_model: the other context's loaded model, computed on a CPU backend
+ * of this context's own. */
+static md_status use_shared_model(mdiff_context *ctx, mdiff_context *owner, int threads,
+                                  md_error *err)
+{
+    if (!owner->shared || !owner->shared->loader->host_weights)
+        return md_fail(err, MD_ERR_UNSUPPORTED,
+                       "share_model: the model lives on a %s backend; only models on the CPU "
+                       "can be shared",
+                       owner->shared ? owner->shared->loader->name : "(none)");
+    md_backend_request req = {.name = "cpu", .device = -1, .threads = threads};
+    MD_TRY(md_backend_open(&req, &ctx->be, ctx->backend_note, sizeof ctx->backend_note, err));
+    atomic_fetch_add(&owner->shared->users, 1);
+    ctx->shared = owner->shared;
+    ctx->model = owner->shared->model;
+    snprintf(ctx->model_path, sizeof ctx->model_path, "%s", owner->model_path);
     return MD_OK;
 }
 
@@ -74,11 +100,13 @@ int abi_context_create(const mdiff_context_params *params, mdiff_context **out, 
                     "context_params_init)");
         return MDIFF_ERR_INVALID;
     }
-    if (!p.model_path || !*p.model_path) {
+    if (params->struct_size < offsetof(mdiff_context_params, share_model) + sizeof(void *))
+        p.share_model = NULL;
+    if (!p.share_model && (!p.model_path || !*p.model_path)) {
         abi_message(msg, msg_cap, "context_create: no model_path given");
         return MDIFF_ERR_INVALID;
     }
-    if (strlen(p.model_path) >= sizeof(((mdiff_context *)0)->model_path)) {
+    if (!p.share_model && strlen(p.model_path) >= sizeof(((mdiff_context *)0)->model_path)) {
         abi_message(msg, msg_cap, "context_create: model_path is too long");
         return MDIFF_ERR_INVALID;
     }
@@ -97,7 +125,8 @@ int abi_context_create(const mdiff_context_params *params, mdiff_context **out, 
         abi_message(msg, msg_cap, "out of memory");
         return MDIFF_ERR_NOMEM;
     }
-    memcpy(ctx->model_path, p.model_path, strlen(p.model_path) + 1);
+    if (!p.share_model)
+        memcpy(ctx->model_path, p.model_path, strlen(p.model_path) + 1);
     ctx->threads = p.threads;
     ctx->progress = p.progress;
     ctx->progress_user = p.progress_user;
@@ -113,9 +142,17 @@ int abi_context_create(const mdiff_context_params *params, mdiff_context **out, 
     md_error err = {0};
     md_backend_request req = {.name = p.backend, .device = p.device, .threads = p.threads,
                               .profile = (p.flags & MDIFF_CONTEXT_PROFILE) != 0};
-    md_status st = md_backend_open(&req, &ctx->be, ctx->backend_note, sizeof ctx->backend_note,
-                                   &err);
-    if (st == MD_OK) {
+    md_status st;
+    if (p.share_model) {
+        st = use_shared_model(ctx, p.share_model, p.threads, &err);
+        if (st == MD_OK)
+            st = md_unet_state_new(ctx->model->unet, &ctx->run_state, &err);
+        if (st == MD_OK) {
+            abi_update_observer(ctx);
+            st = abi_set_top_k(ctx, p.moe_top_k, &err);
+        }
+    } else if ((st = md_backend_open(&req, &ctx->be, ctx->backend_note,
+                                     sizeof ctx->backend_note, &err)) == MD_OK) {
         ctx->profile = req.profile;
         /* An explicit "vulkan" that ended on the CPU is worth a warning. */
         int fell_back = ((p.backend && !strcmp(p.backend, "vulkan")) || p.device >= 0) &&
@@ -123,7 +160,11 @@ int abi_context_create(const mdiff_context_params *params, mdiff_context **out, 
         abi_log(ctx, fell_back ? MDIFF_LOG_WARN : MDIFF_LOG_INFO, "%s", ctx->backend_note);
         st = load_model(ctx, &err);
         if (st == MD_OK)
+            st = md_unet_state_new(ctx->model->unet, &ctx->run_state, &err);
+        if (st == MD_OK) {
+            abi_update_observer(ctx);
             st = abi_set_top_k(ctx, p.moe_top_k, &err);
+        }
     }
     if (st != MD_OK) {
         abi_log(ctx, MDIFF_LOG_ERROR, "%s", err.msg);
@@ -147,8 +188,15 @@ void abi_context_destroy(mdiff_context *ctx)
 {
     if (!ctx)
         return;
-    md_model_free(ctx->model);
-    md_backend_destroy(ctx->be);
+    md_unet_state_free(ctx->run_state);
+    abi_model_ref *shared = ctx->shared;
+    if (!shared || ctx->be != shared->loader)
+        md_backend_destroy(ctx->be);
+    if (shared && atomic_fetch_sub(&shared->users, 1) == 1) {
+        md_model_free(shared->model);
+        md_backend_destroy(shared->loader);
+        free(shared);
+    }
     abi_stats_clear(ctx);
     free(ctx->stats);
     free(ctx);

@@ -57,8 +57,8 @@ static void make_preview(gen_run *r, const float *latents, size_t n)
         r->preview_latents[i] = latents[i] * inv;
     int f = md_vae_factor(m->vae);
     md_error err = {0};
-    if (md_vae_decode(m->vae, r->preview_latents, 1, r->height / f, r->width / f, r->preview_planes,
-                      &err) != MD_OK) {
+    if (md_vae_decode(m->vae, r->ctx->be, r->preview_latents, 1, r->height / f, r->width / f,
+                      r->preview_planes, &err) != MD_OK) {
         abi_log(r->ctx, MDIFF_LOG_WARN, "preview: %s", err.msg);
         return;
     }
@@ -169,26 +169,7 @@ static int run(mdiff_context *ctx, const mdiff_gen_params *request, mdiff_image 
     }
     if ((rc = check_output(p, out, msg, cap)) != MDIFF_OK)
         return rc;
-    md_sampler_kind sampler = (md_sampler_kind)md_sampler_from_name(p->sampler);
-    md_gen_params g;
-    md_gen_params_init(&g);
-    g.prompt = p->prompt;
-    g.negative_prompt = p->negative_prompt;
-    g.steps = p->steps;
-    g.cfg_scale = p->guidance;
-    g.sampler = sampler;
-    g.seed = p->seed;
-    g.width = p->width;
-    g.height = p->height;
-    g.clip_skip = p->clip_skip;
-    g.strength = p->strength;
-    g.prompt_syntax = p->prompt_syntax == MDIFF_PROMPT_WEIGHTED;
-    g.original_width = p->original_width;
-    g.original_height = p->original_height;
-    g.crop_top = p->crop_top;
-    g.crop_left = p->crop_left;
-    g.target_width = p->target_width;
-    g.target_height = p->target_height;
+    md_gen_images images = {0};
 
     size_t npix = (size_t)p->width * p->height;
     float *image = malloc(sizeof(float) * 3 * npix);
@@ -205,21 +186,22 @@ static int run(mdiff_context *ctx, const mdiff_gen_params *request, mdiff_image 
     } else {
         if (init) {
             abi_image_to_rgb_planes(p->init_image, p->width, p->height, init);
-            g.init_image = init;
+            images.init_image = init;
         }
         if (mask) {
             abi_image_to_mask(p->mask, p->width, p->height, mask);
-            g.mask = mask;
+            images.mask = mask;
         }
         abi_log(ctx, MDIFF_LOG_INFO, "generating %dx%d, %s, %d steps, guidance %g, seed %llu%s",
-                p->width, p->height, md_sampler_name(sampler), p->steps, p->guidance,
+                p->width, p->height, p->sampler, p->steps, p->guidance,
                 (unsigned long long)p->seed, mask ? ", inpainting" : init ? ", img2img" : "");
         double t0 = now_ms();
         md_gen_hooks hooks = {.user = &r, .tensor = on_tensor, .progress = on_progress};
         if (report(&r, MDIFF_STAGE_TEXT, 0, NULL))
             st = md_fail(&err, MD_ERR_CANCELLED, "cancelled before the first step");
         else
-            st = md_generate(ctx->model, &g, &hooks, image, &err);
+            st = md_generate(ctx->model, &(md_gen_run){ctx->be, ctx->run_state}, p, &images,
+                             &hooks, image, &err);
         if (st == MD_OK && mask)
             st = md_inpaint_paste_back(image, init, mask, p->width, p->height,
                                        md_inpaint_feather_radius(p->width, p->height), &err);

@@ -28,7 +28,7 @@ static abi_layer_stats *find_or_add(mdiff_context *ctx, const md_moe_layer *laye
     s->layer = layer;
     snprintf(s->name, sizeof s->name, "%s", layer->name);
     s->num_experts = layer->num_experts;
-    s->top_k = layer->top_k;
+    s->top_k = layer->top_k; /* until a call reports the k it ran with */
     ctx->nstats++;
     return s;
 }
@@ -45,6 +45,7 @@ void abi_moe_observer(void *user, const md_moe_trace *t)
         return;
     s->calls++;
     s->tokens += (uint64_t)t->rows;
+    s->top_k = t->plan->top_k; /* per generation (a request's moe_top_k): the latest */
     const md_route_plan *plan = t->plan;
     for (int e = 0; e < s->num_experts && e < plan->num_experts; e++)
         s->counts[e] += (uint64_t)(plan->offset[e + 1] - plan->offset[e]);
@@ -53,7 +54,7 @@ void abi_moe_observer(void *user, const md_moe_trace *t)
 void abi_update_observer(mdiff_context *ctx)
 {
     int on = ctx->stats_on || ctx->trace;
-    md_unet_set_moe_observer(ctx->model->unet, on ? abi_moe_observer : NULL, on ? ctx : NULL);
+    md_unet_state_set_observer(ctx->run_state, on ? abi_moe_observer : NULL, on ? ctx : NULL);
 }
 
 static int rs_enable(mdiff_context *ctx, int on)

@@ -9,7 +9,7 @@ void abi_trace_event(mdiff_context *ctx, const md_moe_trace *t)
                              .layer_name = l->name,
                              .step = ctx->trace_step,
                              .num_experts = l->num_experts,
-                             .top_k = l->top_k,
+                             .top_k = t->plan->top_k,
                              .rows = t->rows,
                              .logits = t->router_logits,
                              .choice = t->plan->choice};

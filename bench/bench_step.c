@@ -146,7 +146,7 @@ int main(int argc, char **argv)
     float *pooled = calloc(2 * 1280, sizeof(float));
     t0 = now();
     double c0 = cpu_now();
-    md_status st = md_encode_prompt(m, "a photo of an astronaut riding a horse on mars", 0,
+    md_status st = md_encode_prompt(m, be, "a photo of an astronaut riding a horse on mars", 0,
                                     embeds + (size_t)77 * ctx, pooled + 1280, &err);
     double t_text = now() - t0, c_text = cpu_now() - c0;
 
@@ -159,12 +159,15 @@ int main(int argc, char **argv)
                          .text_embeds = m->family == MD_FAMILY_SDXL ? pooled : NULL,
                          .time_ids = m->family == MD_FAMILY_SDXL ? time_ids : NULL};
     double best = 1e30, first = 0, unet_flops = 0, unet_by_op[3] = {0}, c_unet = 0;
+    md_unet_state *state = NULL;
+    if (st == MD_OK)
+        st = md_unet_state_new(m->unet, &state, &err);
     for (int r = 0; r < reps && st == MD_OK; r++) {
         counting.flops = 0;
         memset(counting.by_op, 0, sizeof counting.by_op);
         t0 = now();
         c0 = cpu_now();
-        st = md_unet_forward(m->unet, &in, eps, &err);
+        st = md_unet_forward(m->unet, state, be, &in, eps, &err);
         double t = now() - t0, c = cpu_now() - c0;
         c_unet = r == 0 || c < c_unet ? c : c_unet;
         if (r == 0) {
@@ -178,7 +181,7 @@ int main(int argc, char **argv)
     t0 = now();
     c0 = cpu_now();
     if (st == MD_OK)
-        st = md_vae_decode(m->vae, x, 1, lh, lh, img, &err);
+        st = md_vae_decode(m->vae, be, x, 1, lh, lh, img, &err);
     double t_vae = now() - t0, c_vae = cpu_now() - c0;
     if (st != MD_OK) {
         fprintf(stderr, "bench-step: %s\n", err.msg);
@@ -201,6 +204,7 @@ int main(int argc, char **argv)
     free(pooled);
     free(x);
     free(eps);
+    md_unet_state_free(state);
     free(img);
     md_model_free(m);
     md_backend_destroy(cpu);

@@ -25,8 +25,27 @@ typedef struct md_moe_expert {
     md_tensor *w1, *b1, *w2, *b2;
 } md_moe_expert;
 
-/* Host-side buffers a layer reuses between calls (logits, plan, trace copies). */
+/* Host-side buffers one MoE layer reuses between calls of one generation
+ * (logits, route plan, trace copies). Owned by the run state (for the U-Net:
+ * md_unet_state, one per layer index), never by the loaded layer, so the
+ * model stays read-only during forward. Starts empty; grown on demand, so
+ * steady-state calls do not allocate. One thread at a time. */
 typedef struct md_moe_scratch md_moe_scratch;
+md_moe_scratch *md_moe_scratch_new(void); /* NULL on out-of-memory */
+void md_moe_scratch_free(md_moe_scratch *s);
+
+/* Per-generation routing choices. Zero-initialised = the layer's own
+ * (what its config says), so a default generation is unchanged. */
+typedef enum md_moe_routing_choice {
+    MD_MOE_ROUTING_LAYER = 0,    /* the layer's own md_routing */
+    MD_MOE_ROUTING_SEQUENCE = 1, /* MD_ROUTE_SEQUENCE_TOPK (SegMoE) */
+    MD_MOE_ROUTING_TOKEN = 2     /* MD_ROUTE_TOKEN_TOPK */
+} md_moe_routing_choice;
+
+typedef struct md_moe_options {
+    int top_k;                     /* 0 = the layer's own; else 1..min(num_experts, 16) */
+    md_moe_routing_choice routing; /* MD_MOE_ROUTING_LAYER = the layer's own */
+} md_moe_options;
 
 typedef struct md_moe_layer {
     char name[160];        /* diffusers module path, e.g. "...transformer_blocks.0.ff" */
@@ -44,13 +63,15 @@ typedef struct md_moe_layer {
      * otherwise the layer routes on the host. data NULL: no such weight. */
     int device_routed;
     md_tensor stack_w1, stack_b1, stack_w2, stack_b2;
-    md_moe_scratch *scratch; /* grown on demand: steady-state calls do not allocate */
+    int index;             /* 0.. in the owning model's load order (md_unet numbers its
+                              layers), selects the run state's scratch; 0 standalone */
 } md_moe_layer;
 
 /* What one MoE call did; handed to an observer when one is set. Host
  * memory, valid during the callback only. */
 typedef struct md_moe_trace {
     const md_moe_layer *layer;
+    md_routing routing;         /* what this call used, options applied (its top-k: plan->top_k) */
     int64_t rows;
     const float *input;         /* [rows, in_dim] */
     const float *router_logits; /* [rows, E] */
@@ -69,9 +90,14 @@ md_status md_moe_layer_load(md_moe_layer *layer, md_moe_kind kind, const md_moe_
 void md_moe_layer_free(md_moe_layer *layer);
 
 /* x [..., in_dim] viewed as rows; y [..., out_dim] (allocated by the
- * caller, not aliasing x). A layer serves one call at a time. */
-md_status md_moe_forward(md_backend *be, const md_moe_layer *layer, md_tensor *y,
-                         const md_tensor *x, md_moe_observer observer, void *observer_user,
-                         md_error *err);
+ * caller, not aliasing x), both from be's arena. The layer is only read:
+ * every write goes to `scratch` (this layer's, of the calling generation)
+ * and be's arena, so one layer serves any number of generations at once,
+ * each with its own scratch and backend. opt NULL = the layer's own top-k
+ * and routing; a top_k above num_experts or 16 is MD_ERR_INVALID naming
+ * the layer. */
+md_status md_moe_forward(md_backend *be, const md_moe_layer *layer, md_moe_scratch *scratch,
+                         const md_moe_options *opt, md_tensor *y, const md_tensor *x,
+                         md_moe_observer observer, void *observer_user, md_error *err);
 
 #endif

@@ -1,12 +1,12 @@
 /* What the MoE layer's files share (not part of moe.h): the host-side
- * buffers a layer reuses between calls. */
+ * buffers a layer reuses between the calls of one generation. */
 #ifndef MD_MOE_INTERNAL_H
 #define MD_MOE_INTERNAL_H
 
 #include "moe.h"
 
 struct md_moe_scratch {
-    md_route_plan *plan;
+    md_route_plan *plan; /* made by the first call (it knows num_experts) */
     float *logits;
     size_t logits_cap; /* floats */
     float *in_host, *out_host, *choice_host;

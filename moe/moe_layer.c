@@ -8,6 +8,30 @@
 #include "../nn/nn.h"
 #include "moe_internal.h"
 
+md_moe_scratch *md_moe_scratch_new(void)
+{
+    return calloc(1, sizeof(md_moe_scratch));
+}
+
+void md_moe_scratch_free(md_moe_scratch *s)
+{
+    if (!s)
+        return;
+    md_route_plan_free(s->plan);
+    free(s->logits);
+    free(s->in_host);
+    free(s->out_host);
+    free(s->choice_host);
+    free(s);
+}
+
+/* The top-k and routing of one call: the layer's own with the options
+ * applied. */
+typedef struct moe_route {
+    int k;
+    md_routing mode;
+} moe_route;
+
 /* Grows a host buffer to hold n floats; keeps it when large enough. */
 static int grow(float **buf, size_t *cap, size_t n)
 {
@@ -39,23 +63,24 @@ static md_status expert_forward(md_backend *be, const md_moe_layer *l, const md_
 }
 
 /* y2 = the routed experts of `plan`, the shared one not included. */
-static md_status experts_host(md_backend *be, const md_moe_layer *l, md_tensor *y2,
+static md_status experts_host(md_backend *be, const md_moe_layer *l, moe_route rt, md_tensor *y2,
                               const md_tensor *x2, int64_t rows, const md_route_plan *plan,
                               md_error *err)
 {
     const int E = l->num_experts;
+    const int seq = rt.mode == MD_ROUTE_SEQUENCE_TOPK;
     /* Sequence mode runs the experts in top-k order so the sum is formed in
      * the same order as the reference; token mode in index order. */
     int order[16];
     int norder = 0;
-    if (l->routing == MD_ROUTE_SEQUENCE_TOPK) {
-        for (int i = 0; i < l->top_k; i++)
+    if (seq) {
+        for (int i = 0; i < rt.k; i++)
             order[norder++] = plan->selected[i];
     }
 
     be->fill(be, y2, 0.0f);
-    for (int i = 0; l->routing == MD_ROUTE_SEQUENCE_TOPK ? i < norder : i < E; i++) {
-        int e = l->routing == MD_ROUTE_SEQUENCE_TOPK ? order[i] : i;
+    for (int i = 0; seq ? i < norder : i < E; i++) {
+        int e = seq ? order[i] : i;
         int64_t off = plan->offset[e], n = plan->offset[e + 1] - off;
         if (n == 0)
             continue; /* unchosen experts do no work */
@@ -96,15 +121,14 @@ static md_status add_shared(md_backend *be, const md_moe_layer *l, md_tensor *y2
  * host from the same logits; should the two choices differ (a sequence-
  * mode near-tie that the device's and the host's sums round apart), the
  * experts run again with the host's plan so that the trace matches y2. */
-static md_status device_run(md_backend *be, const md_moe_layer *l, md_tensor *y2,
-                            const md_tensor *x2, md_tensor *logits, int64_t rows,
-                            int observed, md_error *err)
+static md_status device_run(md_backend *be, const md_moe_layer *l, md_moe_scratch *sc,
+                            moe_route rt, md_tensor *y2, const md_tensor *x2, md_tensor *logits,
+                            int64_t rows, int observed, md_error *err)
 {
-    md_moe_scratch *sc = l->scratch;
-    const int k = l->top_k;
+    const int k = rt.k;
     md_tensor choice;
     MD_TRY(md_nn_tensor(be, &choice, err, 2, (int64_t[]){rows, k}));
-    md_moe_routed m = {.token_topk = l->routing == MD_ROUTE_TOKEN_TOPK,
+    md_moe_routed m = {.token_topk = rt.mode == MD_ROUTE_TOKEN_TOPK,
                        .top_k = k,
                        .gate = l->gate,
                        .w1 = &l->stack_w1,
@@ -118,42 +142,48 @@ static md_status device_run(md_backend *be, const md_moe_layer *l, md_tensor *y2
             return md_fail(err, MD_ERR_NOMEM, "MoE %s: out of memory for the trace", l->name);
         be->download(be, logits, sc->logits);
         be->download(be, &choice, sc->choice_host);
-        md_router_plan(sc->plan, l->routing, sc->logits, rows);
+        md_router_plan(sc->plan, rt.mode, sc->logits, rows);
         int same = 1;
         for (size_t i = 0; i < n && same; i++)
             same = sc->plan->choice[i] == (int32_t)sc->choice_host[i];
         if (!same)
-            MD_TRY(experts_host(be, l, y2, x2, rows, sc->plan, err));
+            MD_TRY(experts_host(be, l, rt, y2, x2, rows, sc->plan, err));
     }
     return add_shared(be, l, y2, x2, rows, err);
 }
 
-static md_status moe_run(md_backend *be, const md_moe_layer *l, md_tensor *y2, const md_tensor *x2,
-                         int64_t rows, md_moe_observer observer, void *observer_user, md_error *err)
+static md_status moe_run(md_backend *be, const md_moe_layer *l, md_moe_scratch *sc, moe_route rt,
+                         md_tensor *y2, const md_tensor *x2, int64_t rows, md_moe_observer observer,
+                         void *observer_user, md_error *err)
 {
-    md_moe_scratch *sc = l->scratch;
     const int E = l->num_experts;
 
     md_tensor logits;
     MD_TRY(md_nn_tensor(be, &logits, err, 2, (int64_t[]){rows, E}));
     const int on_device = be->moe_routed && l->device_routed;
     /* The host's copy of the logits and its plan: needed to route on the
-     * host, or to trace; a device-routed layer without an observer has none. */
-    if ((!on_device || observer) &&
-        (grow(&sc->logits, &sc->logits_cap, (size_t)rows * (size_t)E) != 0 ||
-         md_route_plan_reserve(sc->plan, rows) != 0))
-        return md_fail(err, MD_ERR_NOMEM, "MoE %s: out of memory for %lld rows", l->name,
-                       (long long)rows);
+     * host, or to trace; a device-routed layer without an observer has none.
+     * The plan is made by the first such call and regrown only when rows or
+     * k exceed what it holds. */
+    if (!on_device || observer) {
+        if (!sc->plan)
+            sc->plan = md_route_plan_new(E, rt.k, rows);
+        if (!sc->plan || md_route_plan_set_k(sc->plan, rt.k) != 0 ||
+            grow(&sc->logits, &sc->logits_cap, (size_t)rows * (size_t)E) != 0 ||
+            md_route_plan_reserve(sc->plan, rows) != 0)
+            return md_fail(err, MD_ERR_NOMEM, "MoE %s: out of memory for %lld rows", l->name,
+                           (long long)rows);
+    }
     md_route_plan *plan = sc->plan;
     if (on_device) {
-        MD_TRY(device_run(be, l, y2, x2, &logits, rows, observer != NULL, err));
+        MD_TRY(device_run(be, l, sc, rt, y2, x2, &logits, rows, observer != NULL, err));
     } else {
         /* Gate logits stay f32 and go to the host: the choice is made there
          * so every backend picks the same experts. */
         be->linear(be, &logits, x2, l->gate, NULL);
         be->download(be, &logits, sc->logits);
-        md_router_plan(plan, l->routing, sc->logits, rows);
-        MD_TRY(experts_host(be, l, y2, x2, rows, plan, err));
+        md_router_plan(plan, rt.mode, sc->logits, rows);
+        MD_TRY(experts_host(be, l, rt, y2, x2, rows, plan, err));
         MD_TRY(add_shared(be, l, y2, x2, rows, err));
     }
 
@@ -164,6 +194,7 @@ static md_status moe_run(md_backend *be, const md_moe_layer *l, md_tensor *y2, c
         be->download(be, x2, sc->in_host);
         be->download(be, y2, sc->out_host);
         md_moe_trace tr = {.layer = l,
+                           .routing = rt.mode,
                            .rows = rows,
                            .input = sc->in_host,
                            .router_logits = sc->logits,
@@ -174,10 +205,28 @@ static md_status moe_run(md_backend *be, const md_moe_layer *l, md_tensor *y2, c
     return MD_OK;
 }
 
-md_status md_moe_forward(md_backend *be, const md_moe_layer *layer, md_tensor *y,
-                         const md_tensor *x, md_moe_observer observer, void *observer_user,
-                         md_error *err)
+md_status md_moe_forward(md_backend *be, const md_moe_layer *layer, md_moe_scratch *scratch,
+                         const md_moe_options *opt, md_tensor *y, const md_tensor *x,
+                         md_moe_observer observer, void *observer_user, md_error *err)
 {
+    moe_route rt = {.k = layer->top_k, .mode = layer->routing};
+    if (opt && opt->top_k != 0)
+        rt.k = opt->top_k;
+    if (opt && opt->routing == MD_MOE_ROUTING_SEQUENCE)
+        rt.mode = MD_ROUTE_SEQUENCE_TOPK;
+    else if (opt && opt->routing == MD_MOE_ROUTING_TOKEN)
+        rt.mode = MD_ROUTE_TOKEN_TOPK;
+    else if (opt && opt->routing != MD_MOE_ROUTING_LAYER)
+        return md_fail(err, MD_ERR_INVALID, "MoE %s: unknown routing choice %d", layer->name,
+                       (int)opt->routing);
+    if (rt.k < 1 || rt.k > layer->num_experts || rt.k > 16)
+        return md_fail(err, MD_ERR_INVALID,
+                       "MoE %s: top-k %d is out of range (1..%d: the layer's %d experts, at most "
+                       "16)",
+                       layer->name, rt.k, layer->num_experts < 16 ? layer->num_experts : 16,
+                       layer->num_experts);
+    if (!scratch)
+        return md_fail(err, MD_ERR_INVALID, "MoE %s: no scratch given", layer->name);
     int64_t xn = md_tensor_numel(x), yn = md_tensor_numel(y);
     if (x->shape[x->ndim - 1] != layer->in_dim || y->shape[y->ndim - 1] != layer->out_dim ||
         xn / layer->in_dim != yn / layer->out_dim)
@@ -192,7 +241,7 @@ md_status md_moe_forward(md_backend *be, const md_moe_layer *layer, md_tensor *y
     md_tensor x2 = md_nn_view(x, 2, (int64_t[]){rows, layer->in_dim});
     md_tensor y2 = md_nn_view(y, 2, (int64_t[]){rows, layer->out_dim});
     size_t mark = be->arena_mark(be);
-    md_status s = moe_run(be, layer, &y2, &x2, rows, observer, observer_user, err);
+    md_status s = moe_run(be, layer, scratch, rt, &y2, &x2, rows, observer, observer_user, err);
     be->arena_reset(be, mark);
     return s;
 }

@@ -141,11 +141,7 @@ static md_status layer_load(md_moe_layer *l, md_moe_kind kind, const md_moe_conf
     MD_TRY(md_nn_weight(&l->gate, w, be, err, 2, (int64_t[]){l->num_experts, in_dim},
                         "%s.gate.weight", prefix));
     l->experts = calloc((size_t)l->num_experts, sizeof(*l->experts));
-    l->scratch = calloc(1, sizeof(*l->scratch));
-    if (!l->experts || !l->scratch)
-        return md_fail(err, MD_ERR_NOMEM, "%s: %s: out of memory", label, prefix);
-    l->scratch->plan = md_route_plan_new(l->num_experts, l->top_k, 1);
-    if (!l->scratch->plan)
+    if (!l->experts)
         return md_fail(err, MD_ERR_NOMEM, "%s: %s: out of memory", label, prefix);
     /* Backends that route on the device get the experts' weights as
      * stacks; the others prepare them one by one as they load. */
@@ -181,13 +177,5 @@ void md_moe_layer_free(md_moe_layer *layer)
     if (!layer)
         return;
     free(layer->experts);
-    if (layer->scratch) {
-        md_route_plan_free(layer->scratch->plan);
-        free(layer->scratch->logits);
-        free(layer->scratch->in_host);
-        free(layer->scratch->out_host);
-        free(layer->scratch->choice_host);
-        free(layer->scratch);
-    }
     memset(layer, 0, sizeof(*layer));
 }

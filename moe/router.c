@@ -19,6 +19,7 @@ md_route_plan *md_route_plan_new(int num_experts, int top_k, int64_t max_rows)
         return NULL;
     p->num_experts = num_experts;
     p->top_k = top_k;
+    p->max_k = top_k;
     p->offset = calloc((size_t)num_experts + 1, sizeof(*p->offset));
     if (!p->offset || md_route_plan_reserve(p, max_rows > 0 ? max_rows : 1) != 0) {
         md_route_plan_free(p);
@@ -40,11 +41,10 @@ void md_route_plan_free(md_route_plan *p)
     free(p);
 }
 
-int md_route_plan_reserve(md_route_plan *p, int64_t rows)
+/* Per-row arrays for rows x k entries (contents not kept). */
+static int plan_alloc(md_route_plan *p, int64_t rows, int k)
 {
-    if (rows <= p->max_rows)
-        return 0;
-    size_t n = (size_t)rows * (size_t)p->top_k;
+    size_t n = (size_t)rows * (size_t)k;
     int32_t *r = malloc(n * sizeof(*r));
     float *w = malloc(n * sizeof(*w));
     int32_t *c = malloc(n * sizeof(*c));
@@ -61,6 +61,22 @@ int md_route_plan_reserve(md_route_plan *p, int64_t rows)
     p->weight_of = w;
     p->choice = c;
     p->max_rows = rows;
+    p->max_k = k;
+    return 0;
+}
+
+int md_route_plan_reserve(md_route_plan *p, int64_t rows)
+{
+    return rows <= p->max_rows ? 0 : plan_alloc(p, rows, p->max_k);
+}
+
+int md_route_plan_set_k(md_route_plan *p, int k)
+{
+    if (k < 1 || k > p->num_experts || k > MD_ROUTER_MAX_K)
+        return -1;
+    if (k > p->max_k && plan_alloc(p, p->max_rows, k) != 0)
+        return -1;
+    p->top_k = k;
     return 0;
 }
 

@@ -9,6 +9,7 @@
 
 typedef struct md_route_plan {
     int num_experts, top_k;
+    int max_k;        /* capacity of the per-row arrays in experts per row */
     int64_t rows;
     int64_t max_rows; /* capacity of the per-row arrays */
     /* Sequence mode: the k experts chosen for the whole call, in descending
@@ -29,6 +30,11 @@ void md_route_plan_free(md_route_plan *p);
 /* Makes room for `rows` rows (keeps the plan when it is large enough, so
  * steady-state calls do not allocate). 0 on success, -1 on out-of-memory. */
 int md_route_plan_reserve(md_route_plan *p, int64_t rows);
+/* Sets the k that the next md_router_plan() chooses, growing the per-row
+ * arrays when k exceeds what they were made for (so k can change per call).
+ * 0 on success; -1 on out-of-memory or k not in [1, min(num_experts, 16)],
+ * the plan then unchanged. */
+int md_route_plan_set_k(md_route_plan *p, int k);
 
 /* logits [rows, E] (host). Fills the plan; ties break to the lower index.
  * rows must not exceed plan->max_rows. Per-row weights are a softmax over

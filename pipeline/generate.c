@@ -11,19 +11,16 @@
  * stream MD_STREAM_STEP0 + step. */
 enum { MD_STREAM_INITIAL = 0, MD_STREAM_ENCODER = 1, MD_STREAM_STEP0 = 16 };
 
-void md_gen_params_init(md_gen_params *p)
-{
-    memset(p, 0, sizeof *p);
-    p->prompt = "";
-    p->steps = 20;
-    p->cfg_scale = 7.5f;
-    p->sampler = MD_SAMPLER_DPMPP_2M_KARRAS;
-    p->strength = 0.75f;
-}
-
 typedef struct gen_state {
-    md_model *m;
-    const md_gen_params *p;
+    const md_model *m;
+    md_backend *be;       /* where this generation computes */
+    md_unet_state *unet;  /* this generation's U-Net state */
+    const mdiff_gen_params *p; /* resolved */
+    const float *init_image;   /* [3, H, W] or NULL */
+    const float *mask;         /* [H, W] or NULL */
+    md_sampler_kind sampler;
+    int weighted;              /* A1111 prompt syntax */
+    md_moe_options moe;
     const md_gen_hooks *h;
     int lat_c, lat_h, lat_w;
     size_t n;           /* latent elements of one image */
@@ -100,9 +97,9 @@ static md_status alloc_state(gen_state *s, md_error *err)
 /* Prompt syntax: both prompts get the larger chunk count of the two. */
 static md_status size_context(gen_state *s, int zero_uncond, md_error *err)
 {
-    const md_gen_params *p = s->p;
+    const mdiff_gen_params *p = s->p;
     int chunks = 1, neg_chunks = 1;
-    if (!p->prompt_syntax)
+    if (!s->weighted)
         return MD_OK;
     md_status st = md_prompt_chunk_count(s->m, p->prompt, &chunks, err);
     if (st != MD_OK)
@@ -127,17 +124,17 @@ static md_status size_context(gen_state *s, int zero_uncond, md_error *err)
 static md_status encode_text(gen_state *s, const char *text, float *embeds, float *pooled,
                              md_error *err)
 {
-    const md_gen_params *p = s->p;
-    if (!p->prompt_syntax)
-        return md_encode_prompt(s->m, text, p->clip_skip, embeds, pooled, err);
-    return md_encode_prompt_weighted(s->m, text, p->clip_skip, s->context_len / MD_CLIP_CONTEXT,
-                                     embeds, pooled, err);
+    const mdiff_gen_params *p = s->p;
+    if (!s->weighted)
+        return md_encode_prompt(s->m, s->be, text, p->clip_skip, embeds, pooled, err);
+    return md_encode_prompt_weighted(s->m, s->be, text, p->clip_skip,
+                                     s->context_len / MD_CLIP_CONTEXT, embeds, pooled, err);
 }
 
 static md_status encode_conditioning(gen_state *s, md_error *err)
 {
-    md_model *m = s->m;
-    const md_gen_params *p = s->p;
+    const md_model *m = s->m;
+    const mdiff_gen_params *p = s->p;
     int zero_uncond = s->batch == 2 && m->family == MD_FAMILY_SDXL &&
                       m->force_zeros_for_empty_prompt && p->negative_prompt == NULL;
     md_status st = size_context(s, zero_uncond, err);
@@ -175,7 +172,7 @@ static md_status encode_conditioning(gen_state *s, md_error *err)
 /* image_latents = scaling * (mean + exp(logvar/2) * noise) of the init image. */
 static md_status encode_init_image(gen_state *s, md_error *err)
 {
-    const md_gen_params *p = s->p;
+    const mdiff_gen_params *p = s->p;
     size_t npix = (size_t)p->width * p->height;
     float *img = malloc(sizeof(float) * 3 * npix);
     float *mean = malloc(sizeof(float) * s->n);
@@ -186,8 +183,8 @@ static md_status encode_init_image(gen_state *s, md_error *err)
         goto done;
     }
     for (size_t i = 0; i < 3 * npix; i++)
-        img[i] = 2.0f * p->init_image[i] - 1.0f;
-    st = md_vae_encode(s->m->vae, img, 1, p->height, p->width, mean, logvar, err);
+        img[i] = 2.0f * s->init_image[i] - 1.0f;
+    st = md_vae_encode(s->m->vae, s->be, img, 1, p->height, p->width, mean, logvar, err);
     if (st != MD_OK) {
         md_fail_context(err, "encoding the init image: ");
         goto done;
@@ -208,13 +205,13 @@ done:
  * F.interpolate(mode="nearest") indexes: src = floor(dst * in / out). */
 static void make_mask_latent(gen_state *s)
 {
-    const md_gen_params *p = s->p;
+    const mdiff_gen_params *p = s->p;
     size_t plane = (size_t)s->lat_h * s->lat_w;
     for (int y = 0; y < s->lat_h; y++) {
         int sy = (int)((int64_t)y * p->height / s->lat_h);
         for (int x = 0; x < s->lat_w; x++) {
             int sx = (int)((int64_t)x * p->width / s->lat_w);
-            float v = p->mask[(size_t)sy * p->width + sx] >= 0.5f ? 1.0f : 0.0f;
+            float v = s->mask[(size_t)sy * p->width + sx] >= 0.5f ? 1.0f : 0.0f;
             for (int c = 0; c < s->lat_c; c++)
                 s->mask_latent[c * plane + (size_t)y * s->lat_w + x] = v;
         }
@@ -242,12 +239,12 @@ static md_status run_unet(gen_state *s, md_sampler *smp, int i, md_error *err)
         .text_embeds = sdxl ? s->pooled : NULL,
         .time_ids = sdxl ? s->time_ids : NULL,
     };
-    md_status st = md_unet_forward(s->m->unet, &in, s->eps, err);
+    md_status st = md_unet_forward(s->m->unet, s->unet, s->be, &in, s->eps, err);
     if (st != MD_OK)
         return md_fail_context(err, "U-Net at step %d: ", i);
     if (s->batch == 2) {
         const float *u = s->eps, *c = s->eps + s->n;
-        float g = s->p->cfg_scale;
+        float g = s->p->guidance;
         for (size_t k = 0; k < s->n; k++)
             s->guided[k] = u[k] + g * (c[k] - u[k]);
     } else {
@@ -256,52 +253,84 @@ static md_status run_unet(gen_state *s, md_sampler *smp, int i, md_error *err)
     return MD_OK;
 }
 
-static md_status validate(const md_model *m, const md_gen_params *p, int factor, md_error *err)
+/* The request as this pipeline runs it: resolved (defaults filled, values
+ * checked by the one validation, pipeline/request.c), with its names and
+ * choices mapped to the engine's. */
+static md_status take_request(gen_state *s, const mdiff_gen_params *req,
+                              const md_gen_images *images, mdiff_gen_params *resolved,
+                              md_error *err)
 {
-    if (!p->prompt)
-        return md_fail(err, MD_ERR_INVALID, "no prompt given");
-    if (p->steps < 1 || p->steps > 1000)
-        return md_fail(err, MD_ERR_INVALID, "steps must be 1..1000 (got %d)", p->steps);
-    if (p->width <= 0 || p->height <= 0 || p->width > 8192 || p->height > 8192)
-        return md_fail(err, MD_ERR_INVALID, "image size %dx%d is out of range (1..8192)", p->width,
-                       p->height);
-    /* The U-Net takes any latent size (odd sizes are upsampled to the skip
-     * connections' sizes); the VAE needs whole latent pixels. */
-    if (p->width % factor || p->height % factor)
-        return md_fail(err, MD_ERR_INVALID, "image size %dx%d must be a multiple of %d for this model",
-                       p->width, p->height, factor);
-    if (!(p->cfg_scale >= 0.0f && p->cfg_scale <= 100.0f))
-        return md_fail(err, MD_ERR_INVALID, "cfg scale must be 0..100");
-    if (p->mask && !p->init_image)
+    MD_TRY(md_request_resolve(s->m, 0, req, resolved, err));
+    s->p = resolved;
+    s->init_image = images ? images->init_image : NULL;
+    s->mask = images ? images->mask : NULL;
+    if (s->mask && !s->init_image)
         return md_fail(err, MD_ERR_INVALID, "inpainting needs an init image as well as a mask");
-    if (p->init_image && !(p->strength > 0.0f && p->strength <= 1.0f))
-        return md_fail(err, MD_ERR_INVALID, "strength must be in (0, 1] (got %g)", p->strength);
+    /* The planes come apart from the request's image structs, which the
+     * validation sees: their strength is checked here. */
+    if (s->init_image && !(resolved->strength > 0.0f && resolved->strength <= 1.0f))
+        return md_fail(err, MD_ERR_INVALID, "strength must be in (0, 1] (got %g)",
+                       (double)resolved->strength);
+    s->sampler = (md_sampler_kind)md_sampler_from_name(resolved->sampler);
+    s->weighted = resolved->prompt_syntax == MDIFF_PROMPT_WEIGHTED;
+    s->moe.top_k = resolved->moe_top_k;
+    s->moe.routing = resolved->moe_routing == MDIFF_ROUTING_TOKEN      ? MD_MOE_ROUTING_TOKEN
+                     : resolved->moe_routing == MDIFF_ROUTING_SEQUENCE ? MD_MOE_ROUTING_SEQUENCE
+                                                                       : MD_MOE_ROUTING_LAYER;
     return MD_OK;
 }
 
-md_status md_generate(md_model *m, const md_gen_params *p, const md_gen_hooks *hooks, float *image,
+/* The backend and U-Net state of this call: the caller's, or the model's
+ * backend and a state made here (*owned, freed by the caller). */
+static md_status open_run(gen_state *s, const md_gen_run *run, md_unet_state **owned,
+                          md_error *err)
+{
+    md_backend *loader = md_unet_backend(s->m->unet);
+    s->be = run && run->backend ? run->backend : loader;
+    if (!md_backend_shares_weights(loader, s->be))
+        return md_fail(err, MD_ERR_UNSUPPORTED,
+                       "the model's weights live on its %s backend; another %s backend cannot "
+                       "use them (only host-memory backends such as the CPU share weights)",
+                       loader->name, s->be->name);
+    s->unet = run ? run->unet : NULL;
+    if (!s->unet) {
+        md_status st = md_unet_state_new(s->m->unet, owned, err);
+        if (st != MD_OK)
+            return st;
+        s->unet = *owned;
+    }
+    md_unet_state_set_moe(s->unet, &s->moe);
+    return MD_OK;
+}
+
+md_status md_generate(const md_model *m, const md_gen_run *run, const mdiff_gen_params *req,
+                      const md_gen_images *images, const md_gen_hooks *hooks, float *image,
                       md_error *err)
 {
     int factor = md_vae_factor(m->vae);
-    md_status st = validate(m, p, factor, err);
+    gen_state s = {.m = m, .h = hooks};
+    mdiff_gen_params resolved;
+    md_status st = take_request(&s, req, images, &resolved, err);
     if (st != MD_OK)
         return st;
-
-    gen_state s = {.m = m, .p = p, .h = hooks};
+    const mdiff_gen_params *p = &resolved;
     s.lat_c = m->unet_cfg.in_channels;
     s.lat_h = p->height / factor;
     s.lat_w = p->width / factor;
     s.n = (size_t)s.lat_c * s.lat_h * s.lat_w;
-    s.batch = p->cfg_scale > 1.0f ? 2 : 1;
+    s.batch = p->guidance > 1.0f ? 2 : 1;
     s.ctx_dim = m->unet_cfg.cross_attention_dim;
     s.pooled_dim = m->family == MD_FAMILY_SDXL ? m->te2_cfg.projection_dim : 0;
     s.context_len = MD_CLIP_CONTEXT;
 
     md_sampler *smp = NULL;
     float *decoded = NULL;
-    st = alloc_state(&s, err);
+    md_unet_state *owned = NULL;
+    st = open_run(&s, run, &owned, err);
     if (st == MD_OK)
-        st = md_sampler_create(&smp, p->sampler, &m->sched_cfg, p->steps, err);
+        st = alloc_state(&s, err);
+    if (st == MD_OK)
+        st = md_sampler_create(&smp, s.sampler, &m->sched_cfg, p->steps, err);
     if (st == MD_OK)
         st = encode_conditioning(&s, err);
     if (st != MD_OK)
@@ -309,7 +338,7 @@ md_status md_generate(md_model *m, const md_gen_params *p, const md_gen_hooks *h
 
     /* img2img and inpainting with strength < 1 start part-way down the schedule. */
     int begin = 0;
-    int partial = p->init_image && p->strength < 1.0f;
+    int partial = s.init_image && p->strength < 1.0f;
     if (partial) {
         int init_steps = (int)(p->steps * p->strength);
         if (init_steps < 1) {
@@ -324,9 +353,9 @@ md_status md_generate(md_model *m, const md_gen_params *p, const md_gen_hooks *h
     const float *timesteps = md_sampler_timesteps(smp);
     emit(&s, "timesteps", -1, timesteps + begin, (size_t)(p->steps - begin));
 
-    if (p->init_image && (st = encode_init_image(&s, err)) != MD_OK)
+    if (s.init_image && (st = encode_init_image(&s, err)) != MD_OK)
         goto done;
-    if (p->mask)
+    if (s.mask)
         make_mask_latent(&s);
     draw_noise(&s, MD_NOISE_INITIAL, 0, s.noise, s.n);
     if (partial) {
@@ -350,7 +379,7 @@ md_status md_generate(md_model *m, const md_gen_params *p, const md_gen_hooks *h
         if (st != MD_OK)
             goto done;
         memcpy(s.latents, s.next, sizeof(float) * s.n);
-        if (p->mask) {
+        if (s.mask) {
             /* Keep the unmasked area on the init image's noisy trajectory. */
             const float *proper = s.image_latents;
             if (i + 1 < p->steps) {
@@ -378,7 +407,7 @@ md_status md_generate(md_model *m, const md_gen_params *p, const md_gen_hooks *h
         st = md_fail(err, MD_ERR_NOMEM, "out of memory decoding the image");
         goto done;
     }
-    st = md_vae_decode(m->vae, s.latents, 1, s.lat_h, s.lat_w, decoded, err);
+    st = md_vae_decode(m->vae, s.be, s.latents, 1, s.lat_h, s.lat_w, decoded, err);
     if (st != MD_OK) {
         md_fail_context(err, "decoding the latents: ");
         goto done;
@@ -392,5 +421,6 @@ done:
     free(decoded);
     md_sampler_free(smp);
     free_state(&s);
+    md_unet_state_free(owned);
     return st;
 }

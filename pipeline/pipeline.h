@@ -9,8 +9,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../include/moediffuse.h"
 #include "../models/model.h"
 #include "../sampling/sampler.h"
+#include "request.h"
 
 typedef enum md_noise_kind {
     MD_NOISE_INITIAL = 0, /* the latent noise of the first step (also add_noise's noise) */
@@ -18,29 +20,12 @@ typedef enum md_noise_kind {
     MD_NOISE_STEP = 2     /* per-step noise of ancestral samplers; step index given */
 } md_noise_kind;
 
-typedef struct md_gen_params {
-    const char *prompt;
-    const char *negative_prompt; /* NULL = none (SDXL then uses zeros) */
-    int steps;
-    float cfg_scale;             /* <= 1 disables classifier-free guidance */
-    md_sampler_kind sampler;
-    uint64_t seed;
-    int width, height;           /* pixels; multiples of the VAE factor */
-    int clip_skip;               /* 0 = model default; k >= 1 skips the last k layers */
-    /* img2img / inpaint: RGB [3, height, width] in [0, 1], row-major planes */
-    const float *init_image;
-    float strength;              /* img2img: 0..1 */
-    const float *mask;           /* inpaint: [height, width], 1 = repaint */
-    /* SDXL micro-conditioning; 0 = the image size / (0, 0) */
-    int original_width, original_height, crop_top, crop_left, target_width, target_height;
-    /* 1: AUTOMATIC1111 prompt syntax, "(word:1.3)" emphasis and prompts past
-     * 75 tokens in 77-token chunks (md_encode_prompt_weighted); 0 (default):
-     * plain text truncated to 75 tokens, as diffusers does. A plain prompt of
-     * at most 75 tokens gives the same conditioning either way. */
-    int prompt_syntax;
-} md_gen_params;
-
-void md_gen_params_init(md_gen_params *p);
+/* The request's images as the pipeline takes them: float planes of the
+ * generation's size (the ABI converts a host's 8-bit images). */
+typedef struct md_gen_images {
+    const float *init_image; /* img2img / inpaint: RGB [3, height, width] in [0, 1]; NULL = none */
+    const float *mask;       /* inpaint: [height, width], 1 = repaint; needs init_image */
+} md_gen_images;
 
 typedef struct md_gen_hooks {
     void *user;
@@ -55,14 +40,39 @@ typedef struct md_gen_hooks {
     int (*progress)(void *user, int step, int total);
 } md_gen_hooks;
 
-/* image: [3, height, width] in [0, 1]. */
-md_status md_generate(md_model *m, const md_gen_params *p, const md_gen_hooks *hooks, float *image,
+/* Where one generation computes. The model is only read by a generation;
+ * what it writes goes here, so several generations may run on one loaded
+ * model at once from different threads, each with its own md_gen_run
+ * (own backend and U-Net state; host-weight backends only, see
+ * md_backend_shares_weights in runtime/backend.h). Not owned by md_generate. */
+typedef struct md_gen_run {
+    /* Activations (arena, and on the CPU the thread pool). NULL: the backend
+     * the model was loaded with (md_model_options.backend), which then
+     * serves one generation at a time. A backend that cannot use the
+     * model's weights (another Vulkan instance) is MD_ERR_UNSUPPORTED. */
+    md_backend *backend;
+    /* Made with md_unet_state_new(m->unet) and reused across generations
+     * (its observer is called for every MoE layer call; the request's MoE
+     * settings are set on it). NULL: a state is made for the call and freed
+     * after it. */
+    md_unet_state *unet;
+} md_gen_run;
+
+/* One generation of the request `req` (md_request_resolve resolves and
+ * checks it first: a resolved request passes unchanged; its init_image and
+ * mask structs are not read: the planes come in `images`, NULL = none).
+ * image: [3, height, width] in [0, 1]. run NULL = {NULL, NULL}. Buffers
+ * are allocated once per call; denoising steps after the first allocate
+ * nothing. */
+md_status md_generate(const md_model *m, const md_gen_run *run, const mdiff_gen_params *req,
+                      const md_gen_images *images, const md_gen_hooks *hooks, float *image,
                       md_error *err);
 
-/* Text conditioning for one prompt (exposed for tests and tools):
+/* Text conditioning for one prompt (exposed for tests and tools), computed
+ * on be (which must be able to use the model's weights):
  * embeds [77, context_dim]; pooled [pooled_dim] (SDXL) may be NULL. */
-md_status md_encode_prompt(md_model *m, const char *text, int clip_skip, float *embeds,
-                           float *pooled, md_error *err);
+md_status md_encode_prompt(const md_model *m, md_backend *be, const char *text, int clip_skip,
+                           float *embeds, float *pooled, md_error *err);
 
 /* AUTOMATIC1111-style conditioning (pipeline/prompt_conditioning.c):
  * md_prompt_chunk_count() tells how many 77-token chunks `text` needs (or an
@@ -72,8 +82,9 @@ md_status md_encode_prompt(md_model *m, const char *text, int clip_skip, float *
  * prompt and negative prompt can share one length). pooled (SDXL) is the
  * first chunk's. Bit-identical to md_encode_prompt for a plain prompt of at
  * most 75 tokens. */
-md_status md_prompt_chunk_count(md_model *m, const char *text, int *chunks, md_error *err);
-md_status md_encode_prompt_weighted(md_model *m, const char *text, int clip_skip, int chunks,
-                                    float *embeds, float *pooled, md_error *err);
+md_status md_prompt_chunk_count(const md_model *m, const char *text, int *chunks, md_error *err);
+md_status md_encode_prompt_weighted(const md_model *m, md_backend *be, const char *text,
+                                    int clip_skip, int chunks, float *embeds, float *pooled,
+                                    md_error *err);
 
 #endif

@@ -15,7 +15,7 @@ static int needs_two_encoders(const md_model *m)
     return m->family == MD_FAMILY_SDXL;
 }
 
-md_status md_prompt_chunk_count(md_model *m, const char *text, int *chunks, md_error *err)
+md_status md_prompt_chunk_count(const md_model *m, const char *text, int *chunks, md_error *err)
 {
     md_prompt_chunks *c = malloc(sizeof *c);
     if (!c)
@@ -33,8 +33,8 @@ md_status md_prompt_chunk_count(md_model *m, const char *text, int *chunks, md_e
 }
 
 /* out [77, dim] = one encoder's conditioning rows for one chunk of ids. */
-static md_status encode_chunk(md_text_encoder *te, const int32_t *ids, int skip, int final_ln,
-                              float *out, float *pooled, md_error *err)
+static md_status encode_chunk(const md_text_encoder *te, md_backend *be, const int32_t *ids,
+                              int skip, int final_ln, float *out, float *pooled, md_error *err)
 {
     md_text_outputs o = {.pooled_projected = pooled};
     if (skip == 0) {
@@ -44,7 +44,7 @@ static md_status encode_chunk(md_text_encoder *te, const int32_t *ids, int skip,
         o.skip = skip;
         o.skipped_final_ln = final_ln;
     }
-    return md_text_encoder_forward(te, ids, 1, &o, err);
+    return md_text_encoder_forward(te, be, ids, 1, &o, err);
 }
 
 /* A1111: z *= w per token, then z *= mean(z before) / mean(z after). */
@@ -75,8 +75,9 @@ static const int32_t *chunk_ids(const md_prompt_chunks *c, const md_prompt_chunk
     return src->ids[k];
 }
 
-md_status md_encode_prompt_weighted(md_model *m, const char *text, int clip_skip, int chunks,
-                                    float *embeds, float *pooled, md_error *err)
+md_status md_encode_prompt_weighted(const md_model *m, md_backend *be, const char *text,
+                                    int clip_skip, int chunks, float *embeds, float *pooled,
+                                    md_error *err)
 {
     const int sdxl = needs_two_encoders(m);
     const int d1 = m->te_cfg.hidden_size, d2 = sdxl ? m->te2_cfg.hidden_size : 0, dim = d1 + d2;
@@ -108,13 +109,14 @@ md_status md_encode_prompt_weighted(md_model *m, const char *text, int clip_skip
         /* SD1/SD2 clip skip: diffusers' earlier layer through the final LN;
          * SDXL: penultimate layer (skip 1) and clip_skip more, no final LN. */
         if (!sdxl) {
-            st = encode_chunk(m->te, ids1, clip_skip, 1, h, NULL, err);
+            st = encode_chunk(m->te, be, ids1, clip_skip, 1, h, NULL, err);
         } else {
             const int32_t *ids2 = chunk_ids(&c[1], &c[3], i, &w2);
             float *h2 = h + (size_t)MD_CLIP_CONTEXT * d1;
-            st = encode_chunk(m->te, ids1, 1 + clip_skip, 0, h, NULL, err);
+            st = encode_chunk(m->te, be, ids1, 1 + clip_skip, 0, h, NULL, err);
             if (st == MD_OK)
-                st = encode_chunk(m->te2, ids2, 1 + clip_skip, 0, h2, i == 0 ? pooled : NULL, err);
+                st = encode_chunk(m->te2, be, ids2, 1 + clip_skip, 0, h2, i == 0 ? pooled : NULL,
+                                  err);
         }
         if (st != MD_OK)
             break;

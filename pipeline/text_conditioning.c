@@ -9,18 +9,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-static md_status encode_one(md_text_encoder *te, const md_tokenizer *tok, int32_t pad,
-                            const char *text, md_text_outputs *out, md_error *err)
+static md_status encode_one(const md_text_encoder *te, md_backend *be, const md_tokenizer *tok,
+                            int32_t pad, const char *text, md_text_outputs *out, md_error *err)
 {
     int32_t ids[MD_CLIP_CONTEXT];
     int64_t n = md_tokenizer_encode_77(tok, text, pad, ids, err);
     if (n < 0)
         return (md_status)n;
-    return md_text_encoder_forward(te, ids, 1, out, err);
+    return md_text_encoder_forward(te, be, ids, 1, out, err);
 }
 
-md_status md_encode_prompt(md_model *m, const char *text, int clip_skip, float *embeds,
-                           float *pooled, md_error *err)
+md_status md_encode_prompt(const md_model *m, md_backend *be, const char *text, int clip_skip,
+                           float *embeds, float *pooled, md_error *err)
 {
     if (clip_skip < 0 || clip_skip >= m->te_cfg.num_layers)
         return md_fail(err, MD_ERR_INVALID, "clip skip %d is out of range (0..%d for this model)",
@@ -34,7 +34,7 @@ md_status md_encode_prompt(md_model *m, const char *text, int clip_skip, float *
             out.skip = clip_skip;
             out.skipped_final_ln = 1;
         }
-        return encode_one(m->te, m->tokenizer, m->pad_id, text, &out, err);
+        return encode_one(m->te, be, m->tokenizer, m->pad_id, text, &out, err);
     }
 
     const int d1 = m->te_cfg.hidden_size, d2 = m->te2_cfg.hidden_size;
@@ -46,9 +46,9 @@ md_status md_encode_prompt(md_model *m, const char *text, int clip_skip, float *
     float *h2 = h1 + (size_t)MD_CLIP_CONTEXT * d1;
     md_text_outputs o1 = {.skipped_hidden = h1, .skip = 1 + clip_skip};
     md_text_outputs o2 = {.skipped_hidden = h2, .skip = 1 + clip_skip, .pooled_projected = pooled};
-    md_status st = encode_one(m->te, m->tokenizer, m->pad_id, text, &o1, err);
+    md_status st = encode_one(m->te, be, m->tokenizer, m->pad_id, text, &o1, err);
     if (st == MD_OK)
-        st = encode_one(m->te2, m->tokenizer2, m->pad_id2, text, &o2, err);
+        st = encode_one(m->te2, be, m->tokenizer2, m->pad_id2, text, &o2, err);
     if (st == MD_OK) {
         for (int t = 0; t < MD_CLIP_CONTEXT; t++) {
             memcpy(embeds + (size_t)t * (d1 + d2), h1 + (size_t)t * d1, sizeof(float) * d1);

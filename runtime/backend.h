@@ -44,6 +44,12 @@ typedef struct md_moe_routed {
 struct md_backend {
     const char *name; /* "cpu", "vulkan" */
     void *impl;
+    /* 1 when prepare_weight() leaves weights as they are in host memory, so
+     * any other backend with host_weights can compute with them (CPU: a
+     * second CPU backend runs a generation on weights a first one loaded).
+     * 0 (Vulkan): weights live in the loading device's memory and only
+     * that backend instance can use them. See md_backend_shares_weights(). */
+    int host_weights;
 
     void (*destroy)(md_backend *be);
 
@@ -164,7 +170,11 @@ struct md_backend {
 };
 
 /* The CPU backend: OpenBLAS for GEMMs, `threads` worker threads for the rest
- * (0 = number of online CPUs). */
+ * (0 = number of online CPUs). host_weights = 1. Several CPU backends may
+ * compute at once from different threads: OpenBLAS's thread count is
+ * process-wide and this backend changes it around attention, so every
+ * OpenBLAS call (and that change) holds one process-wide lock; GEMMs of
+ * concurrent backends therefore take turns while the rest overlaps. */
 md_status md_backend_cpu_create(md_backend **out, int threads, md_error *err);
 
 /* The Vulkan backend (runtime/vulkan/, docs/vulkan.md). Device indices are
@@ -207,6 +217,16 @@ typedef struct md_backend_request {
 } md_backend_request;
 md_status md_backend_open(const md_backend_request *req, md_backend **out, char *note,
                           size_t note_cap, md_error *err);
+
+/* Whether `be` can compute with weights that `loader` prepared: the same
+ * backend, or two backends that both keep weights in host memory. Each
+ * backend instance has its own arena (and, CPU, its own thread pool), so
+ * two threads may run forward passes at once on shared weights as long as
+ * each uses its own backend; one backend serves one thread at a time. */
+static inline int md_backend_shares_weights(const md_backend *loader, const md_backend *be)
+{
+    return loader == be || (loader && be && loader->host_weights && be->host_weights);
+}
 
 static inline void md_backend_destroy(md_backend *be)
 {

@@ -230,6 +230,7 @@ static void run(md_backend *cpu, md_test_rng *rng, md_moe_kind kind, md_routing 
     for (int64_t i = 0; i < rows * D; i++)
         x[i] = frand(rng);
     reference(&layer, x, rows, ref);
+    md_moe_scratch *scratch = md_moe_scratch_new();
 
     for (int rep = 0; rep < 2; rep++) {
         size_t mark = be->arena_mark(be);
@@ -239,7 +240,8 @@ static void run(md_backend *cpu, md_test_rng *rng, md_moe_kind kind, md_routing 
         size_t mark2 = be->arena_mark(be);
         seen s = {0};
         cb.expert_rows = cb.expert_calls = 0;
-        md_status st2 = md_moe_forward(be, &layer, &yt, &xt, rep ? observe : NULL, &s, &err);
+        md_status st2 =
+            md_moe_forward(be, &layer, scratch, NULL, &yt, &xt, rep ? observe : NULL, &s, &err);
         if (!CHECK(st2 == MD_OK, "%s %s k=%d: forward: %s", label, mname, k, err.msg))
             break;
         CHECK(be->arena_mark(be) == mark2, "%s %s k=%d: the layer did not give its arena back",
@@ -276,6 +278,7 @@ static void run(md_backend *cpu, md_test_rng *rng, md_moe_kind kind, md_routing 
     free(x);
     free(y);
     free(ref);
+    md_moe_scratch_free(scratch);
     md_moe_layer_free(&layer);
 out:
     md_weights_free(w);

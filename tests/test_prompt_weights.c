@@ -171,6 +171,7 @@ static md_model *load(md_backend *be, const char *golden, const char *name)
 
 static void test_conditioning(md_model *m, const char *name)
 {
+    md_backend *be = md_unet_backend(m->unet);
     int sdxl = m->family == MD_FAMILY_SDXL;
     int dim = m->unet_cfg.cross_attention_dim;
     int pdim = sdxl ? m->te2_cfg.projection_dim : 1;
@@ -183,18 +184,19 @@ static void test_conditioning(md_model *m, const char *name)
     /* plain prompts, with and without clip skip: bit-identical */
     for (int skip = 0; skip < 2; skip++) {
         const char *text = "a photo of a cat: sitting, on a mat";
-        CHECK(md_encode_prompt(m, text, skip, a, sdxl ? pa : NULL, &err) == MD_OK, "%s", err.msg);
-        CHECK(md_prompt_chunk_count(m, text, &chunks, &err) == MD_OK && chunks == 1, "%s", name);
-        CHECK(md_encode_prompt_weighted(m, text, skip, 1, b, sdxl ? pb : NULL, &err) == MD_OK, "%s",
+        CHECK(md_encode_prompt(m, be, text, skip, a, sdxl ? pa : NULL, &err) == MD_OK, "%s",
               err.msg);
+        CHECK(md_prompt_chunk_count(m, text, &chunks, &err) == MD_OK && chunks == 1, "%s", name);
+        CHECK(md_encode_prompt_weighted(m, be, text, skip, 1, b, sdxl ? pb : NULL, &err) == MD_OK,
+              "%s", err.msg);
         CHECK(!memcmp(a, b, row * sizeof(float)), "%s clip skip %d: plain prompt not identical",
               name, skip);
         CHECK(!sdxl || !memcmp(pa, pb, (size_t)pdim * sizeof(float)), "%s: pooled differs", name);
     }
 
     /* "(cat:1.5) dog": rows scaled by weight x r, r keeping the mean */
-    md_encode_prompt(m, "cat dog", 0, a, NULL, &err);
-    CHECK(md_encode_prompt_weighted(m, "(cat:1.5) dog", 0, 1, b, NULL, &err) == MD_OK, "%s",
+    md_encode_prompt(m, be, "cat dog", 0, a, NULL, &err);
+    CHECK(md_encode_prompt_weighted(m, be, "(cat:1.5) dog", 0, 1, b, NULL, &err) == MD_OK, "%s",
           err.msg);
     double mean_a = 0, mean_b = 0, weighted = 0;
     for (int t = 0; t < MD_CLIP_CONTEXT; t++)
@@ -222,10 +224,10 @@ static void test_conditioning(md_model *m, const char *name)
     char *p76 = repeat_word("a", 76), *p75 = repeat_word("a", 75);
     CHECK(md_prompt_chunk_count(m, p76, &chunks, &err) == MD_OK && chunks == 2, "%s: 76 tokens",
           name);
-    CHECK(md_encode_prompt_weighted(m, p76, 0, 3, b, NULL, &err) == MD_OK, "%s", err.msg);
-    md_encode_prompt(m, p75, 0, a, NULL, &err);
-    md_encode_prompt(m, "a", 0, a + row, NULL, &err);
-    md_encode_prompt(m, "", 0, a + 2 * row, NULL, &err);
+    CHECK(md_encode_prompt_weighted(m, be, p76, 0, 3, b, NULL, &err) == MD_OK, "%s", err.msg);
+    md_encode_prompt(m, be, p75, 0, a, NULL, &err);
+    md_encode_prompt(m, be, "a", 0, a + row, NULL, &err);
+    md_encode_prompt(m, be, "", 0, a + 2 * row, NULL, &err);
     CHECK(!memcmp(a, b, 3 * row * sizeof(float)), "%s: chunks are not the prompts encoded alone",
           name);
     free(p76);

@@ -114,11 +114,11 @@ static void check_encoder(const char *dir, const char *kase, const char *te_name
                            .pooled_projected = proj, .pooled = pooled};
     md_error err = {0};
     size_t mark = be->arena_mark(be);
-    md_status st = md_text_encoder_forward(c.te, ids, batch, &out, &err);
+    md_status st = md_text_encoder_forward(c.te, be, ids, batch, &out, &err);
     CHECK(st == MD_OK, "%s %s forward: %s", kase, te_name, err.msg);
     md_text_outputs out_ln = {.skipped_hidden = pen_ln, .skip = 1, .skipped_final_ln = 1};
     if (st == MD_OK)
-        st = md_text_encoder_forward(c.te, ids, batch, &out_ln, &err);
+        st = md_text_encoder_forward(c.te, be, ids, batch, &out_ln, &err);
     CHECK(st == MD_OK, "%s %s forward (final LN): %s", kase, te_name, err.msg);
     CHECK(be->arena_mark(be) == mark, "%s %s: the arena moved from %zu to %zu", kase, te_name,
           mark, be->arena_mark(be));
@@ -157,11 +157,11 @@ static void check_encoder(const char *dir, const char *kase, const char *te_name
     if (st == MD_OK && batch >= 2) {
         float *again = malloc(n * sizeof *again);
         md_text_outputs o2 = {.last_hidden = again};
-        st = md_text_encoder_forward(c.te, ids, batch, &o2, &err);
+        st = md_text_encoder_forward(c.te, be, ids, batch, &o2, &err);
         CHECK(st == MD_OK && memcmp(again, last, n * sizeof *again) == 0,
               "%s %s: a repeated call differs", kase, te_name);
         o2.last_hidden = again;
-        st = md_text_encoder_forward(c.te, ids + T, 1, &o2, &err);
+        st = md_text_encoder_forward(c.te, be, ids + T, 1, &o2, &err);
         size_t row = (size_t)T * (size_t)d;
         CHECK(st == MD_OK && md_test_rel_err(again, last + row, row) <= 1e-6,
               "%s %s: row 1 alone differs from row 1 of the batch (%.3e)", kase, te_name,
@@ -193,17 +193,17 @@ static void check_errors(const char *dir, md_backend *be)
     md_text_outputs out = {.last_hidden = buf};
 
     ids[5] = 49408;
-    md_status st = md_text_encoder_forward(c.te, ids, 1, &out, &err);
+    md_status st = md_text_encoder_forward(c.te, be, ids, 1, &out, &err);
     CHECK(st == MD_ERR_INVALID && strstr(err.msg, "49408"), "id out of range: %d %s", st, err.msg);
     ids[5] = 49407;
-    st = md_text_encoder_forward(c.te, ids, 0, &out, &err);
+    st = md_text_encoder_forward(c.te, be, ids, 0, &out, &err);
     CHECK(st == MD_ERR_INVALID, "batch 0: %d", st);
     md_text_outputs bad_skip = {.skipped_hidden = buf, .skip = c.cfg.num_layers + 1};
-    st = md_text_encoder_forward(c.te, ids, 1, &bad_skip, &err);
+    st = md_text_encoder_forward(c.te, be, ids, 1, &bad_skip, &err);
     CHECK(st == MD_ERR_INVALID && strstr(err.msg, "skip"), "skip too large: %d %s", st, err.msg);
     /* skip = num_layers is the embedding output: token + position rows */
     md_text_outputs emb = {.skipped_hidden = buf, .skip = c.cfg.num_layers};
-    st = md_text_encoder_forward(c.te, ids, 1, &emb, &err);
+    st = md_text_encoder_forward(c.te, be, ids, 1, &emb, &err);
     if (st == MD_OK) {
         const md_tensor *tok = md_weights_find(c.w, "text_model.embeddings.token_embedding.weight");
         const md_tensor *pos =
@@ -224,14 +224,14 @@ static void check_errors(const char *dir, md_backend *be)
     CHECK(st == MD_OK, "skip = num_layers: %s", err.msg);
     if (!md_text_encoder_config(c.te)->projection_dim) {
         md_text_outputs po = {.pooled_projected = buf};
-        st = md_text_encoder_forward(c.te, ids, 1, &po, &err);
+        st = md_text_encoder_forward(c.te, be, ids, 1, &po, &err);
         CHECK(st == MD_ERR_INVALID && strstr(err.msg, "text_projection"),
               "projection without weight: %d %s", st, err.msg);
     }
     for (int i = 0; i < T; i++)
         ids[i] = 320;
     md_text_outputs pooled = {.pooled = buf};
-    st = md_text_encoder_forward(c.te, ids, 1, &pooled, &err);
+    st = md_text_encoder_forward(c.te, be, ids, 1, &pooled, &err);
     CHECK(st == MD_ERR_INVALID && strstr(err.msg, "end-of-text"), "no eos: %d %s", st, err.msg);
 
     /* a weight missing, then one misshapen: the loader names it */

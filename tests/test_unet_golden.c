@@ -198,6 +198,7 @@ static void run_case(md_backend *be, const char *dir, const golden_case *c)
     md_safetensors *st = NULL, *gs = NULL;
     md_weights *w = md_weights_new("unet");
     md_unet *u = NULL;
+    md_unet_state *state = NULL;
     snprintf(path, sizeof(path), "%s/%s/unet/diffusion_pytorch_model.safetensors", dir, case_name);
     if (md_safetensors_open(path, &st, &err) != MD_OK ||
         md_weights_add_file(w, st, &err) != MD_OK || md_unet_load(&u, &cfg, w, be, &err) != MD_OK) {
@@ -209,10 +210,14 @@ static void run_case(md_backend *be, const char *dir, const golden_case *c)
     if (!gs)
         goto done;
 
+    if (md_unet_state_new(u, &state, &err) != MD_OK) {
+        FAIL("unet state: %s", err.msg);
+        goto done;
+    }
     capture cap;
     memset(&cap, 0, sizeof(cap));
     if (cfg.moe.enabled)
-        md_unet_set_moe_observer(u, observe, &cap);
+        md_unet_state_set_observer(state, observe, &cap);
 
     /* The recorded MoE layer: SD cases name it in moe_first_ff_layer, the
      * SDXL case in moe_recorded_layers. */
@@ -258,7 +263,7 @@ static void run_case(md_backend *be, const char *dir, const golden_case *c)
         capture_reset(&cap);
         cap.watch = call == c->moe_call ? moe_layer : NULL;
         size_t mark = be->arena_mark(be);
-        if (md_unet_forward(u, &in, out, &err) != MD_OK) {
+        if (md_unet_forward(u, state, be, &in, out, &err) != MD_OK) {
             FAIL("forward: %s", err.msg);
             free(out);
             free(again);
@@ -276,7 +281,7 @@ static void run_case(md_backend *be, const char *dir, const golden_case *c)
 
         /* A second call of the same shape gives the same numbers. */
         capture_reset(&cap);
-        if (md_unet_forward(u, &in, again, &err) != MD_OK)
+        if (md_unet_forward(u, state, be, &in, again, &err) != MD_OK)
             FAIL("second forward: %s", err.msg);
         else if (memcmp(out, again, (size_t)ne * sizeof(float)) != 0)
             FAIL("a repeated call gave different results");
@@ -286,6 +291,7 @@ static void run_case(md_backend *be, const char *dir, const golden_case *c)
     capture_reset(&cap);
 
 done:
+    md_unet_state_free(state);
     md_unet_free(u);
     md_weights_free(w);
     md_safetensors_close(st);

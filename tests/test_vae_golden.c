@@ -84,8 +84,8 @@ static void close_case(vae_case *c)
 }
 
 /* Decode of the reference latent (batch 1). NULL on failure. */
-static float *decode_ref(md_vae *v, const md_vae_config *cfg, const md_safetensors *g,
-                         size_t *nout)
+static float *decode_ref(md_vae *v, md_backend *be, const md_vae_config *cfg,
+                         const md_safetensors *g, size_t *nout)
 {
     int64_t lt[4];
     float *z = golden(g, "vae.decode.latent", lt);
@@ -98,7 +98,7 @@ static float *decode_ref(md_vae *v, const md_vae_config *cfg, const md_safetenso
     *nout = (size_t)cfg->out_channels * (size_t)(h * f) * (size_t)(w * f);
     float *img = malloc(*nout * sizeof *img);
     md_error err = {0};
-    md_status st = md_vae_decode(v, z, 1, h, w, img, &err);
+    md_status st = md_vae_decode(v, be, z, 1, h, w, img, &err);
     CHECK(st == MD_OK, "decode: %s", err.msg);
     free(z);
     if (st != MD_OK) {
@@ -115,12 +115,12 @@ static void check_decode(const char *kase, md_vae *v, const md_vae_config *cfg,
     float *want = golden(g, "vae.decode.output", ot);
     size_t mark = be->arena_mark(be);
     size_t n = 0;
-    float *got = decode_ref(v, cfg, g, &n);
+    float *got = decode_ref(v, be, cfg, g, &n);
     if (want && got) {
         CHECK(n == numel4(ot), "decode output size %zu", n);
         report(kase, "vae.decode.output", md_test_rel_err(got, want, n), 1e-4);
         /* A second call reuses the arena and must give the same bits. */
-        float *again = decode_ref(v, cfg, g, &n);
+        float *again = decode_ref(v, be, cfg, g, &n);
         CHECK(again && !memcmp(again, got, n * sizeof *got), "%s: repeated decode differs", kase);
         CHECK(be->arena_mark(be) == mark, "%s: decode left the arena at %zu (was %zu)", kase,
               be->arena_mark(be), mark);
@@ -130,7 +130,7 @@ static void check_decode(const char *kase, md_vae *v, const md_vae_config *cfg,
     free(got);
 }
 
-static void check_encode(const char *kase, md_vae *v, const md_vae_config *cfg,
+static void check_encode(const char *kase, md_vae *v, md_backend *be, const md_vae_config *cfg,
                          const md_safetensors *g)
 {
     int64_t it[4], mt[4], lt[4];
@@ -145,7 +145,7 @@ static void check_encode(const char *kase, md_vae *v, const md_vae_config *cfg,
               "golden mean size");
         float *m = malloc(n * sizeof *m), *l = malloc(n * sizeof *l);
         md_error err = {0};
-        md_status st = md_vae_encode(v, img, 1, H, W, m, l, &err);
+        md_status st = md_vae_encode(v, be, img, 1, H, W, m, l, &err);
         CHECK(st == MD_OK, "encode: %s", err.msg);
         if (st == MD_OK) {
             report(kase, "vae.encode.mean", md_test_rel_err(m, want_m, n), 1e-4);
@@ -160,7 +160,8 @@ static void check_encode(const char *kase, md_vae *v, const md_vae_config *cfg,
 }
 
 /* Batch 2 (the reference image and its negation) equals two single calls. */
-static void check_batch(md_vae *v, const md_vae_config *cfg, const md_safetensors *g)
+static void check_batch(md_vae *v, md_backend *be, const md_vae_config *cfg,
+                        const md_safetensors *g)
 {
     int64_t it[4];
     float *img = golden(g, "vae.encode.image", it);
@@ -175,16 +176,17 @@ static void check_batch(md_vae *v, const md_vae_config *cfg, const md_safetensor
     float *m2 = malloc(2 * nl * sizeof *m2), *l2 = malloc(2 * nl * sizeof *l2);
     float *m1 = malloc(nl * sizeof *m1), *l1 = malloc(nl * sizeof *l1);
     md_error err = {0};
-    CHECK(md_vae_encode(v, two, 2, H, W, m2, l2, &err) == MD_OK, "batch encode: %s", err.msg);
-    CHECK(md_vae_encode(v, two + ni, 1, H, W, m1, l1, &err) == MD_OK, "encode: %s", err.msg);
+    CHECK(md_vae_encode(v, be, two, 2, H, W, m2, l2, &err) == MD_OK, "batch encode: %s", err.msg);
+    CHECK(md_vae_encode(v, be, two + ni, 1, H, W, m1, l1, &err) == MD_OK, "encode: %s", err.msg);
     CHECK(!memcmp(m1, m2 + nl, nl * sizeof *m1) && !memcmp(l1, l2 + nl, nl * sizeof *l1),
           "second image of a batch encodes differently from the same image alone");
 
     /* Decode the two means as a batch and one at a time. */
     size_t no = (size_t)cfg->out_channels * H * W;
     float *o2 = malloc(2 * no * sizeof *o2), *o1 = malloc(no * sizeof *o1);
-    CHECK(md_vae_decode(v, m2, 2, H / 2, W / 2, o2, &err) == MD_OK, "batch decode: %s", err.msg);
-    CHECK(md_vae_decode(v, m2 + nl, 1, H / 2, W / 2, o1, &err) == MD_OK, "decode: %s", err.msg);
+    CHECK(md_vae_decode(v, be, m2, 2, H / 2, W / 2, o2, &err) == MD_OK, "batch decode: %s",
+          err.msg);
+    CHECK(md_vae_decode(v, be, m2 + nl, 1, H / 2, W / 2, o1, &err) == MD_OK, "decode: %s", err.msg);
     CHECK(!memcmp(o1, o2 + no, no * sizeof *o1),
           "second latent of a batch decodes differently from the same latent alone");
     free(img);
@@ -198,14 +200,14 @@ static void check_batch(md_vae *v, const md_vae_config *cfg, const md_safetensor
 }
 
 /* Invalid calls fail with a message instead of computing garbage. */
-static void check_errors(md_vae *v)
+static void check_errors(md_vae *v, md_backend *be)
 {
     float buf[3 * 18 * 18] = {0}, out[4 * 9 * 9];
     md_error err = {0};
-    md_status st = md_vae_encode(v, buf, 1, 18, 17, out, out, &err);
+    md_status st = md_vae_encode(v, be, buf, 1, 18, 17, out, out, &err);
     CHECK(st == MD_ERR_INVALID && strstr(err.msg, "multiples of 2"), "odd width: %d %s", st,
           err.msg);
-    st = md_vae_decode(v, buf, 0, 8, 8, out, &err);
+    st = md_vae_decode(v, be, buf, 0, 8, 8, out, &err);
     CHECK(st == MD_ERR_INVALID, "batch 0 decode: %d", st);
 }
 
@@ -254,7 +256,7 @@ static void check_variants(const vae_case *c, md_backend *be, const md_safetenso
     CHECK(st == MD_OK, "legacy attention names: %s", err.msg);
     if (st == MD_OK) {
         size_t n = 0;
-        float *got = decode_ref(v, &c->cfg, g, &n);
+        float *got = decode_ref(v, be, &c->cfg, g, &n);
         CHECK(got && n == nref && !memcmp(got, ref, n * sizeof *got),
               "legacy attention names decode differently");
         free(got);
@@ -271,12 +273,12 @@ static void check_variants(const vae_case *c, md_backend *be, const md_safetenso
     CHECK(st == MD_OK, "decoder-only weights: %s", err.msg);
     if (st == MD_OK) {
         size_t n = 0;
-        float *got = decode_ref(v, &c->cfg, g, &n);
+        float *got = decode_ref(v, be, &c->cfg, g, &n);
         CHECK(got && n == nref && !memcmp(got, ref, n * sizeof *got),
               "decoder-only weights decode differently");
         free(got);
         float img[3 * 16 * 16] = {0}, m[4 * 8 * 8], l[4 * 8 * 8];
-        st = md_vae_encode(v, img, 1, 16, 16, m, l, &err);
+        st = md_vae_encode(v, be, img, 1, 16, 16, m, l, &err);
         CHECK(st == MD_ERR_UNSUPPORTED, "encode without an encoder: %d", st);
     }
     md_vae_free(v);
@@ -323,11 +325,11 @@ static void run_case(const char *root, const char *name, md_backend *be, int wan
         CHECK(md_vae_factor(v) == 2, "factor %d", md_vae_factor(v));
         CHECK(md_vae_config_of(v)->latent_channels == 4, "config_of");
         check_decode(name, v, &c.cfg, g, be);
-        check_encode(name, v, &c.cfg, g);
-        check_batch(v, &c.cfg, g);
-        check_errors(v);
+        check_encode(name, v, be, &c.cfg, g);
+        check_batch(v, be, &c.cfg, g);
+        check_errors(v, be);
         size_t n = 0;
-        float *ref = decode_ref(v, &c.cfg, g, &n);
+        float *ref = decode_ref(v, be, &c.cfg, g, &n);
         if (ref)
             check_variants(&c, be, g, ref, n);
         free(ref);
@@ -363,7 +365,7 @@ static void run_singlefile(const char *root, md_backend *be)
     snprintf(path, sizeof path, "%s/golden.safetensors", dir);
     if (s == MD_OK && (g = md_test_open_safetensors(path)) != NULL) {
         check_decode("dense-1file", v, &c.cfg, g, be);
-        check_encode("dense-1file", v, &c.cfg, g);
+        check_encode("dense-1file", v, be, &c.cfg, g);
     }
     md_safetensors_close(g);
     md_vae_free(v);
@@ -503,9 +505,9 @@ static void check_three_levels(md_backend *be)
         static float out[3 * H * W];
         for (int i = 0; i < 3 * H * W; i++)
             img[i] = sinf(0.37f * (float)i);
-        st = md_vae_encode(v, img, 1, H, W, m, l, &err);
+        st = md_vae_encode(v, be, img, 1, H, W, m, l, &err);
         CHECK(st == MD_OK, "3-level encode: %s", err.msg);
-        st = md_vae_decode(v, m, 1, H / 4, W / 4, out, &err);
+        st = md_vae_decode(v, be, m, 1, H / 4, W / 4, out, &err);
         CHECK(st == MD_OK, "3-level decode: %s", err.msg);
         int finite = 1;
         double mag = 0;

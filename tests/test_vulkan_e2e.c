@@ -34,18 +34,20 @@ static float *generate(md_backend *be, const char *dir, int *w, int *h, md_error
     md_model_options opt = {.backend = be};
     if (md_model_load(dir, &opt, &m, err) != MD_OK)
         return NULL;
-    md_gen_params p;
-    md_gen_params_init(&p);
+    mdiff_gen_params p;
+    md_request_defaults(&p, sizeof p);
+    p.prompt_syntax = MDIFF_PROMPT_PLAIN;
+    p.guidance = 7.5f;
     p.prompt = "a red circle on a blue background";
     p.negative_prompt = "blurry";
     p.steps = 3;
-    p.sampler = MD_SAMPLER_EULER_A; /* fresh noise each step: the host RNG path too */
+    p.sampler = "euler_a"; /* fresh noise each step: the host RNG path too */
     p.seed = 42;
     int f = md_vae_factor(m->vae);
     p.width = *w = 12 * f; /* not square, not a power of two */
     p.height = *h = 8 * f;
     float *img = malloc(sizeof(float) * 3 * (size_t)p.width * (size_t)p.height);
-    if (!img || md_generate(m, &p, NULL, img, err) != MD_OK) {
+    if (!img || md_generate(m, NULL, &p, NULL, NULL, img, err) != MD_OK) {
         free(img);
         img = NULL;
     }
@@ -71,7 +73,8 @@ static int unet_submits(md_backend *be, const char *dir, double *ms, md_error *e
     size_t ns = (size_t)B * c->in_channels * S * S, nc = (size_t)B * L * c->cross_attention_dim;
     float *buf = calloc(2 * ns + nc + (size_t)B * (te + 6) + 2, sizeof(float));
     int submits = -1;
-    if (buf) {
+    md_unet_state *state = NULL;
+    if (buf && md_unet_state_new(m->unet, &state, err) == MD_OK) {
         float *sample = buf, *eps = buf + ns, *ctx = eps + ns, *temb = ctx + nc;
         float *ids = temb + (size_t)B * te, *ts = ids + (size_t)B * 6;
         for (size_t i = 0; i < ns + nc; i++)
@@ -83,7 +86,7 @@ static int unet_submits(md_backend *be, const char *dir, double *ms, md_error *e
                              .timesteps = ts, .context = ctx, .context_len = L,
                              .text_embeds = te ? temb : NULL, .time_ids = te ? ids : NULL};
         md_vulkan_stats s0, s1;
-        md_status st = md_unet_forward(m->unet, &in, eps, err);
+        md_status st = md_unet_forward(m->unet, state, be, &in, eps, err);
         if (st == MD_OK)
             st = be->sync(be, err);
         /* The fastest of a few calls: the machine may be busy. */
@@ -91,7 +94,7 @@ static int unet_submits(md_backend *be, const char *dir, double *ms, md_error *e
             md_vulkan_stats_get(be, &s0);
             struct timespec t0, t1;
             clock_gettime(CLOCK_MONOTONIC, &t0);
-            st = md_unet_forward(m->unet, &in, eps, err);
+            st = md_unet_forward(m->unet, state, be, &in, eps, err);
             clock_gettime(CLOCK_MONOTONIC, &t1);
             md_vulkan_stats_get(be, &s1);
             double t = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
@@ -99,8 +102,9 @@ static int unet_submits(md_backend *be, const char *dir, double *ms, md_error *e
             int n = (int)(s1.submits - s0.submits);
             submits = st == MD_OK && (rep == 0 || n == submits) ? n : -1;
         }
-        free(buf);
     }
+    free(buf);
+    md_unet_state_free(state);
     md_model_free(m);
     return submits;
 }

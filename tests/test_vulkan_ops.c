@@ -825,7 +825,8 @@ static void moe_check_liar(ctx *t, const md_moe_layer *lv, pair *x, pair *y, con
     liar.be.moe_routed = moe_liar_routed;
     md_error err = {0};
     float first = 0;
-    md_status st = md_moe_forward(&liar.be, lv, &y->v, &x->v, NULL, NULL, &err);
+    md_moe_scratch *sc = md_moe_scratch_new();
+    md_status st = md_moe_forward(&liar.be, lv, sc, NULL, &y->v, &x->v, NULL, NULL, &err);
     md_tensor y0 = y->v;
     y0.ndim = 1;
     y0.shape[0] = 1;
@@ -834,7 +835,7 @@ static void moe_check_liar(ctx *t, const md_moe_layer *lv, pair *x, pair *y, con
     snprintf(msg, sizeof msg, "%s: the lying backend is in effect", what);
     expect(t, st == MD_OK && isnan(first), msg);
     moe_seen sl = {0};
-    st = md_moe_forward(&liar.be, lv, &y->v, &x->v, moe_observe, &sl, &err);
+    st = md_moe_forward(&liar.be, lv, sc, NULL, &y->v, &x->v, moe_observe, &sl, &err);
     snprintf(msg, sizeof msg, "%s: a device choice that differs from the host's is redone", what);
     expect(t, st == MD_OK && sl.n == cpu->n && sl.choice &&
                   memcmp(sl.choice, cpu->choice, (size_t)sl.n * sizeof *sl.choice) == 0,
@@ -842,6 +843,7 @@ static void moe_check_liar(ctx *t, const md_moe_layer *lv, pair *x, pair *y, con
     snprintf(msg, sizeof msg, "%s (redone on the host's plan)", what);
     check(t, msg, y, 2e-6);
     free(sl.choice);
+    md_moe_scratch_free(sc);
 }
 
 static void moe_case_run(ctx *t, const moe_case *c)
@@ -904,13 +906,15 @@ static void moe_case_run(ctx *t, const moe_case *c)
     t->vk->upload(t->vk, &x.v, xh);
     pair y = out(t, 2, (int64_t[]){c->rows, c->out});
     moe_seen sc = {0}, sv = {0};
-    md_status st = md_moe_forward(t->cpu, &lc, &y.c, &x.c, moe_observe, &sc, &err);
+    md_moe_scratch *scratch_c = md_moe_scratch_new(), *scratch_v = md_moe_scratch_new();
+    md_status st =
+        md_moe_forward(t->cpu, &lc, scratch_c, NULL, &y.c, &x.c, moe_observe, &sc, &err);
     /* Without an observer the device path records only: no submission. */
     md_vulkan_stats s0, s1;
     md_error e2 = {0};
     t->vk->sync(t->vk, &e2);
     md_vulkan_stats_get(t->vk, &s0);
-    md_status sv1 = md_moe_forward(t->vk, &lv, &y.v, &x.v, NULL, NULL, &err);
+    md_status sv1 = md_moe_forward(t->vk, &lv, scratch_v, NULL, &y.v, &x.v, NULL, NULL, &err);
     md_vulkan_stats_get(t->vk, &s1);
     expect(t, st == MD_OK && sv1 == MD_OK, what);
     if (lv.device_routed) {
@@ -921,7 +925,7 @@ static void moe_case_run(ctx *t, const moe_case *c)
     if (lv.device_routed)
         moe_check_choice(t, &lv, &x, &sc, what);
     /* With an observer: the trace's plan is the CPU's, the output the same. */
-    st = md_moe_forward(t->vk, &lv, &y.v, &x.v, moe_observe, &sv, &err);
+    st = md_moe_forward(t->vk, &lv, scratch_v, NULL, &y.v, &x.v, moe_observe, &sv, &err);
     int same = st == MD_OK && sv.calls == 1 && sv.n == sc.n && sc.choice && sv.choice &&
                memcmp(sv.choice, sc.choice, (size_t)sc.n * sizeof *sc.choice) == 0;
     snprintf(msg, sizeof msg, "%s: observed plan equals the CPU's", what);
@@ -933,6 +937,8 @@ static void moe_case_run(ctx *t, const moe_case *c)
 
     free(sc.choice);
     free(sv.choice);
+    md_moe_scratch_free(scratch_c);
+    md_moe_scratch_free(scratch_v);
     md_moe_layer_free(&lc);
     md_moe_layer_free(&lv);
     md_weights_free(s.w[0]);

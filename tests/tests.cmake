@@ -17,6 +17,12 @@ foreach(src ${MD_TEST_SOURCES})
     LABELS unit)
 endforeach()
 
+# Tests that run threads at once; the ThreadSanitizer pass (.ci/run) runs
+# this label.
+if(TEST test_run_state)
+  set_tests_properties(test_run_state PROPERTIES LABELS "unit;threads")
+endif()
+
 # Golden cases: one test per folder of the reference set, so a new case is
 # added by dropping in a folder.
 # Cases known not to pass yet; their CPU and Vulkan tests are disabled.

@@ -135,9 +135,8 @@ typedef struct te_scratch {
     md_tensor x, h, q, k, v, a, f;
 } te_scratch;
 
-static void run_layer(md_text_encoder *te, const te_layer *l, te_scratch *s)
+static void run_layer(const md_text_encoder *te, md_backend *be, const te_layer *l, te_scratch *s)
 {
-    md_backend *be = te->be;
     const md_clip_config *c = &te->cfg;
     const float scale = 1.0f / sqrtf((float)(c->hidden_size / c->num_heads));
     be->layer_norm(be, &s->h, &s->x, l->ln1.g, l->ln1.b, c->layer_norm_eps);
@@ -193,11 +192,11 @@ static md_status check_request(const md_text_encoder *te, const int32_t *ids, in
 }
 
 /* Writes the state after `done` layers when that is the requested skip. */
-static void emit_skipped(md_text_encoder *te, te_scratch *s, int done, const md_text_outputs *out)
+static void emit_skipped(const md_text_encoder *te, md_backend *be, te_scratch *s, int done,
+                         const md_text_outputs *out)
 {
     if (!out->skipped_hidden || done != te->cfg.num_layers - out->skip)
         return;
-    md_backend *be = te->be;
     if (out->skipped_final_ln) {
         be->layer_norm(be, &s->h, &s->x, te->final_ln.g, te->final_ln.b, te->cfg.layer_norm_eps);
         be->download(be, &s->h, out->skipped_hidden);
@@ -206,11 +205,16 @@ static void emit_skipped(md_text_encoder *te, te_scratch *s, int done, const md_
     }
 }
 
-md_status md_text_encoder_forward(md_text_encoder *te, const int32_t *ids, int batch,
-                                  md_text_outputs *out, md_error *err)
+md_status md_text_encoder_forward(const md_text_encoder *te, md_backend *be, const int32_t *ids,
+                                  int batch, md_text_outputs *out, md_error *err)
 {
-    if (!te)
+    if (!te || !be)
         return md_fail(err, MD_ERR_INVALID, "text encoder: invalid argument");
+    if (!md_backend_shares_weights(te->be, be))
+        return md_fail(err, MD_ERR_UNSUPPORTED,
+                       "text encoder: weights prepared on backend %s cannot be used by another %s "
+                       "backend",
+                       te->be->name, be->name);
     const int want_pool = out && (out->pooled || out->pooled_projected);
     int32_t *pool_rows = want_pool && batch > 0 ? malloc((size_t)batch * sizeof *pool_rows) : NULL;
     if (want_pool && batch > 0 && !pool_rows)
@@ -221,7 +225,6 @@ md_status md_text_encoder_forward(md_text_encoder *te, const int32_t *ids, int b
         return st;
     }
 
-    md_backend *be = te->be;
     const md_clip_config *c = &te->cfg;
     const int64_t rows = (int64_t)batch * MD_CLIP_CONTEXT, d = c->hidden_size;
     const int64_t act_shape[3] = {batch, MD_CLIP_CONTEXT, d};
@@ -252,10 +255,10 @@ md_status md_text_encoder_forward(md_text_encoder *te, const int32_t *ids, int b
     be->embedding(be, &x_rows, te->tok_emb, ids, rows);
     be->add_position(be, &s.x, te->pos_emb);
     for (int i = 0; i < c->num_layers; i++) {
-        emit_skipped(te, &s, i, out);
-        run_layer(te, &te->layers[i], &s);
+        emit_skipped(te, be, &s, i, out);
+        run_layer(te, be, &te->layers[i], &s);
     }
-    emit_skipped(te, &s, c->num_layers, out);
+    emit_skipped(te, be, &s, c->num_layers, out);
 
     if (out->last_hidden || want_pool) {
         be->layer_norm(be, &s.h, &s.x, te->final_ln.g, te->final_ln.b, c->layer_norm_eps);

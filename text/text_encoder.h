@@ -36,7 +36,11 @@ typedef struct md_text_outputs {
     int32_t *pool_index;
 } md_text_outputs;
 
-md_status md_text_encoder_forward(md_text_encoder *te, const int32_t *ids, int batch,
-                                  md_text_outputs *out, md_error *err);
+/* The encoder is only read (it keeps nothing mutable after loading);
+ * activations come from be's arena, reset on return. Threads may encode at
+ * once with one encoder, each with its own backend, which must be able to
+ * use the weights (md_backend_shares_weights; else MD_ERR_UNSUPPORTED). */
+md_status md_text_encoder_forward(const md_text_encoder *te, md_backend *be, const int32_t *ids,
+                                  int batch, md_text_outputs *out, md_error *err);
 
 #endif

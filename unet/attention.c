@@ -39,7 +39,8 @@ static md_status proj_forward(const md_unet_run *run, const md_proj *p, md_tenso
                               const md_tensor *x)
 {
     if (p->moe)
-        return md_moe_forward(run->be, p->moe, y, x, run->observer, run->observer_user, run->err);
+        return md_moe_forward(run->be, p->moe, run->moe_scratch[p->moe->index], run->moe_opt, y,
+                              x, run->observer, run->observer_user, run->err);
     md_nn_linear_forward(run->be, y, x, &p->lin);
     return MD_OK;
 }

@@ -66,8 +66,8 @@ static md_status ff_forward(const md_unet_run *run, const md_tblock *b, md_tenso
                             const md_tensor *x)
 {
     if (b->ff_moe)
-        return md_moe_forward(run->be, b->ff_moe, y, x, run->observer, run->observer_user,
-                              run->err);
+        return md_moe_forward(run->be, b->ff_moe, run->moe_scratch[b->ff_moe->index],
+                              run->moe_opt, y, x, run->observer, run->observer_user, run->err);
     md_backend *be = run->be;
     const int64_t B = x->shape[0], N = x->shape[1];
     size_t mark = be->arena_mark(be);

@@ -7,20 +7,17 @@
 
 #include "unet_internal.h"
 
+/* Read-only after loading: per-call state is in md_unet_state. */
 struct md_unet {
     md_unet_config cfg;
-    md_backend *be;
+    md_backend *be; /* the backend the weights were prepared on */
     md_time_embed temb;
     md_nn_conv conv_in, conv_out;
     md_nn_norm norm_out;
     md_unet_block down[MD_MAX_LEVELS], up[MD_MAX_LEVELS], mid;
     int has_mid;
     int skip_cap;
-    md_tensor *skips; /* skip_cap entries, reused by every call */
-    float *host;      /* host scratch for the embeddings, grown on demand */
-    size_t host_cap;  /* floats */
-    md_moe_observer observer;
-    void *observer_user;
+    int nmoe; /* MoE layers, numbered by number_moe() */
 };
 
 static md_status check_config(const md_unet_config *c, const char *label, md_error *err)
@@ -66,11 +63,8 @@ static md_status unet_load(md_unet *u, md_weights *w, md_error *err)
     /* Channel counts of the skip stack, as the down path will push it. */
     u->skip_cap = 1 + c->levels * (c->layers_per_block + 1);
     int *skip_ch = calloc((size_t)u->skip_cap, sizeof(int));
-    u->skips = calloc((size_t)u->skip_cap, sizeof(*u->skips));
-    if (!skip_ch || !u->skips) {
-        free(skip_ch);
+    if (!skip_ch)
         return md_fail(err, MD_ERR_NOMEM, "%s: out of memory", label);
-    }
     int nskip = 0, ch = c->block_out_channels[0];
     skip_ch[nskip++] = ch;
     md_status s = MD_OK;
@@ -101,6 +95,44 @@ static md_status unet_load(md_unet *u, md_weights *w, md_error *err)
     return MD_OK;
 }
 
+static void number_layer(md_moe_layer *l, int *n)
+{
+    if (l)
+        l->index = (*n)++;
+}
+
+/* Gives every MoE layer its index into the run state's scratch array, in
+ * load order: down, mid, up blocks; within a transformer block attn1
+ * q/k/v, attn2 q/k/v, then the feed-forward. */
+static void number_block(md_unet_block *b, int *n)
+{
+    for (int r = 0; b->attn && r < b->nres; r++) {
+        md_transformer *t = &b->attn[r];
+        for (int i = 0; i < t->nblocks; i++) {
+            md_tblock *tb = &t->blocks[i];
+            md_attention *a[2] = {&tb->attn1, &tb->attn2};
+            for (int j = 0; j < 2; j++) {
+                number_layer(a[j]->q.moe, n);
+                number_layer(a[j]->k.moe, n);
+                number_layer(a[j]->v.moe, n);
+            }
+            number_layer(tb->ff_moe, n);
+        }
+    }
+}
+
+static void number_moe(md_unet *u)
+{
+    int n = 0;
+    for (int l = 0; l < u->cfg.levels; l++)
+        number_block(&u->down[l], &n);
+    if (u->has_mid)
+        number_block(&u->mid, &n);
+    for (int i = 0; i < u->cfg.levels; i++)
+        number_block(&u->up[i], &n);
+    u->nmoe = n;
+}
+
 md_status md_unet_load(md_unet **out, const md_unet_config *cfg, md_weights *w, md_backend *be,
                        md_error *err)
 {
@@ -115,6 +147,7 @@ md_status md_unet_load(md_unet **out, const md_unet_config *cfg, md_weights *w, 
         md_unet_free(u);
         return md_fail_context(err, "loading unet: ");
     }
+    number_moe(u);
     *out = u;
     return MD_OK;
 }
@@ -128,8 +161,6 @@ void md_unet_free(md_unet *u)
         md_unet_block_free(&u->up[l]);
     }
     md_unet_block_free(&u->mid);
-    free(u->skips);
-    free(u->host);
     free(u);
 }
 
@@ -138,10 +169,19 @@ const md_unet_config *md_unet_config_of(const md_unet *u)
     return &u->cfg;
 }
 
-void md_unet_set_moe_observer(md_unet *u, md_moe_observer fn, void *user)
+int md_unet_moe_layers(const md_unet *u)
 {
-    u->observer = fn;
-    u->observer_user = user;
+    return u->nmoe;
+}
+
+md_backend *md_unet_backend(const md_unet *u)
+{
+    return u->be;
+}
+
+int md_unet_skip_cap(const md_unet *u)
+{
+    return u->skip_cap;
 }
 
 static md_status check_inputs(const md_unet *u, const md_unet_inputs *in, md_error *err)
@@ -158,40 +198,42 @@ static md_status check_inputs(const md_unet *u, const md_unet_inputs *in, md_err
     return MD_OK;
 }
 
-static md_status unet_run(md_unet *u, const md_unet_inputs *in, float *eps, md_error *err)
+static md_status unet_run(const md_unet *u, md_unet_state *st, md_backend *be,
+                          const md_unet_inputs *in, float *eps, md_error *err)
 {
     const md_unet_config *c = &u->cfg;
-    md_backend *be = u->be;
     const int64_t B = in->batch, H = in->height, W = in->width;
 
     size_t need = (size_t)B * (size_t)(u->temb.in_dim > u->temb.add_in_dim ? u->temb.in_dim
                                                                            : u->temb.add_in_dim);
-    if (need > u->host_cap) {
-        float *p = realloc(u->host, need * sizeof(float));
+    if (need > st->host_cap) {
+        float *p = realloc(st->host, need * sizeof(float));
         if (!p)
             return md_fail(err, MD_ERR_NOMEM, "unet: out of memory");
-        u->host = p;
-        u->host_cap = need;
+        st->host = p;
+        st->host_cap = need;
     }
 
     md_tensor temb, ctx, x, h;
     MD_TRY(md_nn_tensor(be, &temb, err, 2, (int64_t[]){B, u->temb.dim}));
-    MD_TRY(md_time_embed_forward(&u->temb, be, c, in, u->host, &temb, err));
+    MD_TRY(md_time_embed_forward(&u->temb, be, c, in, st->host, &temb, err));
     MD_TRY(md_nn_tensor(be, &ctx, err, 3, (int64_t[]){B, in->context_len, c->cross_attention_dim}));
     be->upload(be, &ctx, in->context);
     md_unet_run run = {.be = be,
                        .err = err,
                        .temb = &temb,
                        .context = &ctx,
-                       .observer = u->observer,
-                       .observer_user = u->observer_user};
+                       .moe_scratch = st->moe,
+                       .moe_opt = &st->moe_opt,
+                       .observer = st->observer,
+                       .observer_user = st->observer_user};
 
     MD_TRY(md_nn_tensor(be, &x, err, 4, (int64_t[]){B, c->in_channels, H, W}));
     be->upload(be, &x, in->sample);
     MD_TRY(md_nn_tensor(be, &h, err, 4, (int64_t[]){B, u->conv_in.cout, H, W}));
     be->conv2d(be, &h, &x, u->conv_in.w, u->conv_in.b, 1, (c->conv_in_kernel - 1) / 2);
 
-    md_skip_stack skips = {.t = u->skips, .n = 0, .cap = u->skip_cap};
+    md_skip_stack skips = {.t = st->skips, .n = 0, .cap = st->skip_cap};
     skips.t[skips.n++] = h;
     for (int l = 0; l < c->levels; l++)
         MD_TRY(md_down_block_forward(&run, &u->down[l], &h, &skips));
@@ -208,14 +250,20 @@ static md_status unet_run(md_unet *u, const md_unet_inputs *in, float *eps, md_e
     return MD_OK;
 }
 
-md_status md_unet_forward(md_unet *u, const md_unet_inputs *in, float *eps, md_error *err)
+md_status md_unet_forward(const md_unet *u, md_unet_state *st, md_backend *be,
+                          const md_unet_inputs *in, float *eps, md_error *err)
 {
+    if (!st || st->unet != u)
+        return md_fail(err, MD_ERR_INVALID, "unet: the run state was not made for this model");
+    if (!md_backend_shares_weights(u->be, be))
+        return md_fail(err, MD_ERR_UNSUPPORTED,
+                       "unet: weights prepared on backend %s cannot be used by another %s backend",
+                       u->be->name, be->name);
     MD_TRY(check_inputs(u, in, err));
-    md_backend *be = u->be;
     /* Everything of this call lives above the mark; resetting to it makes a
      * second call of the same shape allocation-free. */
     size_t mark = be->arena_mark(be);
-    md_status s = unet_run(u, in, eps, err);
+    md_status s = unet_run(u, st, be, in, eps, err);
     be->arena_reset(be, mark);
     return s;
 }

@@ -1,6 +1,13 @@
 /* UNet2DConditionModel (SD 1.x/2.x, SDXL) with optional SegMoE / per-token
  * MoE layers in its transformer blocks. Built from md_unet_config and a
- * md_weights in diffusers naming. */
+ * md_weights in diffusers naming.
+ *
+ * A loaded md_unet is read-only after md_unet_load: everything a forward
+ * call writes lives in an md_unet_state (one per generation) and in the
+ * arena of the backend passed to md_unet_forward. Any number of threads may
+ * run forward on one md_unet at once, each with its own state and backend
+ * (which backends can share the weights: runtime/backend.h,
+ * md_backend_shares_weights). */
 #ifndef MD_UNET_H
 #define MD_UNET_H
 
@@ -14,9 +21,24 @@ md_status md_unet_load(md_unet **out, const md_unet_config *cfg, md_weights *w, 
                        md_error *err);
 void md_unet_free(md_unet *u);
 const md_unet_config *md_unet_config_of(const md_unet *u);
+/* Number of MoE layers; they are numbered 0..count-1 (md_moe_layer.index). */
+int md_unet_moe_layers(const md_unet *u);
+/* The backend the weights were prepared on (not owned). */
+md_backend *md_unet_backend(const md_unet *u);
 
-/* Called for every MoE layer call during forward (NULL = none). */
-void md_unet_set_moe_observer(md_unet *u, md_moe_observer fn, void *user);
+/* Per-generation run state: the skip-connection stack, host scratch for
+ * the time embedding, one md_moe_scratch per MoE layer, the MoE options and
+ * the MoE observer. Made for one md_unet (sized from it; use it only with
+ * that one), owned by the caller, used by one thread at a time. Buffers
+ * grow on the first call of a shape, so later calls do not allocate. */
+typedef struct md_unet_state md_unet_state;
+md_status md_unet_state_new(const md_unet *u, md_unet_state **out, md_error *err);
+void md_unet_state_free(md_unet_state *st);
+/* Called for every MoE layer call during forward (fn NULL = none). */
+void md_unet_state_set_observer(md_unet_state *st, md_moe_observer fn, void *user);
+/* Top-k and routing for every MoE layer of later calls (copied; NULL or
+ * zeros = each layer's own). Checked per layer at forward time. */
+void md_unet_state_set_moe(md_unet_state *st, const md_moe_options *opt);
 
 typedef struct md_unet_inputs {
     int batch;
@@ -29,7 +51,10 @@ typedef struct md_unet_inputs {
     const float *time_ids;    /* SDXL: [B, 6]; else NULL */
 } md_unet_inputs;
 
-/* eps [B, out_channels, H, W] (host). */
-md_status md_unet_forward(md_unet *u, const md_unet_inputs *in, float *eps, md_error *err);
+/* eps [B, out_channels, H, W] (host). The model is only read; writes go to
+ * st and to be's arena (reset to where it was on return). be must be able
+ * to use u's weights (md_backend_shares_weights), else MD_ERR_UNSUPPORTED. */
+md_status md_unet_forward(const md_unet *u, md_unet_state *st, md_backend *be,
+                          const md_unet_inputs *in, float *eps, md_error *err);
 
 #endif

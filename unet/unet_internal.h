@@ -8,15 +8,36 @@
 #include "../nn/nn.h"
 #include "unet.h"
 
-/* What every block needs during one forward call. */
+/* What every block needs during one forward call: the caller's backend
+ * and, from its md_unet_state, the MoE scratch (by layer index), options
+ * and observer. */
 typedef struct md_unet_run {
     md_backend *be;
     md_error *err;
     const md_tensor *temb;    /* SiLU(emb) [B, temb_dim], shared by all resnets */
     const md_tensor *context; /* [B, L, cross_attention_dim] */
+    md_moe_scratch *const *moe_scratch; /* one per md_moe_layer.index */
+    const md_moe_options *moe_opt;
     md_moe_observer observer;
     void *observer_user;
 } md_unet_run;
+
+/* What md_unet_state holds (unet/unet_state.c); unet.c's forward uses it. */
+struct md_unet_state {
+    const md_unet *unet;     /* the model it was sized for */
+    int skip_cap;
+    md_tensor *skips;        /* skip_cap entries, reused by every call */
+    float *host;             /* host scratch for the embeddings, grown on demand */
+    size_t host_cap;         /* floats */
+    int nmoe;
+    md_moe_scratch **moe;    /* nmoe entries, by md_moe_layer.index */
+    md_moe_options moe_opt;
+    md_moe_observer observer;
+    void *observer_user;
+};
+
+/* Size of the skip stack a forward call of u pushes. */
+int md_unet_skip_cap(const md_unet *u);
 
 /* ---- ResnetBlock2D ---- */
 typedef struct md_resnet {

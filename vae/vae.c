@@ -143,10 +143,9 @@ static md_status check_peak(const md_vae_pingpong *pp, const char *what, md_erro
                    (long long)pp->cap);
 }
 
-static md_status decode_one(md_vae *v, md_vae_pingpong *pp, const float *z, int64_t h,
-                            int64_t w, float *image, md_error *err)
+static md_status decode_one(const md_vae *v, md_backend *be, md_vae_pingpong *pp, const float *z,
+                            int64_t h, int64_t w, float *image, md_error *err)
 {
-    md_backend *be = v->be;
     const md_vae_config *c = &v->cfg;
     const md_vae_decoder *d = &v->dec;
     int L = c->levels;
@@ -179,15 +178,29 @@ static md_status decode_one(md_vae *v, md_vae_pingpong *pp, const float *z, int6
     return MD_OK;
 }
 
-md_status md_vae_decode(md_vae *v, const float *z, int batch, int h, int w, float *image,
-                        md_error *err)
+/* Refuses a backend that cannot use the weights v was loaded with. */
+static md_status check_backend(const md_vae *v, md_backend *be, md_error *err)
 {
+    if (!be)
+        return md_fail(err, MD_ERR_INVALID, "vae: no backend given");
+    if (!md_backend_shares_weights(v->be, be))
+        return md_fail(err, MD_ERR_UNSUPPORTED,
+                       "vae: weights prepared on backend %s cannot be used by another %s backend",
+                       v->be->name, be->name);
+    return MD_OK;
+}
+
+md_status md_vae_decode(const md_vae *v, md_backend *be, const float *z, int batch, int h, int w,
+                        float *image, md_error *err)
+{
+    md_status bs = check_backend(v, be, err);
+    if (bs != MD_OK)
+        return bs;
     if (!v->has_decoder)
         return md_fail(err, MD_ERR_UNSUPPORTED, "vae decode: the weights have no decoder");
     if (batch < 1 || h < 1 || w < 1)
         return md_fail(err, MD_ERR_INVALID, "vae decode: bad latent size batch %d, %dx%d", batch,
                        h, w);
-    md_backend *be = v->be;
     const md_vae_config *c = &v->cfg;
     int f = md_vae_factor(v);
     size_t nin = (size_t)c->latent_channels * (size_t)h * (size_t)w;
@@ -199,7 +212,7 @@ md_status md_vae_decode(md_vae *v, const float *z, int batch, int h, int w, floa
     md_vae_pingpong pp;
     md_status st = make_slots(be, &pp, decode_slot_size(c, h, w), err);
     for (int b = 0; b < batch && st == MD_OK; b++)
-        st = decode_one(v, &pp, z + (size_t)b * nin, h, w, image + (size_t)b * nout, err);
+        st = decode_one(v, be, &pp, z + (size_t)b * nin, h, w, image + (size_t)b * nout, err);
     if (be->force_f32)
         be->force_f32(be, was_f32);
     if (st == MD_OK)
@@ -208,10 +221,9 @@ md_status md_vae_decode(md_vae *v, const float *z, int batch, int h, int w, floa
     return st;
 }
 
-static md_status encode_one(md_vae *v, md_vae_pingpong *pp, const float *image, int64_t h,
-                            int64_t w, float *moments, md_error *err)
+static md_status encode_one(const md_vae *v, md_backend *be, md_vae_pingpong *pp,
+                            const float *image, int64_t h, int64_t w, float *moments, md_error *err)
 {
-    md_backend *be = v->be;
     const md_vae_config *c = &v->cfg;
     const md_vae_encoder *e = &v->enc;
     int L = c->levels;
@@ -246,9 +258,12 @@ static md_status encode_one(md_vae *v, md_vae_pingpong *pp, const float *image, 
     return MD_OK;
 }
 
-md_status md_vae_encode(md_vae *v, const float *image, int batch, int H, int W, float *mean,
-                        float *logvar, md_error *err)
+md_status md_vae_encode(const md_vae *v, md_backend *be, const float *image, int batch, int H,
+                        int W, float *mean, float *logvar, md_error *err)
 {
+    md_status bs = check_backend(v, be, err);
+    if (bs != MD_OK)
+        return bs;
     if (!v->has_encoder)
         return md_fail(err, MD_ERR_UNSUPPORTED, "vae encode: the weights have no encoder");
     int f = md_vae_factor(v);
@@ -256,7 +271,6 @@ md_status md_vae_encode(md_vae *v, const float *image, int batch, int H, int W, 
         return md_fail(err, MD_ERR_INVALID,
                        "vae encode: image batch %d, %dx%d (sides must be positive multiples of %d)",
                        batch, H, W, f);
-    md_backend *be = v->be;
     const md_vae_config *c = &v->cfg;
     size_t nin = (size_t)c->in_channels * (size_t)H * (size_t)W;
     size_t nlat = (size_t)c->latent_channels * (size_t)(H / f) * (size_t)(W / f);
@@ -269,7 +283,7 @@ md_status md_vae_encode(md_vae *v, const float *image, int batch, int H, int W, 
     md_vae_pingpong pp;
     md_status st = make_slots(be, &pp, encode_slot_size(c, H, W), err);
     for (int b = 0; b < batch && st == MD_OK; b++) {
-        st = encode_one(v, &pp, image + (size_t)b * nin, H, W, moments, err);
+        st = encode_one(v, be, &pp, image + (size_t)b * nin, H, W, moments, err);
         if (st == MD_OK)
             st = check_peak(&pp, "encode", err);
         if (st != MD_OK)

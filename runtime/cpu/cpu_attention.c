@@ -91,6 +91,9 @@ void md_cpu_attention(md_backend *be, md_tensor *o, const md_tensor *q, const md
         md_arena_reset(&c->arena, mark);
         return;
     }
+    /* Held for the whole loop: the pool's workers call OpenBLAS on the
+     * caller's behalf, under the single-thread setting made here. */
+    md_cpu_blas_lock();
     if (workers <= 1) {
         att_range(&j, 0, 0, items);
     } else {
@@ -102,5 +105,6 @@ void md_cpu_attention(md_backend *be, md_tensor *o, const md_tensor *q, const md
         md_pool_for_tid(c->pool, items, att_range, &j);
         openblas_set_num_threads(blas_threads);
     }
+    md_cpu_blas_unlock();
     md_arena_reset(&c->arena, mark);
 }

@@ -1,6 +1,7 @@
 /* The CPU backend object: the op table, memory entries and shared helpers. */
 #include <cblas.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -11,6 +12,18 @@
 /* Below this many scalar operations a job runs on the calling thread:
  * waking the pool costs a few microseconds. */
 #define MD_CPU_PARALLEL_MIN_WORK 32768
+
+static pthread_mutex_t blas_mutex = PTHREAD_MUTEX_INITIALIZER;
+
+void md_cpu_blas_lock(void)
+{
+    pthread_mutex_lock(&blas_mutex);
+}
+
+void md_cpu_blas_unlock(void)
+{
+    pthread_mutex_unlock(&blas_mutex);
+}
 
 void md_cpu_for(md_cpu *c, int64_t n, int64_t cost, md_range_fn fn, void *ctx)
 {
@@ -170,10 +183,13 @@ md_status md_backend_cpu_create(md_backend **out, int threads, md_error *err)
     c->att_block = 128;
     /* OpenBLAS keeps one thread count for the whole process, so the last
      * backend created decides it for every backend. */
+    md_cpu_blas_lock();
     openblas_set_num_threads(threads);
+    md_cpu_blas_unlock();
 
     be->name = "cpu";
     be->impl = c;
+    be->host_weights = 1; /* prepare_weight only checks: weights stay where they are */
     be->destroy = cpu_destroy;
     be->arena_mark = cpu_arena_mark;
     be->arena_reset = cpu_arena_reset;

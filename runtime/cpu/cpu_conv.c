@@ -90,8 +90,10 @@ void md_cpu_conv2d(md_backend *be, md_tensor *y, const md_tensor *x, const md_te
                     yb[co * npix + p] = bf[co];
         float beta = bf ? 1.0f : 0.0f;
         if (direct) {
+            md_cpu_blas_lock();
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)cout, (int)npix,
                         (int)kdim, 1.0f, wf, (int)kdim, xb, (int)npix, beta, yb, (int)npix);
+            md_cpu_blas_unlock();
             continue;
         }
         for (int64_t oy0 = 0; oy0 < ho; oy0 += band) {
@@ -99,9 +101,11 @@ void md_cpu_conv2d(md_backend *be, md_tensor *y, const md_tensor *x, const md_te
             struct im2col_job j = {col, xb, h, wd, kh, kw, wo, oy0, rows, stride, pad};
             md_cpu_for(c, kdim, rows * wo, im2col_range, &j);
             /* The band's outputs are columns [oy0*wo, (oy0+rows)*wo) of y_b. */
+            md_cpu_blas_lock();
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)cout, (int)(rows * wo),
                         (int)kdim, 1.0f, wf, (int)kdim, col, (int)(rows * wo), beta,
                         yb + oy0 * wo, (int)npix);
+            md_cpu_blas_unlock();
         }
     }
     md_arena_reset(&c->arena, mark);

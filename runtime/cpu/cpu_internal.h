@@ -23,6 +23,13 @@ static inline md_cpu *md_cpu_of(md_backend *be)
     return (md_cpu *)be->impl;
 }
 
+/* The process-wide lock every OpenBLAS call of any CPU backend holds:
+ * OpenBLAS's thread count is global (attention changes it for a while) and
+ * its multi-threaded GEMMs share one thread server, so concurrent backends
+ * take turns at the library instead of relying on its internal locking. */
+void md_cpu_blas_lock(void);
+void md_cpu_blas_unlock(void);
+
 /* Parallel loop over n items of about `cost` scalar operations each; runs
  * inline when the whole job is too small to pay for waking threads. */
 void md_cpu_for(md_cpu *c, int64_t n, int64_t cost, md_range_fn fn, void *ctx);

@@ -32,7 +32,9 @@ void md_cpu_linear(md_backend *be, md_tensor *y, const md_tensor *x, const md_te
     float *yd = y->data;
     if (bf)
         md_cpu_fill_rows(yd, bf, rows, out);
+    md_cpu_blas_lock();
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)out, (int)in, 1.0f,
                 x->data, (int)in, wf, (int)in, bf ? 1.0f : 0.0f, yd, (int)out);
+    md_cpu_blas_unlock();
     md_arena_reset(&c->arena, mark);
 }

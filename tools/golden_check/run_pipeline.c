@@ -77,15 +77,16 @@ static void run_one(gc_case *c, md_model *m, const char *key, const cJSON *spec)
     if (sched_cfg && !gc_sched_config(sched_cfg, &m->sched_cfg))
         return;
 
-    md_gen_params p;
-    md_gen_params_init(&p);
+    mdiff_gen_params p;
+    md_request_defaults(&p, sizeof p);
     const cJSON *v;
     p.prompt = cJSON_GetObjectItem(spec, "prompt")->valuestring;
     v = cJSON_GetObjectItem(spec, "negative_prompt");
     p.negative_prompt = cJSON_IsString(v) ? v->valuestring : NULL;
     p.steps = cJSON_GetObjectItem(spec, "steps")->valueint;
-    p.cfg_scale = (float)cJSON_GetObjectItem(spec, "guidance_scale")->valuedouble;
-    p.sampler = (md_sampler_kind)kind;
+    p.guidance = (float)cJSON_GetObjectItem(spec, "guidance_scale")->valuedouble;
+    p.sampler = md_sampler_name((md_sampler_kind)kind);
+    p.prompt_syntax = MDIFF_PROMPT_PLAIN; /* the reference encodes plain text, as diffusers */
     v = cJSON_GetObjectItem(spec, "strength");
     if (cJSON_IsNumber(v))
         p.strength = (float)v->valuedouble;
@@ -106,8 +107,7 @@ static void run_one(gc_case *c, md_model *m, const char *key, const cJSON *spec)
         p.height = cJSON_GetArrayItem(shape, 2)->valueint * f;
         p.width = cJSON_GetArrayItem(shape, 3)->valueint * f;
     }
-    p.init_image = init;
-    p.mask = mask;
+    md_gen_images images = {.init_image = init, .mask = mask};
     if (init && !cJSON_IsNumber(cJSON_GetObjectItem(spec, "strength")))
         p.strength = 1.0f;
 
@@ -119,7 +119,7 @@ static void run_one(gc_case *c, md_model *m, const char *key, const cJSON *spec)
     md_gen_hooks hooks = {.user = &r, .noise = feed_noise, .tensor = observe};
     md_error err = {0};
     if (r.stack_noise_pred && r.stack_latents && image) {
-        if (md_generate(m, &p, &hooks, image, &err) == MD_OK) {
+        if (md_generate(m, NULL, &p, &images, &hooks, image, &err) == MD_OK) {
             snprintf(name, sizeof name, "%s.noise_pred", key);
             gc_put(c, name, r.stack_noise_pred, r.step_n * (size_t)r.steps_seen, 0);
             snprintf(name, sizeof name, "%s.latents_per_step", key);

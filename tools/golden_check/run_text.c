@@ -69,8 +69,8 @@ static void run_encoder(gc_case *c, md_text_encoder *te, const char *prefix)
                           .pooled_projected = cfg->projection_dim ? proj : NULL,
                           .pool_index = pool_at};
     md_text_outputs o2 = {.skipped_hidden = pen_ln, .skip = 1, .skipped_final_ln = 1};
-    if (md_text_encoder_forward(te, ids, batch, &o1, &err) != MD_OK ||
-        md_text_encoder_forward(te, ids, batch, &o2, &err) != MD_OK) {
+    if (md_text_encoder_forward(te, c->be, ids, batch, &o1, &err) != MD_OK ||
+        md_text_encoder_forward(te, c->be, ids, batch, &o2, &err) != MD_OK) {
         fprintf(stderr, "golden-check: %s: %s\n", prefix, err.msg);
         goto free_all;
     }

@@ -40,10 +40,10 @@ static void put_group(gc_case *c, const moe_group *g, const md_moe_trace *t)
     snprintf(name, sizeof name, "%s.output", g->prefix);
     gc_put(c, name, t->output, (size_t)t->rows * l->out_dim, 0);
     float sel[16];
-    for (int k = 0; k < l->top_k && k < 16; k++)
+    for (int k = 0; k < t->plan->top_k && k < 16; k++)
         sel[k] = (float)t->plan->selected[k];
     snprintf(name, sizeof name, "%s.selected_experts", g->prefix);
-    gc_put(c, name, sel, (size_t)(l->top_k < 16 ? l->top_k : 16), 1);
+    gc_put(c, name, sel, (size_t)(t->plan->top_k < 16 ? t->plan->top_k : 16), 1);
 }
 
 static void on_moe(void *user, const md_moe_trace *t)
@@ -53,8 +53,8 @@ static void on_moe(void *user, const md_moe_trace *t)
     if (cap->expected) {
         const cJSON *want = cJSON_GetObjectItem(cap->expected, l->name);
         if (want) {
-            int ok = cJSON_GetArraySize(want) == l->top_k;
-            for (int k = 0; ok && k < l->top_k; k++)
+            int ok = cJSON_GetArraySize(want) == t->plan->top_k;
+            for (int k = 0; ok && k < t->plan->top_k; k++)
                 ok = cJSON_GetArrayItem(want, k)->valueint == t->plan->selected[k];
             cap->choice_checked++;
             if (!ok && !cap->choice_wrong++)
@@ -150,7 +150,13 @@ void gc_run_unet(gc_case *c)
         return;
     moe_capture cap = {.c = c};
     find_recorded_groups(c, &cap);
-    md_unet_set_moe_observer(m->unet, on_moe, &cap);
+    md_unet_state *state = NULL;
+    md_error serr = {0};
+    if (md_unet_state_new(m->unet, &state, &serr) != MD_OK) {
+        fprintf(stderr, "golden-check: unet: %s\n", serr.msg);
+        return;
+    }
+    md_unet_state_set_observer(state, on_moe, &cap);
     for (int call = 0;; call++) {
         char name[128];
         size_t ns = 0, nt = 0, nc = 0, ntx = 0, nti = 0;
@@ -184,7 +190,7 @@ void gc_run_unet(gc_case *c)
         cap.expected = expected_choices(c, call);
         md_error err = {0};
         if (sample && t && ctx && eps) {
-            if (md_unet_forward(m->unet, &in, eps, &err) == MD_OK) {
+            if (md_unet_forward(m->unet, state, c->be, &in, eps, &err) == MD_OK) {
                 snprintf(name, sizeof name, "unet.call%d.eps", call);
                 gc_put(c, name, eps, ns, 0);
             } else {
@@ -198,7 +204,7 @@ void gc_run_unet(gc_case *c)
         free(time_ids);
         free(eps);
     }
-    md_unet_set_moe_observer(m->unet, NULL, NULL);
+    md_unet_state_free(state);
     if (cJSON_GetObjectItem(c->golden_json, "moe_selected_experts_unet_calls")) {
         char name[256];
         float wrong = (float)(cap.choice_wrong + (cap.choice_checked == 0));

@@ -23,7 +23,7 @@ void gc_run_vae(gc_case *c)
         if (z && img) {
             for (size_t i = 0; i < n; i++)
                 z[i] /= m->vae_cfg.scaling_factor;
-            if (md_vae_decode(m->vae, z, b, h, w, img, &err) == MD_OK)
+            if (md_vae_decode(m->vae, c->be, z, b, h, w, img, &err) == MD_OK)
                 gc_put(c, "vae.decode.output", img, nout, 0);
             else
                 fprintf(stderr, "golden-check: vae decode: %s\n", err.msg);
@@ -39,7 +39,7 @@ void gc_run_vae(gc_case *c)
         size_t nl = (size_t)b * m->vae_cfg.latent_channels * (H / f) * (W / f);
         float *mean = malloc(sizeof(float) * nl), *logvar = malloc(sizeof(float) * nl);
         if (img && mean && logvar) {
-            if (md_vae_encode(m->vae, img, b, H, W, mean, logvar, &err) == MD_OK) {
+            if (md_vae_encode(m->vae, c->be, img, b, H, W, mean, logvar, &err) == MD_OK) {
                 gc_put(c, "vae.encode.mean", mean, nl, 0);
                 gc_put(c, "vae.encode.logvar", logvar, nl, 0);
             } else {

@@ -87,17 +87,21 @@ static md_status run_model(const char *path, int size, md_backend *be, run_resul
     if (!ok)
         st = md_fail(err, MD_ERR_NOMEM, "%s: out of memory", path);
     if (st == MD_OK)
-        st = md_encode_prompt(m, "a lighthouse on a cliff at dusk, oil painting", 0,
+        st = md_encode_prompt(m, be, "a lighthouse on a cliff at dusk, oil painting", 0,
                               r->out[P_EMBEDS], r->pooled_dim ? r->out[P_POOLED] : NULL, err);
     if (st == MD_OK) {
         int xl = m->family == MD_FAMILY_SDXL;
         md_unet_inputs in = {.batch = 1, .height = lh, .width = lh, .sample = x, .timesteps = &t,
                              .context = ctx, .context_len = 77,
                              .text_embeds = xl ? pooled : NULL, .time_ids = xl ? ids : NULL};
-        st = md_unet_forward(m->unet, &in, r->out[P_UNET], err);
+        md_unet_state *state = NULL;
+        st = md_unet_state_new(m->unet, &state, err);
+        if (st == MD_OK)
+            st = md_unet_forward(m->unet, state, be, &in, r->out[P_UNET], err);
+        md_unet_state_free(state);
     }
     if (st == MD_OK)
-        st = md_vae_decode(m->vae, z, 1, lh, lh, r->out[P_VAE], err);
+        st = md_vae_decode(m->vae, be, z, 1, lh, lh, r->out[P_VAE], err);
     free(x);
     free(ctx);
     free(pooled);

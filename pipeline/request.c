@@ -1,0 +1,134 @@
+#include "request.h"
+
+#include <stddef.h>
+#include <string.h>
+
+#include "../sampling/sampler.h"
+
+#define MAX_SIDE 8192
+#define MAX_MICRO 65536 /* SDXL original/crop/target values */
+
+void md_request_defaults(mdiff_gen_params *p, size_t host_size)
+{
+    memset(p, 0, sizeof *p);
+    p->struct_size = sizeof *p;
+    p->prompt = "";
+    p->steps = 20;
+    p->strength = 0.75f;
+    /* Hosts built before 1.3 had 7.5 as the default and no way to ask for
+     * the model's own. */
+    size_t v13 = offsetof(mdiff_gen_params, moe_routing) + sizeof p->moe_routing;
+    p->guidance = host_size >= v13 ? MDIFF_GUIDANCE_MODEL : 7.5f;
+}
+
+/* What needs no model. */
+static md_status check_alone(const mdiff_gen_params *p, md_error *err)
+{
+    if (!p->prompt)
+        return md_fail(err, MD_ERR_INVALID, "prompt is NULL");
+    if (strlen(p->prompt) > MDIFF_PROMPT_MAX ||
+        (p->negative_prompt && strlen(p->negative_prompt) > MDIFF_PROMPT_MAX))
+        return md_fail(err, MD_ERR_INVALID, "a prompt is longer than %d bytes",
+                    MDIFF_PROMPT_MAX);
+    if (p->sampler && md_sampler_from_name(p->sampler) < 0)
+        return md_fail(err, MD_ERR_INVALID,
+                    "unknown sampler '%.100s' (ddim, euler, euler_a, dpmpp_2m, euler_karras, "
+                    "dpmpp_2m_karras)",
+                    p->sampler);
+    if (p->steps < 1 || p->steps > 1000)
+        return md_fail(err, MD_ERR_INVALID, "steps must be 1..1000 (got %d)", p->steps);
+    if (p->guidance != MDIFF_GUIDANCE_MODEL && !(p->guidance >= 0.0f && p->guidance <= 100.0f))
+        return md_fail(err, MD_ERR_INVALID, "guidance (cfg scale) must be 0..100 (got %g)",
+                    (double)p->guidance);
+    if (p->mask && !p->init_image)
+        return md_fail(err, MD_ERR_INVALID, "a mask needs an init_image");
+    if (p->init_image) {
+        if (!(p->strength > 0.0f && p->strength <= 1.0f))
+            return md_fail(err, MD_ERR_INVALID, "strength must be in (0, 1] (got %g)",
+                        (double)p->strength);
+        if ((int)(p->steps * p->strength) < 1)
+            return md_fail(err, MD_ERR_INVALID,
+                        "strength %g with %d steps runs no denoising step; raise either",
+                        (double)p->strength, p->steps);
+    }
+    if (p->width < 0 || p->height < 0 || p->width > MAX_SIDE || p->height > MAX_SIDE)
+        return md_fail(err, MD_ERR_INVALID, "image size %dx%d is out of range (1..%d)",
+                    p->width, p->height, MAX_SIDE);
+    if (p->clip_skip < 0 || p->clip_skip > 64)
+        return md_fail(err, MD_ERR_INVALID, "clip_skip must be 0..64 (got %d)",
+                    p->clip_skip);
+    if (p->preview_interval < 0)
+        return md_fail(err, MD_ERR_INVALID, "preview_interval must be >= 0");
+    if (p->prompt_syntax != MDIFF_PROMPT_WEIGHTED && p->prompt_syntax != MDIFF_PROMPT_PLAIN)
+        return md_fail(err, MD_ERR_INVALID, "unknown prompt_syntax %d", p->prompt_syntax);
+    const int32_t micro[6] = {p->original_width, p->original_height, p->crop_top,
+                              p->crop_left,      p->target_width,    p->target_height};
+    for (int i = 0; i < 6; i++)
+        if (micro[i] < 0 || micro[i] > MAX_MICRO)
+            return md_fail(err, MD_ERR_INVALID,
+                        "SDXL original/crop/target values must be 0..%d", MAX_MICRO);
+    if (p->moe_top_k < 0 || p->moe_top_k > MDIFF_MAX_TOP_K)
+        return md_fail(err, MD_ERR_INVALID, "moe_top_k must be 0..%d (got %d)",
+                    MDIFF_MAX_TOP_K, p->moe_top_k);
+    if (p->moe_routing != MDIFF_ROUTING_MODEL && p->moe_routing != MDIFF_ROUTING_SEQUENCE &&
+        p->moe_routing != MDIFF_ROUTING_TOKEN)
+        return md_fail(err, MD_ERR_INVALID, "unknown moe_routing %d", p->moe_routing);
+    return MD_OK;
+}
+
+/* What the loaded model decides: native size, guidance, clip layers, experts. */
+static md_status resolve_with_model(const md_model *m, int default_top_k, mdiff_gen_params *p,
+                                    md_error *err)
+{
+    int factor = md_vae_factor(m->vae);
+    int native = m->unet_cfg.sample_size * factor;
+    if (p->width == 0)
+        p->width = p->init_image ? p->init_image->width : native;
+    if (p->height == 0)
+        p->height = p->init_image ? p->init_image->height : native;
+    if (p->width > MAX_SIDE || p->height > MAX_SIDE)
+        return md_fail(err, MD_ERR_INVALID, "image size %dx%d is out of range (1..%d)",
+                    p->width, p->height, MAX_SIDE);
+    /* The U-Net takes any latent size (odd sizes are upsampled to the skip
+     * connections' sizes); the VAE needs whole latent pixels. */
+    if (p->width % factor || p->height % factor)
+        return md_fail(err, MD_ERR_INVALID,
+                    "image size %dx%d must be a multiple of %d for this model", p->width,
+                    p->height, factor);
+    if (p->guidance == MDIFF_GUIDANCE_MODEL)
+        p->guidance = m->default_cfg;
+    int te_layers = m->te_cfg.num_layers;
+    if (p->clip_skip >= te_layers)
+        return md_fail(err, MD_ERR_INVALID, "clip_skip must be 0..%d (got %d)",
+                    te_layers - 1, p->clip_skip);
+    const md_moe_config *moe = &m->unet_cfg.moe;
+    if (!moe->enabled) {
+        p->moe_top_k = 0;
+        p->moe_routing = MDIFF_ROUTING_MODEL;
+        return MD_OK;
+    }
+    if (p->moe_top_k == 0)
+        p->moe_top_k = default_top_k ? default_top_k : moe->top_k;
+    if (p->moe_top_k > moe->num_experts)
+        return md_fail(err, MD_ERR_INVALID,
+                    "moe_top_k %d: the model has %d experts per layer", p->moe_top_k,
+                    moe->num_experts);
+    if (p->moe_routing == MDIFF_ROUTING_MODEL)
+        p->moe_routing = moe->routing == MD_ROUTE_TOKEN_TOPK ? MDIFF_ROUTING_TOKEN
+                                                             : MDIFF_ROUTING_SEQUENCE;
+    return MD_OK;
+}
+
+md_status md_request_resolve(const md_model *m, int default_top_k, const mdiff_gen_params *in,
+                             mdiff_gen_params *out, md_error *err)
+{
+    if (out != in)
+        *out = *in;
+    out->struct_size = sizeof *out;
+    md_status st = check_alone(out, err);
+    if (st == MD_OK && !out->sampler)
+        out->sampler = md_sampler_name(MD_SAMPLER_DPMPP_2M_KARRAS);
+    if (st == MD_OK && m)
+        st = resolve_with_model(m, default_top_k, out, err);
+    return st;
+}

@@ -1,0 +1,55 @@
+/* md_unet_state: what one generation's U-Net calls write, kept apart from
+ * the loaded (read-only) md_unet so that one model can serve several
+ * generations at once. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "unet_internal.h"
+
+md_status md_unet_state_new(const md_unet *u, md_unet_state **out, md_error *err)
+{
+    *out = NULL;
+    md_unet_state *st = calloc(1, sizeof *st);
+    if (!st)
+        return md_fail(err, MD_ERR_NOMEM, "unet state: out of memory");
+    st->unet = u;
+    st->skip_cap = md_unet_skip_cap(u);
+    st->nmoe = md_unet_moe_layers(u);
+    st->skips = calloc((size_t)st->skip_cap, sizeof *st->skips);
+    st->moe = calloc(st->nmoe > 0 ? (size_t)st->nmoe : 1, sizeof *st->moe);
+    int ok = st->skips && st->moe;
+    for (int i = 0; ok && i < st->nmoe; i++)
+        ok = (st->moe[i] = md_moe_scratch_new()) != NULL;
+    if (!ok) {
+        md_unet_state_free(st);
+        return md_fail(err, MD_ERR_NOMEM, "unet state: out of memory");
+    }
+    *out = st;
+    return MD_OK;
+}
+
+void md_unet_state_free(md_unet_state *st)
+{
+    if (!st)
+        return;
+    for (int i = 0; st->moe && i < st->nmoe; i++)
+        md_moe_scratch_free(st->moe[i]);
+    free(st->moe);
+    free(st->skips);
+    free(st->host);
+    free(st);
+}
+
+void md_unet_state_set_observer(md_unet_state *st, md_moe_observer fn, void *user)
+{
+    st->observer = fn;
+    st->observer_user = user;
+}
+
+void md_unet_state_set_moe(md_unet_state *st, const md_moe_options *opt)
+{
+    if (opt)
+        st->moe_opt = *opt;
+    else
+        memset(&st->moe_opt, 0, sizeof st->moe_opt);
+}
