@@ -11,7 +11,8 @@ foreach(name abi_basics abi_generate abi_cancel abi_moe abi_v1_2 abi_v1_3)
   target_compile_options(${name} PRIVATE ${MD_WARNINGS})
   target_link_libraries(${name} PRIVATE moediffuse Threads::Threads)
   add_test(NAME ${name} COMMAND ${name})
-  set_tests_properties(${name} PROPERTIES ENVIRONMENT "${MD_ABI_TEST_ENV}" LABELS "unit;abi")
+  set_tests_properties(${name} PROPERTIES ENVIRONMENT "${MD_ABI_TEST_ENV};${MD_SANITIZER_ENV}"
+                       LABELS "unit;abi")
 endforeach()
 # Generates from several threads and contexts at once: also run under
 # ThreadSanitizer (label "threads", .ci/run).
@@ -29,7 +30,8 @@ endforeach()
 
 foreach(script compat example_host)
   add_test(NAME abi_${script} COMMAND bash ${CMAKE_SOURCE_DIR}/tests/abi/${script}.sh ${CMAKE_BINARY_DIR})
-  set_tests_properties(abi_${script} PROPERTIES ENVIRONMENT "${MD_ABI_TEST_ENV}" LABELS "unit;abi")
+  set_tests_properties(abi_${script} PROPERTIES ENVIRONMENT "${MD_ABI_TEST_ENV};${MD_SANITIZER_ENV}"
+                       LABELS "unit;abi")
 endforeach()
 
 # The installed product and the real editors, headless: not under the
