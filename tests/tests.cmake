@@ -97,6 +97,8 @@ foreach(src ${MD_TEST_HELPERS})
   md_tool(${helper} ${src})
   target_link_libraries(${helper} PRIVATE moediffuse_host)
 endforeach()
+# Derives golden cases: reads them as golden-check does.
+target_sources(md-test-golden-case PRIVATE ${CMAKE_SOURCE_DIR}/tools/golden_check/golden_json.c)
 
 # The batch parsers name samplers through libmoediffuse, as the CLI does.
 if(TEST test_batch_parse)

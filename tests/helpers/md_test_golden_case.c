@@ -20,6 +20,7 @@
 #include <cjson/cJSON.h>
 
 #include "io/safetensors.h"
+#include "tools/golden_check/golden_json.h"
 
 static int usage(void)
 {
@@ -27,56 +28,6 @@ static int usage(void)
     return 2;
 }
 
-/* The reference files are Python's json output, which writes Infinity
- * and -Infinity; cJSON rejects those, so outside strings they become null,
- * padded with spaces (as golden-check reads them). */
-static void null_out_nonfinite(char *s)
-{
-    static const char *const words[] = {"-Infinity", "Infinity"};
-    int in_string = 0;
-    for (char *p = s; *p; p++) {
-        if (in_string) {
-            if (*p == '\\' && p[1])
-                p++;
-            else if (*p == '"')
-                in_string = 0;
-            continue;
-        }
-        if (*p == '"') {
-            in_string = 1;
-            continue;
-        }
-        for (size_t w = 0; w < sizeof words / sizeof *words; w++) {
-            size_t n = strlen(words[w]);
-            if (strncmp(p, words[w], n) == 0) {
-                memcpy(p, "null", 4);
-                memset(p + 4, ' ', n - 4);
-                p += n - 1;
-                break;
-            }
-        }
-    }
-}
-
-static cJSON *read_json(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = len >= 0 ? malloc((size_t)len + 1) : NULL;
-    cJSON *j = NULL;
-    if (buf && fread(buf, 1, (size_t)len, f) == (size_t)len) {
-        buf[len] = '\0';
-        null_out_nonfinite(buf);
-        j = cJSON_Parse(buf);
-    }
-    free(buf);
-    fclose(f);
-    return j;
-}
 
 /* The model files stay SRC's: every entry but the golden files. */
 static int link_model(const char *src, const char *out)
@@ -124,7 +75,7 @@ static int moe_groups(const char *src, const char *out, const char *prefix, cons
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/golden.json", src);
-    cJSON *gj = read_json(path);
+    cJSON *gj = gc_read_json(path);
     snprintf(path, sizeof path, "%s/golden.safetensors", src);
     md_safetensors *st = NULL;
     md_error err = {0};

@@ -9,58 +9,9 @@
 #include <string.h>
 
 #include "gc.h"
+#include "golden_json.h"
 #include "runtime/vulkan_api.h"
 
-/* The reference files are Python's json output, which writes -Infinity,
- * and Infinity; strict JSON parsers reject those, so they become null
- * (outside strings) before parsing. */
-static void null_out_nonfinite(char *s)
-{
-    static const char *const words[] = {"-Infinity", "Infinity"};
-    int in_string = 0;
-    for (char *p = s; *p; p++) {
-        if (in_string) {
-            if (*p == '\\' && p[1])
-                p++;
-            else if (*p == '"')
-                in_string = 0;
-            continue;
-        }
-        if (*p == '"') {
-            in_string = 1;
-            continue;
-        }
-        for (size_t w = 0; w < 2; w++) {
-            size_t n = strlen(words[w]);
-            if (strncmp(p, words[w], n) == 0) {
-                memcpy(p, "null", 4);
-                memset(p + 4, ' ', n - 4);
-                p += n - 1;
-                break;
-            }
-        }
-    }
-}
-
-static cJSON *read_json(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)len + 1);
-    cJSON *j = NULL;
-    if (buf && fread(buf, 1, (size_t)len, f) == (size_t)len) {
-        buf[len] = '\0';
-        null_out_nonfinite(buf);
-        j = cJSON_Parse(buf);
-    }
-    free(buf);
-    fclose(f);
-    return j;
-}
 
 /* CHECKING.md rule 1: records given to a call are inputs, never checks. */
 static int is_input(const char *name)
@@ -196,7 +147,7 @@ int main(int argc, char **argv)
     gc_case c = {.dir = dir};
     char path[2048];
     snprintf(path, sizeof path, "%s/golden.json", dir);
-    c.case_json = read_json(path);
+    c.case_json = gc_read_json(path);
     if (!c.case_json) {
         fprintf(stderr, "golden-check: %s: missing or not valid JSON\n", path);
         return 2;
@@ -212,7 +163,7 @@ int main(int argc, char **argv)
     const cJSON *ref_st = cJSON_GetObjectItem(c.case_json, "golden_reference");
     if (cJSON_IsString(ref_json) && cJSON_IsString(ref_st)) {
         snprintf(path, sizeof path, "%s/%s", dir, ref_json->valuestring);
-        c.golden_json = read_json(path);
+        c.golden_json = gc_read_json(path);
         if (!c.golden_json) {
             fprintf(stderr, "golden-check: %s: missing or not valid JSON\n", path);
             return 2;
