@@ -8,7 +8,6 @@
 #include "../host/host_error.h"
 #include "../host/request_fields.h"
 
-#define MD_BATCH_PROMPT_MAX MDIFF_PROMPT_MAX
 #define MD_BATCH_NAME_MAX 255
 #define MD_BATCH_SEED_MAX 9007199254740991.0 /* 2^53 - 1: exact in a JSON number */
 

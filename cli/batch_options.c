@@ -184,8 +184,8 @@ int md_batch_parse(int argc, char **argv, md_batch_options *o)
         return usage("unexpected argument '%s'", argv[optind]);
     if (!o->prompts)
         return usage("--prompts FILE is required");
-    if (d->negative_prompt && strlen(d->negative_prompt) > MD_BATCH_PROMPT_MAX)
-        return usage("--negative-prompt is longer than %d bytes", MD_BATCH_PROMPT_MAX);
+    if (d->negative_prompt && strlen(d->negative_prompt) > MDIFF_PROMPT_MAX)
+        return usage("--negative-prompt is longer than %d bytes", MDIFF_PROMPT_MAX);
     if (!o->out_dir[0])
         return usage("--out-dir is empty");
     return 0;

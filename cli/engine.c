@@ -89,12 +89,3 @@ const char *md_cli_sampler_name(int index)
     const char *name = api ? api->sampler_name(index) : NULL;
     return name ? name : "?";
 }
-
-int md_cli_sampler_from_name(const char *name)
-{
-    const mdiff_api *api = moediffuse_get_api(MOEDIFFUSE_ABI_MAJOR, MOEDIFFUSE_ABI_MINOR);
-    for (int i = 0; api && api->sampler_name(i); i++)
-        if (!strcmp(api->sampler_name(i), name))
-            return i;
-    return -1;
-}

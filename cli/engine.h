@@ -37,8 +37,7 @@ void md_cli_engine_close(md_cli_engine *e);
 /* Exit code (cli.h MD_EXIT_*) for a failed generation's mdiff_status. */
 int md_cli_exit_code(int status);
 
-/* Samplers by the library's names; index = md_sampler_kind. -1 if unknown. */
-int md_cli_sampler_from_name(const char *name);
+/* The library's sampler names, index 0 .. md_cli_sampler_count() - 1. */
 const char *md_cli_sampler_name(int index);
 int md_cli_sampler_count(void);
 

@@ -54,23 +54,20 @@ const mdh_field *mdh_request_field(const char *name)
     return NULL;
 }
 
-static const mdiff_gen_params *defaults(void)
+/* The library's defaults (computed per use: no shared state between a
+ * host's threads). */
+static void defaults(mdiff_gen_params *d)
 {
-    static mdiff_gen_params d;
-    static int ready;
-    if (!ready) {
-        const mdiff_api *api = moediffuse_get_api(MOEDIFFUSE_ABI_MAJOR, MOEDIFFUSE_ABI_MINOR);
-        if (api)
-            api->gen_params_init(&d, sizeof d);
-        ready = 1;
-    }
-    return &d;
+    memset(d, 0, sizeof *d);
+    const mdiff_api *api = moediffuse_get_api(MOEDIFFUSE_ABI_MAJOR, MOEDIFFUSE_ABI_MINOR);
+    if (api)
+        api->gen_params_init(d, sizeof *d);
 }
 
 void mdh_request_init(mdh_request *r)
 {
     memset(r, 0, sizeof *r);
-    r->p = *defaults();
+    defaults(&r->p);
 }
 
 static int text_slot(const mdh_field *f)
@@ -310,7 +307,8 @@ int mdh_request_is_default(const mdh_request *r, const mdh_field *f)
 {
     if (f->type == MDH_FIELD_TEXT || f->type == MDH_FIELD_NAME || f->type == MDH_FIELD_PATH)
         return string_value(r, f) == NULL;
-    const mdiff_gen_params *d = defaults();
+    mdiff_gen_params d;
+    defaults(&d);
     size_t n = f->type == MDH_FIELD_SEED ? sizeof(uint64_t) : sizeof(int32_t);
-    return memcmp((const char *)&r->p + f->offset, (const char *)d + f->offset, n) == 0;
+    return memcmp((const char *)&r->p + f->offset, (const char *)&d + f->offset, n) == 0;
 }
