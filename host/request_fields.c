@@ -14,7 +14,8 @@ static const char *const syntax_names[] = {"weighted", "plain", NULL};
 
 /* Order: the order records and the `parameters` text list them. The SDXL
  * micro-conditioning is not in the `parameters` text (A1111 does not write
- * it either). */
+ * it either). preview_interval is no row: previews go to a progress
+ * callback, a host's own business, and each costs a VAE decode. */
 static const mdh_field fields[] = {
     {"prompt", MDH_FIELD_TEXT, P(prompt), NULL, NULL},
     {"negative_prompt", MDH_FIELD_TEXT, P(negative_prompt), NULL, NULL},
