@@ -55,6 +55,7 @@ int abi_status(md_status s)
     case MD_ERR_UNSUPPORTED: return MDIFF_ERR_UNSUPPORTED;
     case MD_ERR_CANCELLED: return MDIFF_ERR_CANCELLED;
     case MD_ERR_BUSY: return MDIFF_ERR_BUSY;
+    case MD_ERR_NUMERIC: return MDIFF_ERR_NUMERIC;
     }
     return MDIFF_ERR_INVALID;
 }
@@ -96,6 +97,7 @@ static const char *api_status_name(int status)
     case MDIFF_ERR_UNSUPPORTED: return "unsupported";
     case MDIFF_ERR_CANCELLED: return "cancelled";
     case MDIFF_ERR_BUSY: return "busy";
+    case MDIFF_ERR_NUMERIC: return "non-finite values";
     }
     return "unknown status";
 }

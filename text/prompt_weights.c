@@ -1,5 +1,7 @@
 #include "prompt_weights.h"
 
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -95,22 +97,27 @@ static size_t match_weight(const char *s, const char **num, size_t *num_len)
     return s[i] == ')' ? i + 1 : 0;
 }
 
+/* The joined run's length is carried along: measuring it again at every
+ * join would make thousands of one-byte fragments quadratic. */
 static void merge_equal_runs(parser *ps)
 {
     int out = 0;
+    size_t a = 0; /* strlen of frags[out - 1].text */
     for (int i = 0; i < ps->count; i++) {
+        size_t b = strlen(ps->frags[i].text);
         if (out > 0 && ps->frags[out - 1].weight == ps->frags[i].weight) {
             md_prompt_fragment *prev = &ps->frags[out - 1];
-            size_t a = strlen(prev->text), b = strlen(ps->frags[i].text);
             char *joined = realloc(prev->text, a + b + 1);
             if (joined) { /* out of memory keeps the runs apart: same tokens */
                 memcpy(joined + a, ps->frags[i].text, b + 1);
                 prev->text = joined;
+                a += b;
                 free(ps->frags[i].text);
                 continue;
             }
         }
         ps->frags[out++] = ps->frags[i];
+        a = b;
     }
     ps->count = out;
 }
@@ -203,6 +210,17 @@ md_status md_prompt_parse_weights(const char *text, md_prompt_parse *out, md_err
         ok = push(&ps, "", 0, 1.0);
     if (!ok)
         return parse_fail(&ps, err, MD_ERR_NOMEM, "out of memory", "", 0);
+    /* A weight (or a product of nested ones) beyond float's range becomes
+     * Inf in the conditioning: refused here, naming the text it weighs. */
+    for (int i = 0; i < ps.count; i++) {
+        float w = (float)ps.frags[i].weight;
+        if (!isfinite(w)) {
+            char msg[160]; /* the fragment's text is freed with the parse */
+            snprintf(msg, sizeof msg, "emphasis weight %g is out of range (beyond +-%g) for '%.40s'",
+                     ps.frags[i].weight, (double)3.4e38f, ps.frags[i].text);
+            return parse_fail(&ps, err, MD_ERR_INVALID, msg, "", 0);
+        }
+    }
     merge_equal_runs(&ps);
     out->frags = ps.frags;
     out->count = ps.count;
