@@ -97,27 +97,33 @@ static size_t match_weight(const char *s, const char **num, size_t *num_len)
     return s[i] == ')' ? i + 1 : 0;
 }
 
-/* The joined run's length is carried along: measuring it again at every
- * join would make thousands of one-byte fragments quadratic. */
+/* Each run of equal weights is joined with one allocation: growing the
+ * first fragment by realloc per join copies it again and again (quadratic
+ * for thousands of one-byte fragments wherever realloc cannot grow in place). */
 static void merge_equal_runs(parser *ps)
 {
     int out = 0;
-    size_t a = 0; /* strlen of frags[out - 1].text */
-    for (int i = 0; i < ps->count; i++) {
-        size_t b = strlen(ps->frags[i].text);
-        if (out > 0 && ps->frags[out - 1].weight == ps->frags[i].weight) {
-            md_prompt_fragment *prev = &ps->frags[out - 1];
-            char *joined = realloc(prev->text, a + b + 1);
-            if (joined) { /* out of memory keeps the runs apart: same tokens */
-                memcpy(joined + a, ps->frags[i].text, b + 1);
-                prev->text = joined;
-                a += b;
-                free(ps->frags[i].text);
-                continue;
+    for (int i = 0; i < ps->count;) {
+        int j = i + 1;
+        size_t total = strlen(ps->frags[i].text);
+        while (j < ps->count && ps->frags[j].weight == ps->frags[i].weight)
+            total += strlen(ps->frags[j++].text);
+        char *joined = j - i > 1 ? malloc(total + 1) : NULL;
+        if (joined) { /* out of memory keeps the runs apart: same tokens */
+            size_t at = 0;
+            for (int k = i; k < j; k++) {
+                size_t n = strlen(ps->frags[k].text);
+                memcpy(joined + at, ps->frags[k].text, n);
+                at += n;
+                free(ps->frags[k].text);
             }
+            joined[at] = '\0';
+            ps->frags[out++] = (md_prompt_fragment){joined, ps->frags[i].weight};
+        } else {
+            for (int k = i; k < j; k++)
+                ps->frags[out++] = ps->frags[k];
         }
-        ps->frags[out++] = ps->frags[i];
-        a = b;
+        i = j;
     }
     ps->count = out;
 }
