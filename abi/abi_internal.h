@@ -43,7 +43,8 @@ struct mdiff_context {
     void *log_user;
     int log_level;
 
-    atomic_int busy;    /* try-lock: one call that uses the model at a time */
+    atomic_int busy;    /* abi_call_state: a try-lock (one call that uses the model at a
+                           time) that also records a context_destroy made during it */
     atomic_int cancel;  /* set by api->cancel, cleared when a generation starts */
 
     int stats_on;
@@ -67,9 +68,21 @@ enum {
     ABI_1_0_EXPERT_SETTINGS_SIZE = 16
 };
 
+/* ctx->busy. context_destroy during a call (from another thread, or from the
+ * call's own progress callback) cannot free what the call is using: it
+ * cancels and marks the context, and the call frees it on its way out. */
+enum abi_call_state { ABI_IDLE = 0, ABI_IN_CALL = 1, ABI_DESTROY_PENDING = 2 };
+
 /* Takes the context for one call; MDIFF_ERR_BUSY when it is in use. */
 int abi_enter(mdiff_context *ctx);
+/* Ends the call; frees the context when it was destroyed meanwhile (the
+ * caller must not touch ctx afterwards). */
 void abi_leave(mdiff_context *ctx);
+/* Whether a context_destroy waits for the running call: the host's
+ * callbacks (whose user data may be gone) are no longer called. */
+int abi_destroy_pending(const mdiff_context *ctx);
+/* Frees the context and everything it owns, at once. */
+void abi_context_free(mdiff_context *ctx);
 
 void abi_log(mdiff_context *ctx, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -55,6 +55,7 @@ int abi_status(md_status s)
     case MD_ERR_UNSUPPORTED: return MDIFF_ERR_UNSUPPORTED;
     case MD_ERR_CANCELLED: return MDIFF_ERR_CANCELLED;
     case MD_ERR_BUSY: return MDIFF_ERR_BUSY;
+    case MD_ERR_NUMERIC: return MDIFF_ERR_NUMERIC;
     }
     return MDIFF_ERR_INVALID;
 }
@@ -71,13 +72,21 @@ int abi_read_struct(void *full, size_t full_size, const void *host, size_t min_s
 
 int abi_enter(mdiff_context *ctx)
 {
-    int expected = 0;
-    return atomic_compare_exchange_strong(&ctx->busy, &expected, 1) ? MDIFF_OK : MDIFF_ERR_BUSY;
+    int expected = ABI_IDLE;
+    return atomic_compare_exchange_strong(&ctx->busy, &expected, ABI_IN_CALL) ? MDIFF_OK
+                                                                            : MDIFF_ERR_BUSY;
 }
 
 void abi_leave(mdiff_context *ctx)
 {
-    atomic_store(&ctx->busy, 0);
+    int expected = ABI_IN_CALL;
+    if (!atomic_compare_exchange_strong(&ctx->busy, &expected, ABI_IDLE))
+        abi_context_free(ctx); /* ABI_DESTROY_PENDING: the destroy waited for this call */
+}
+
+int abi_destroy_pending(const mdiff_context *ctx)
+{
+    return atomic_load(&((mdiff_context *)ctx)->busy) == ABI_DESTROY_PENDING;
 }
 
 static const char *api_version(void)
@@ -96,6 +105,7 @@ static const char *api_status_name(int status)
     case MDIFF_ERR_UNSUPPORTED: return "unsupported";
     case MDIFF_ERR_CANCELLED: return "cancelled";
     case MDIFF_ERR_BUSY: return "busy";
+    case MDIFF_ERR_NUMERIC: return "non-finite values";
     }
     return "unknown status";
 }

@@ -9,7 +9,7 @@
 
 void abi_log(mdiff_context *ctx, int level, const char *fmt, ...)
 {
-    if (!ctx->log || level > ctx->log_level)
+    if (!ctx->log || level > ctx->log_level || abi_destroy_pending(ctx))
         return;
     char buf[1024];
     va_list ap;
@@ -188,6 +188,24 @@ void abi_context_destroy(mdiff_context *ctx)
 {
     if (!ctx)
         return;
+    for (;;) {
+        int state = ABI_IDLE;
+        if (atomic_compare_exchange_strong(&ctx->busy, &state, ABI_DESTROY_PENDING))
+            break; /* idle: nothing else can use it any more */
+        if (state == ABI_DESTROY_PENDING)
+            return; /* already destroyed once: the running call frees it */
+        /* A call runs: cancel it and leave the freeing to its abi_leave. If
+         * it ended meanwhile, the state is idle again and the loop retries. */
+        atomic_store(&ctx->cancel, 1);
+        state = ABI_IN_CALL;
+        if (atomic_compare_exchange_strong(&ctx->busy, &state, ABI_DESTROY_PENDING))
+            return;
+    }
+    abi_context_free(ctx);
+}
+
+void abi_context_free(mdiff_context *ctx)
+{
     md_unet_state_free(ctx->run_state);
     abi_model_ref *shared = ctx->shared;
     if (!shared || ctx->be != shared->loader)

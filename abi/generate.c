@@ -28,7 +28,7 @@ typedef struct gen_run {
 static int report(gen_run *r, int stage, int step, const mdiff_image *preview)
 {
     mdiff_context *ctx = r->ctx;
-    if (ctx->progress) {
+    if (ctx->progress && !abi_destroy_pending(ctx)) {
         mdiff_progress p = {.struct_size = sizeof p, .stage = stage, .step = step,
                             .total = r->total, .preview = preview};
         if (ctx->progress(ctx->progress_user, &p))

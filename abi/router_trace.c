@@ -13,7 +13,8 @@ void abi_trace_event(mdiff_context *ctx, const md_moe_trace *t)
                              .rows = t->rows,
                              .logits = t->router_logits,
                              .choice = t->plan->choice};
-    ctx->trace(ctx->trace_user, &ev);
+    if (!abi_destroy_pending(ctx))
+        ctx->trace(ctx->trace_user, &ev);
 }
 
 static int trace_set(mdiff_context *ctx, mdiff_router_trace_fn fn, void *user)

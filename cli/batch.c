@@ -261,7 +261,7 @@ static int prepare(batch *b)
     }
     if (md_batch_file_read(b->o.prompts, &b->file, &err) != MDIFF_OK) {
         fprintf(stderr, "%s: %s\n", TAG, err.msg);
-        return MD_EXIT_IO;
+        return err.code == MDIFF_ERR_CANCELLED ? MD_EXIT_CANCELLED : MD_EXIT_IO;
     }
     if (!strcmp(b->o.prompts, "-"))
         b->file.path = "<stdin>"; /* for messages: "<stdin>:3: ..." */
@@ -355,7 +355,7 @@ int md_cli_batch_main(int argc, char **argv)
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_stop;
-    sa.sa_flags = SA_RESTART;
+    sa.sa_flags = SA_RESTART | SA_RESETHAND; /* a second signal ends a long step at once */
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);

@@ -2,55 +2,104 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/select.h>
+#include <unistd.h>
 
 #include "engine.h"
 
 /* ---- reading the file ---- */
 
+/* Reading stops for SIGINT/SIGTERM even on a pipe, FIFO or terminal that
+ * never sends anything: the two signals are blocked while reading and let
+ * in only inside pselect, which they interrupt (an interrupted pselect is
+ * never restarted, whatever SA_RESTART says), so a signal is never lost
+ * between a check and a blocking read. A FIFO is opened non-blocking: a
+ * blocking open would wait, uninterruptibly restarted, for a writer. */
 static char *slurp(const char *path, size_t *len, mdh_error *err)
 {
     int use_stdin = strcmp(path, "-") == 0;
-    FILE *f = use_stdin ? stdin : fopen(path, "rb");
-    if (!f) {
+    int fd = use_stdin ? STDIN_FILENO : open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
         mdh_fail(err, MDIFF_ERR_IO, "%s: cannot open the prompts file: %s", path, strerror(errno));
         return NULL;
     }
+    sigset_t stops, old;
+    sigemptyset(&stops);
+    sigaddset(&stops, SIGINT);
+    sigaddset(&stops, SIGTERM);
+    sigprocmask(SIG_BLOCK, &stops, &old);
     size_t cap = 1 << 16, n = 0;
     char *buf = malloc(cap + 1);
-    while (buf) {
-        n += fread(buf + n, 1, cap - n, f);
-        if (n < cap)
-            break;
-        char *grown = realloc(buf, 2 * cap + 1);
-        if (!grown) {
-            free(buf);
-            buf = NULL;
+    int status = buf ? MDIFF_OK : MDIFF_ERR_NOMEM, e = 0;
+    while (status == MDIFF_OK) {
+        if (n == cap) {
+            if (cap > MD_BATCH_PROMPTS_MAX) {
+                status = MDIFF_ERR_INVALID; /* too long: reported below */
+                break;
+            }
+            char *grown = realloc(buf, 2 * cap + 1);
+            if (!grown) {
+                status = MDIFF_ERR_NOMEM;
+                break;
+            }
+            buf = grown;
+            cap *= 2;
+        }
+        fd_set ready;
+        FD_ZERO(&ready);
+        FD_SET(fd, &ready);
+        if (pselect(fd + 1, &ready, NULL, NULL, NULL, &old) < 0) {
+            if (errno == EINTR) {
+                status = MDIFF_ERR_CANCELLED;
+                break;
+            }
+            status = MDIFF_ERR_IO, e = errno;
             break;
         }
-        buf = grown;
-        cap *= 2;
+        ssize_t got = read(fd, buf + n, cap - n);
+        if (got == 0)
+            break;
+        if (got < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+                continue;
+            status = MDIFF_ERR_IO, e = errno;
+            break;
+        }
+        n += (size_t)got;
+        if (n > MD_BATCH_PROMPTS_MAX) {
+            status = MDIFF_ERR_INVALID;
+            break;
+        }
     }
-    int bad = ferror(f), e = errno;
+    sigprocmask(SIG_SETMASK, &old, NULL);
     if (!use_stdin)
-        fclose(f);
-    if (!buf) {
-        mdh_fail(err, MDIFF_ERR_NOMEM, "%s: out of memory", path);
-        return NULL;
+        close(fd);
+    if (status == MDIFF_OK) {
+        buf[n] = '\0';
+        *len = n;
+        return buf;
     }
-    if (bad) {
-        free(buf);
-        mdh_fail(err, MDIFF_ERR_IO, "%s: cannot read the prompts file: %s", path, strerror(e));
-        return NULL;
-    }
-    buf[n] = '\0';
-    *len = n;
-    return buf;
+    free(buf);
+    if (status == MDIFF_ERR_NOMEM)
+        mdh_fail(err, status, "%s: out of memory", path);
+    else if (status == MDIFF_ERR_CANCELLED)
+        mdh_fail(err, status, "%s: stopped by a signal while reading the prompts", path);
+    else if (status == MDIFF_ERR_INVALID)
+        mdh_fail(err, MDIFF_ERR_IO,
+                 "%s: the prompts are longer than %d MiB, the limit: split the file (an endless "
+                 "stream on stdin is not read to its end)",
+                 path, MD_BATCH_PROMPTS_MAX >> 20);
+    else
+        mdh_fail(err, status, "%s: cannot read the prompts file: %s", path, strerror(e));
+    return NULL;
 }
 
 static int is_space(char c)

@@ -9,6 +9,9 @@
 #include "../host/request_fields.h"
 
 #define MD_BATCH_NAME_MAX 255
+/* The most a prompts file (or stdin) may hold: a larger one is refused, not
+ * buffered to its end (`yes | moe-diffuse batch --prompts -` ends). */
+#define MD_BATCH_PROMPTS_MAX (64 << 20)
 #define MD_BATCH_SEED_MAX 9007199254740991.0 /* 2^53 - 1: exact in a JSON number */
 
 /* An entry is a line that is neither blank nor a # comment. `index` counts
@@ -27,6 +30,8 @@ typedef struct md_batch_file {
     char *data;
 } md_batch_file;
 
+/* Reads and splits the prompts; "-" is stdin. SIGINT/SIGTERM while reading
+ * stop it: MDIFF_ERR_CANCELLED. */
 int md_batch_file_read(const char *path, md_batch_file *f, mdh_error *err);
 void md_batch_file_free(md_batch_file *f);
 

@@ -54,6 +54,9 @@ void md_cli_options_free(md_cli_options *o);
 /* -o patterns: at most one printf integer directive (%d, %03d, %i; "%%" is
  * a literal %). Returns 0 and prints why when the pattern is refused. */
 int md_cli_output_pattern_ok(const char *pattern);
+/* Whether a pattern holds the image-number directive ("%%d" does not: it is
+ * a literal "%d"), i.e. whether its images get names of their own. */
+int md_cli_output_pattern_numbered(const char *pattern);
 /* The name of image `index` (1-based); 0 when it does not fit. */
 int md_cli_output_name(const char *pattern, int index, char *out, size_t cap);
 /* --moe-stats names of image `index`: the JSON file and its heatmap (the

@@ -212,12 +212,13 @@ static int check_combination(md_cli_options *o)
     if (!md_cli_output_pattern_ok(o->output))
         return MD_EXIT_USAGE;
     if (o->moe_stats && (!md_cli_output_pattern_ok(o->moe_stats) ||
-                         (o->batch_count > 1 && !strchr(o->moe_stats, '%')))) {
+                         (o->batch_count > 1 && !md_cli_output_pattern_numbered(o->moe_stats)))) {
         fprintf(stderr, "moe-diffuse: --moe-stats '%s' needs one %%d for the image number with "
                         "--batch-count\n", o->moe_stats);
         return MD_EXIT_USAGE;
     }
-    if (o->batch_count > 1 && !strchr(o->output, '%')) {
+    /* "%%d" is a literal "%d": every image would go to that one file. */
+    if (o->batch_count > 1 && !md_cli_output_pattern_numbered(o->output)) {
         fprintf(stderr,
                 "moe-diffuse: --batch-count %d writes %d images: -o needs a %%d for the "
                 "image number (e.g. out_%%03d.png)\n",

@@ -46,6 +46,20 @@ int md_cli_output_pattern_ok(const char *pattern)
     return 1;
 }
 
+int md_cli_output_pattern_numbered(const char *pattern)
+{
+    int zero, width;
+    for (const char *p = pattern; *p; p++) {
+        if (*p != '%')
+            continue;
+        if (p[1] == '%')
+            p++;
+        else if (directive(p, &zero, &width))
+            return 1;
+    }
+    return 0;
+}
+
 int md_cli_output_name(const char *pattern, int index, char *out, size_t cap)
 {
     size_t len = 0;

@@ -232,6 +232,20 @@ int md_render(md_cli_engine *e, const mdh_request *rq, const md_render_target *t
             rc = MDIFF_ERR_NOMEM;
             goto done;
         }
+        /* A mask with no pixel the library counts as "repaint" (8-bit value
+         * 128 or more after luminance x alpha) would return the init image
+         * unchanged as if it were a result: refused before generating. */
+        size_t selected = 0;
+        for (size_t i = 0; mask8 && i < (size_t)w * h && !selected; i++)
+            selected = mask8[i] >= 128;
+        if (mask8 && !selected) {
+            snprintf(msg, cap,
+                     "mask %s selects nothing to repaint: white (or light) opaque pixels are "
+                     "repainted, black or transparent ones kept",
+                     rq->mask);
+            rc = MDIFF_ERR_INVALID;
+            goto done;
+        }
         init_img.data = init_rgb;
         init_img.width = mask_img.width = w;
         init_img.height = mask_img.height = h;

@@ -41,6 +41,15 @@
  *     each context keeps its own per-generation buffers.
  *   - Callbacks (progress, log) run on the thread that called into the
  *     library, during that call.
+ *   - context_destroy may be called while a generation (or another call)
+ *     runs on that context, from another thread or from inside its progress
+ *     callback. It then does not wait: it cancels the generation, which
+ *     returns MDIFF_ERR_CANCELLED with no output, and the context is freed
+ *     when that call returns. From then on no new callback of the context
+ *     (progress, log, router trace) starts; one already running on the
+ *     generating thread may finish, so keep its user data until the
+ *     generate call has returned. Any other call on ctx after
+ *     context_destroy, and a second destroy, remain the host's error.
  *   - api->cancel may be called from any thread, and from a signal handler
  *     (it is a lock-free atomic store): the generation in progress stops
  *     at its next check and returns MDIFF_ERR_CANCELLED with no output. A
@@ -80,7 +89,11 @@ typedef enum mdiff_status {
     MDIFF_ERR_NOMEM = -4,
     MDIFF_ERR_UNSUPPORTED = -5, /* valid request this model or build cannot serve */
     MDIFF_ERR_CANCELLED = -6,   /* cancelled by the progress callback or api->cancel */
-    MDIFF_ERR_BUSY = -7         /* the context is running a generation */
+    MDIFF_ERR_BUSY = -7,        /* the context is running a generation */
+    MDIFF_ERR_NUMERIC = -8      /* NaN or Inf appeared while generating (poisoned weights,
+                                   fp16 overflow); the message names the stage. Older 1.3
+                                   libraries never return it; hosts treat any unknown
+                                   negative status as a failure */
 } mdiff_status;
 
 typedef struct mdiff_context mdiff_context; /* opaque: one loaded model */
@@ -404,7 +417,9 @@ typedef struct mdiff_api {
     /* Loads the model. On failure *out is NULL. */
     int (*context_create)(const mdiff_context_params *params, mdiff_context **out, char *msg,
                           size_t msg_cap);
-    /* Must not run concurrently with another call on ctx. NULL is a no-op. */
+    /* Frees the context. Safe while a call runs on ctx (from another thread,
+     * or from that call's own progress callback): the destroy is deferred,
+     * see THREADING. NULL is a no-op; ctx must not be used after it. */
     void (*context_destroy)(mdiff_context *ctx);
     int (*set_progress)(mdiff_context *ctx, mdiff_progress_fn fn, void *user);
     int (*set_log)(mdiff_context *ctx, mdiff_log_fn fn, void *user, int level);

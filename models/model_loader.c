@@ -1,10 +1,15 @@
 /* md_model_load / md_model_free and the steps both loaders share. */
+#include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "model_internal.h"
+
+/* The largest side a request may ask for (pipeline/request.c). */
+#define MD_MODEL_MAX_SIDE 8192
 
 md_status md_path_join(char *buf, size_t cap, const char *dir, const char *a, const char *b,
                        md_error *err)
@@ -101,7 +106,15 @@ md_status md_model_load(const char *path, const md_model_options *opt, md_model 
     memcpy(m->path, path, strlen(path) + 1);
     struct stat sb;
     if (stat(path, &sb) != 0) {
-        s = md_fail(err, MD_ERR_IO, "%s: no such file or folder", path);
+        /* Each reason its own words: "no such file" for a loop or a locked
+         * folder sends the user looking for the wrong problem. */
+        int e = errno;
+        s = md_fail(err, MD_ERR_IO, "%s: %s", path,
+                    e == ENOENT || e == ENOTDIR ? "no such file or folder"
+                    : e == ELOOP  ? "a loop of symbolic links (a link that points back at itself)"
+                    : e == EACCES ? "permission denied (a folder on the way is not readable or "
+                                    "searchable by this user)"
+                                  : strerror(e));
         goto fail;
     }
     if (S_ISDIR(sb.st_mode)) {
@@ -122,7 +135,18 @@ md_status md_model_load(const char *path, const md_model_options *opt, md_model 
     }
     if (s != MD_OK)
         goto fail;
-    m->default_size = m->unet_cfg.sample_size * md_vae_factor(m->vae);
+    /* The native size must be one a request may ask for, else every
+     * default-size generation fails later as if the user had asked wrong. */
+    int64_t native = (int64_t)m->unet_cfg.sample_size * md_vae_factor(m->vae);
+    if (m->unet_cfg.sample_size < 1 || native > MD_MODEL_MAX_SIDE) {
+        s = md_fail(err, MD_ERR_FORMAT,
+                    "%s: the U-Net's sample_size %d gives a native size of %lld pixels, out of "
+                    "range (sample_size 1..%d with this VAE)",
+                    path, m->unet_cfg.sample_size, (long long)native,
+                    MD_MODEL_MAX_SIDE / md_vae_factor(m->vae));
+        goto fail;
+    }
+    m->default_size = (int)native;
     if (m->default_cfg == 0.0f)
         m->default_cfg = m->family == MD_FAMILY_SDXL ? 5.0f : 7.5f;
     *out = m;

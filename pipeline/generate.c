@@ -2,6 +2,7 @@
 #include "pipeline.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,6 +50,21 @@ static void draw_noise(const gen_state *s, md_noise_kind kind, int step, float *
                       : kind == MD_NOISE_ENCODER ? MD_STREAM_ENCODER
                                                  : (uint64_t)MD_STREAM_STEP0 + (uint64_t)step;
     md_randn(s->p->seed, stream, 0, out, n);
+}
+
+/* A NaN or Inf anywhere poisons everything after it and still ends as an
+ * image (the final clamp turns it grey or black), so it stops the generation
+ * where it first appears. One pass over the data is negligible against the
+ * stage that made it. */
+static md_status check_finite(const float *x, size_t n, md_error *err, const char *stage)
+{
+    for (size_t k = 0; k < n; k++)
+        if (!isfinite(x[k]))
+            return md_fail(err, MD_ERR_NUMERIC,
+                           "%s produced a non-finite value (%s at element %zu of %zu): the "
+                           "model's weights hold NaN/Inf or the computation overflowed",
+                           stage, isnan(x[k]) ? "NaN" : "Inf", k, n);
+    return MD_OK;
 }
 
 static void free_state(gen_state *s)
@@ -152,6 +168,10 @@ static md_status encode_conditioning(gen_state *s, md_error *err)
         if (st != MD_OK)
             return md_fail_context(err, "encoding the negative prompt: ");
     }
+    MD_TRY(check_finite(s->embeds, row * s->batch, err, "the text encoder"));
+    if (s->pooled_dim)
+        MD_TRY(check_finite(s->pooled, (size_t)s->batch * s->pooled_dim, err,
+                            "the text encoder (pooled output)"));
     emit(s, "prompt_embeds", -1, s->embeds, row * s->batch);
     if (m->family == MD_FAMILY_SDXL) {
         emit(s, "add_text_embeds", -1, s->pooled, (size_t)s->batch * s->pooled_dim);
@@ -193,6 +213,9 @@ static md_status encode_init_image(gen_state *s, md_error *err)
     float sf = s->m->vae_cfg.scaling_factor;
     for (size_t i = 0; i < s->n; i++)
         s->image_latents[i] = sf * (mean[i] + expf(0.5f * logvar[i]) * s->noise[i]);
+    st = check_finite(s->image_latents, s->n, err, "the VAE encoder (init image)");
+    if (st != MD_OK)
+        goto done;
     emit(s, "image_latents", -1, s->image_latents, s->n);
 done:
     free(img);
@@ -242,6 +265,9 @@ static md_status run_unet(gen_state *s, md_sampler *smp, int i, md_error *err)
     md_status st = md_unet_forward(s->m->unet, s->unet, s->be, &in, s->eps, err);
     if (st != MD_OK)
         return md_fail_context(err, "U-Net at step %d: ", i);
+    char stage[48];
+    snprintf(stage, sizeof stage, "the U-Net at step %d", i + 1);
+    MD_TRY(check_finite(s->eps, s->n * (size_t)s->batch, err, stage));
     if (s->batch == 2) {
         const float *u = s->eps, *c = s->eps + s->n;
         float g = s->p->guidance;
@@ -378,6 +404,10 @@ md_status md_generate(const md_model *m, const md_gen_run *run, const mdiff_gen_
         st = md_sampler_step(smp, i, s.guided, s.latents, s.step_noise, s.next, s.n, err);
         if (st != MD_OK)
             goto done;
+        char stage[48];
+        snprintf(stage, sizeof stage, "the sampler at step %d", i + 1);
+        if ((st = check_finite(s.next, s.n, err, stage)) != MD_OK)
+            goto done;
         memcpy(s.latents, s.next, sizeof(float) * s.n);
         if (s.mask) {
             /* Keep the unmasked area on the init image's noisy trajectory. */
@@ -412,6 +442,8 @@ md_status md_generate(const md_model *m, const md_gen_run *run, const mdiff_gen_
         md_fail_context(err, "decoding the latents: ");
         goto done;
     }
+    if ((st = check_finite(decoded, 3 * npix, err, "the VAE decoder")) != MD_OK)
+        goto done;
     for (size_t k = 0; k < 3 * npix; k++) {
         float v = decoded[k] * 0.5f + 0.5f;
         image[k] = v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;

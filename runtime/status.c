@@ -50,6 +50,7 @@ const char *md_status_name(md_status s)
     case MD_ERR_UNSUPPORTED: return "unsupported";
     case MD_ERR_CANCELLED: return "cancelled";
     case MD_ERR_BUSY: return "busy";
+    case MD_ERR_NUMERIC: return "non-finite values";
     }
     return "unknown error";
 }

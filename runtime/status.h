@@ -12,7 +12,8 @@ typedef enum md_status {
     MD_ERR_NOMEM = -4,
     MD_ERR_UNSUPPORTED = -5, /* valid input that this build cannot handle */
     MD_ERR_CANCELLED = -6,
-    MD_ERR_BUSY = -7
+    MD_ERR_BUSY = -7,
+    MD_ERR_NUMERIC = -8      /* NaN or Inf in a result: bad weights or an overflow */
 } md_status;
 
 #define MD_ERROR_MSG_MAX 512

@@ -1,5 +1,7 @@
 #include "prompt_weights.h"
 
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -95,22 +97,33 @@ static size_t match_weight(const char *s, const char **num, size_t *num_len)
     return s[i] == ')' ? i + 1 : 0;
 }
 
+/* Each run of equal weights is joined with one allocation: growing the
+ * first fragment by realloc per join copies it again and again (quadratic
+ * for thousands of one-byte fragments wherever realloc cannot grow in place). */
 static void merge_equal_runs(parser *ps)
 {
     int out = 0;
-    for (int i = 0; i < ps->count; i++) {
-        if (out > 0 && ps->frags[out - 1].weight == ps->frags[i].weight) {
-            md_prompt_fragment *prev = &ps->frags[out - 1];
-            size_t a = strlen(prev->text), b = strlen(ps->frags[i].text);
-            char *joined = realloc(prev->text, a + b + 1);
-            if (joined) { /* out of memory keeps the runs apart: same tokens */
-                memcpy(joined + a, ps->frags[i].text, b + 1);
-                prev->text = joined;
-                free(ps->frags[i].text);
-                continue;
+    for (int i = 0; i < ps->count;) {
+        int j = i + 1;
+        size_t total = strlen(ps->frags[i].text);
+        while (j < ps->count && ps->frags[j].weight == ps->frags[i].weight)
+            total += strlen(ps->frags[j++].text);
+        char *joined = j - i > 1 ? malloc(total + 1) : NULL;
+        if (joined) { /* out of memory keeps the runs apart: same tokens */
+            size_t at = 0;
+            for (int k = i; k < j; k++) {
+                size_t n = strlen(ps->frags[k].text);
+                memcpy(joined + at, ps->frags[k].text, n);
+                at += n;
+                free(ps->frags[k].text);
             }
+            joined[at] = '\0';
+            ps->frags[out++] = (md_prompt_fragment){joined, ps->frags[i].weight};
+        } else {
+            for (int k = i; k < j; k++)
+                ps->frags[out++] = ps->frags[k];
         }
-        ps->frags[out++] = ps->frags[i];
+        i = j;
     }
     ps->count = out;
 }
@@ -203,6 +216,17 @@ md_status md_prompt_parse_weights(const char *text, md_prompt_parse *out, md_err
         ok = push(&ps, "", 0, 1.0);
     if (!ok)
         return parse_fail(&ps, err, MD_ERR_NOMEM, "out of memory", "", 0);
+    /* A weight (or a product of nested ones) beyond float's range becomes
+     * Inf in the conditioning: refused here, naming the text it weighs. */
+    for (int i = 0; i < ps.count; i++) {
+        float w = (float)ps.frags[i].weight;
+        if (!isfinite(w)) {
+            char msg[160]; /* the fragment's text is freed with the parse */
+            snprintf(msg, sizeof msg, "emphasis weight %g is out of range (beyond +-%g) for '%.40s'",
+                     ps.frags[i].weight, (double)3.4e38f, ps.frags[i].text);
+            return parse_fail(&ps, err, MD_ERR_INVALID, msg, "", 0);
+        }
+    }
     merge_equal_runs(&ps);
     out->frags = ps.frags;
     out->count = ps.count;

@@ -1,6 +1,7 @@
 /* Whole-file reading and gzip decompression for the tokenizer loader. */
 #include "text_io.h"
 
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,7 +61,7 @@ md_status md_read_whole_file(const char *path, char **out, size_t *len, md_error
 {
     FILE *f = fopen(path, "rb");
     if (!f)
-        return md_fail(err, MD_ERR_IO, "%s: cannot open", path);
+        return md_fail(err, MD_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     char *buf = NULL;
     size_t cap = 0, n = 0;
     for (;;) {

@@ -6,7 +6,7 @@ endif()
 
 set(MD_ABI_TEST_ENV "MD_SOURCE_DIR=${CMAKE_SOURCE_DIR};MD_GOLDEN_DIR=${MD_GOLDEN_DIR}")
 
-foreach(name abi_basics abi_generate abi_cancel abi_moe abi_v1_2 abi_v1_3)
+foreach(name abi_basics abi_generate abi_cancel abi_moe abi_v1_2 abi_v1_3 abi_destroy)
   add_executable(${name} ${CMAKE_SOURCE_DIR}/tests/abi/${name}.c)
   target_compile_options(${name} PRIVATE ${MD_WARNINGS})
   target_link_libraries(${name} PRIVATE moediffuse Threads::Threads)
@@ -16,7 +16,7 @@ foreach(name abi_basics abi_generate abi_cancel abi_moe abi_v1_2 abi_v1_3)
 endforeach()
 # Generates from several threads and contexts at once: also run under
 # ThreadSanitizer (label "threads", .ci/run).
-set_tests_properties(abi_cancel abi_v1_3 PROPERTIES LABELS "unit;abi;threads")
+set_tests_properties(abi_cancel abi_v1_3 abi_destroy PROPERTIES LABELS "unit;abi;threads")
 
 # The same host source against the frozen 1.0 header and the current one.
 # tests/abi_v1_0/moediffuse.h is ABI 1.0 as released: never edit it.

@@ -2,7 +2,8 @@
  *   md-test-image pixels FILE [X0 Y0 X1 Y1]  decoded RGB of a region, raw, on stdout
  *   md-test-image size FILE                  WxH
  *   md-test-image make FILE W H PATTERN [KEY TEXT]
- *                                            gradient | left-white (mask, white x < W/2),
+ *                                            gradient | left-white (mask, white x < W/2) |
+ *                                            black (a mask that selects nothing),
  *                                            with a PNG text chunk KEY = TEXT
  *   md-test-image text FILE KEY              a PNG text chunk
  */
@@ -16,7 +17,7 @@
 static int usage(void)
 {
     fprintf(stderr, "usage: md-test-image pixels FILE [X0 Y0 X1 Y1] | size FILE | "
-                    "make FILE W H gradient|left-white | text FILE KEY\n");
+                    "make FILE W H gradient|left-white|black | text FILE KEY\n");
     return 2;
 }
 
@@ -31,6 +32,8 @@ static int make(const char *path, int w, int h, const char *pattern, const char 
             uint8_t *p = rgb + ((size_t)y * w + x) * 3;
             if (!strcmp(pattern, "left-white")) {
                 p[0] = p[1] = p[2] = x < w / 2 ? 255 : 0;
+            } else if (!strcmp(pattern, "black")) {
+                p[0] = p[1] = p[2] = 0;
             } else {
                 p[0] = (uint8_t)(x * 255 / (w > 1 ? w - 1 : 1));
                 p[1] = (uint8_t)(y * 255 / (h > 1 ? h - 1 : 1));
