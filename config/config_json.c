@@ -85,7 +85,9 @@ static md_status int_list(const cJSON *j, const char *key, const char *file, int
                        key, count, MD_MAX_LEVELS);
     int i = 0;
     for (const cJSON *e = m->child; e; e = e->next, i++) {
-        if (!cJSON_IsNumber(e) || e->valuedouble != (double)(int)e->valuedouble)
+        /* Range first: converting a double outside int's range is undefined. */
+        if (!cJSON_IsNumber(e) || e->valuedouble < -2147483648.0 || e->valuedouble > 2147483647.0 ||
+            e->valuedouble != (double)(int)e->valuedouble)
             return md_fail(err, MD_ERR_INVALID, "%s: \"%s\" must hold integers", file, key);
         out[i] = (int)e->valuedouble;
     }

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "image_read.h"
 
@@ -26,12 +27,45 @@ static void on_png_warning(png_structp png, png_const_charp msg)
     (void)msg; /* harmless (e.g. a known-incorrect sRGB profile) */
 }
 
+/* libpng allocates (and clears) a text chunk's declared length before
+ * reading it and bounds only IDAT's, so a 100-byte file declaring a 2 GB
+ * zTXt costs seconds and gigabytes. Every chunk must therefore fit in what
+ * is left of the file; a short file stops the walk (libpng reports it). */
+static int check_chunk_lengths(FILE *f, const char *path, mdh_error *err)
+{
+    struct stat sb;
+    if (fstat(fileno(f), &sb) != 0 || sb.st_size < 8 || fseek(f, 8, SEEK_SET) != 0)
+        return MDIFF_OK;
+    uint64_t left = (uint64_t)sb.st_size - 8;
+    unsigned char h[8];
+    while (left >= 8 && fread(h, 1, 8, f) == 8) {
+        left -= 8;
+        uint64_t len = (uint64_t)h[0] << 24 | (uint64_t)h[1] << 16 | (uint64_t)h[2] << 8 | h[3];
+        if (len + 4 > left)
+            return mdh_fail(err, MDIFF_ERR_FORMAT,
+                            "%s: not a valid PNG: a chunk declares %llu bytes, more than the file "
+                            "holds",
+                            path, (unsigned long long)len);
+        if (memcmp(h + 4, "IEND", 4) == 0 || fseek(f, (long)len + 4, SEEK_CUR) != 0)
+            break;
+        left -= len + 4;
+    }
+    return MDIFF_OK;
+}
+
 static int open_png(const char *path, FILE **f, mdh_error *err)
 {
     *f = fopen(path, "rb");
     if (!*f)
         return mdh_fail(err, MDIFF_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    return MDIFF_OK;
+    int st = check_chunk_lengths(*f, path, err);
+    if (st == MDIFF_OK && fseek(*f, 0, SEEK_SET) != 0)
+        st = mdh_fail(err, MDIFF_ERR_IO, "%s: cannot read: %s", path, strerror(errno));
+    if (st != MDIFF_OK) {
+        fclose(*f);
+        *f = NULL;
+    }
+    return st;
 }
 
 int md_image_read_png(const char *path, md_image *out, mdh_error *err)

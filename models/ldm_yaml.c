@@ -77,6 +77,21 @@ static md_status number_at(yaml_document_t *doc, yaml_node_t *base, const char *
     return MD_OK;
 }
 
+/* An integer setting: number_at, and inside int's range (converting a
+ * double beyond it is undefined). Fractions are truncated, as before. */
+static md_status int_at(yaml_document_t *doc, yaml_node_t *base, const char *key,
+                        const char *path, int *found, int *v, md_error *err)
+{
+    double d = 0;
+    md_status s = number_at(doc, base, key, path, found, &d, err);
+    if (s != MD_OK || !*found)
+        return s;
+    if (!(d > -2147483649.0 && d < 2147483648.0))
+        return md_fail(err, MD_ERR_FORMAT, "%s: '%s' is out of range (%g)", path, key, d);
+    *v = (int)d;
+    return MD_OK;
+}
+
 static md_status read_doc(yaml_document_t *doc, const char *path, md_ldm_yaml *y, md_error *err)
 {
     yaml_node_t *root = yaml_document_get_root_node(doc);
@@ -116,10 +131,8 @@ static md_status read_doc(yaml_document_t *doc, const char *path, md_ldm_yaml *y
         y->beta_start = (float)a;
         y->beta_end = (float)b;
     }
-    if ((s = number_at(doc, params, "timesteps", path, &f1, &a, err)) != MD_OK)
+    if ((s = int_at(doc, params, "timesteps", path, &f1, &y->num_train_timesteps, err)) != MD_OK)
         return s;
-    if (f1)
-        y->num_train_timesteps = (int)a;
     if ((s = number_at(doc, params, "scale_factor", path, &f1, &a, err)) != MD_OK)
         return s;
     if (f1)
@@ -128,18 +141,12 @@ static md_status read_doc(yaml_document_t *doc, const char *path, md_ldm_yaml *y
     yaml_node_t *unet = lookup(doc, params, "unet_config.params");
     if (!unet)
         unet = lookup(doc, params, "network_config.params");
-    if ((s = number_at(doc, unet, "num_head_channels", path, &f1, &a, err)) != MD_OK)
+    if ((s = int_at(doc, unet, "num_head_channels", path, &f1, &y->num_head_channels, err)) != MD_OK)
         return s;
-    if (f1)
-        y->num_head_channels = (int)a;
-    if ((s = number_at(doc, unet, "num_heads", path, &f1, &a, err)) != MD_OK)
+    if ((s = int_at(doc, unet, "num_heads", path, &f1, &y->num_heads, err)) != MD_OK)
         return s;
-    if (f1)
-        y->num_heads = (int)a;
-    if ((s = number_at(doc, unet, "context_dim", path, &f1, &a, err)) != MD_OK)
+    if ((s = int_at(doc, unet, "context_dim", path, &f1, &y->context_dim, err)) != MD_OK)
         return s;
-    if (f1)
-        y->context_dim = (int)a;
     yaml_node_t *lin = lookup(doc, unet, "use_linear_in_transformer");
     if (lin && !parse_bool(scalar(lin), &y->use_linear_in_transformer))
         return md_fail(err, MD_ERR_FORMAT, "%s: use_linear_in_transformer is not a boolean", path);

@@ -247,6 +247,9 @@ static void test_bad_configs(void)
     expect_unet("{" BASE ", \"down_block_types\": [\"CrossAttnDownBlock2D\", \"DownBlock2D\"], "
                 "\"mid_block_type\": \"UNetMidBlock2DSimpleCrossAttn\"}",
                 MD_ERR_UNSUPPORTED, "mid_block_type");
+    /* a channel count beyond int is refused, not converted (found by fuzzing) */
+    expect_unet("{\"block_out_channels\": [2.2e22, 32]}", MD_ERR_INVALID, "must hold integers");
+    expect_unet("{\"block_out_channels\": [32, -3e9]}", MD_ERR_INVALID, "must hold integers");
     /* 24 groups divide 48, 96 and the up-path sums 144 and 192 */
     expect_unet("{\"block_out_channels\": [48, 96], \"layers_per_block\": 1, \"norm_num_groups\": "
                 "24, \"cross_attention_dim\": 32, \"up_block_types\": [\"UpBlock2D\", "

@@ -271,11 +271,26 @@ static void test_errors(void)
     n = read_all(tmp_path("rgb.jpg"), &jpg);
     write_bytes(tmp_path("truncated.jpg"), jpg, n / 2);
     free(jpg);
+    /* A 2 GB zTXt chunk declared in a 40-byte file is refused before
+     * libpng allocates it (found by fuzzing: seconds and gigabytes). */
+    static const uint8_t huge_ztxt[] = {
+        0x89, 'P', 'N', 'G', 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13, 'I', 'H', 'D', 'R', 0, 0, 0, 2,
+        0, 0, 0, 2, 8, 2, 0, 0, 0, 0xfd, 0xd4, 0x9a, 0x73, 0x78, 0xff, 0xff, 0xff, 'z', 'T', 'X',
+        't', 'p', 'a', 'r', 'a', 'm', 0, 0, 0x78, 0x9c};
+    write_bytes(tmp_path("huge_chunk.png"), huge_ztxt, sizeof huge_ztxt);
     write_bytes(tmp_path("text.png"), "hello, not an image\n", 20);
     write_bytes(tmp_path("empty.png"), "", 0);
     expect_error("truncated.png", MDIFF_ERR_FORMAT, "not a valid PNG");
     expect_error("corrupt.png", MDIFF_ERR_FORMAT, "not a valid PNG");
     expect_error("truncated.jpg", MDIFF_ERR_FORMAT, "truncated");
+    expect_error("huge_chunk.png", MDIFF_ERR_FORMAT, "more than the file holds");
+    {
+        char *text = NULL;
+        mdh_error err = {0};
+        CHECK(md_png_read_text(tmp_path("huge_chunk.png"), "param", &text, &err) ==
+                      MDIFF_ERR_FORMAT && strstr(err.msg, "more than the file holds"),
+              "huge chunk, text: '%s'", err.msg);
+    }
     expect_error("text.png", MDIFF_ERR_FORMAT, "not a PNG or JPEG");
     expect_error("empty.png", MDIFF_ERR_FORMAT, "empty");
     expect_error("missing.png", MDIFF_ERR_IO, "cannot open");

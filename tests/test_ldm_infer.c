@@ -127,6 +127,13 @@ static void test_yaml(void)
     CHECK(y.prediction == MD_PRED_V && y.scale_factor == 0.13025f && y.num_head_channels == 64);
     CHECK(!y.has_betas && y.use_linear_in_transformer == -1);
 
+    /* an integer beyond int is refused, not converted (found by fuzzing) */
+    f = fopen(path, "w");
+    fputs("model:\n  params:\n    unet_config:\n      params:\n        context_dim: 8.9e26\n", f);
+    fclose(f);
+    CHECK(md_ldm_yaml_read(path, &y, &err) == MD_ERR_FORMAT && strstr(err.msg, "context_dim") &&
+          strstr(err.msg, "out of range"));
+
     f = fopen(path, "w");
     fputs("model:\n  params: [1, 2\n", f);
     fclose(f);

@@ -2,7 +2,8 @@
 # Debian packages the build and the tests need. Run it as root, or as a
 # user with sudo: it then re-runs itself through sudo (a root shell in a
 # minimal container has no sudo, so it is never a requirement there).
-#   tools/install-deps.sh          build + every test (Vulkan on lavapipe, GIMP, Krita)
+#   tools/install-deps.sh          build + every test (Vulkan on lavapipe, GIMP, Krita,
+#                                  clang + libFuzzer for tools/fuzz.sh)
 #   tools/install-deps.sh --build  only what building and generating need
 set -euo pipefail
 if [ "$(id -u)" != 0 ]; then
@@ -16,7 +17,8 @@ build=(build-essential cmake pkg-config libopenblas-dev libcjson-dev libpng-dev
        libjpeg62-turbo-dev libstb-dev libyaml-dev zlib1g-dev
        glslc libvulkan-dev)
 tests=(mesa-vulkan-drivers vulkan-validationlayers
-       gimp libgimp2.0-dev krita python3-pyqt5 python3 python3-pil python3-numpy)
+       gimp libgimp2.0-dev krita python3-pyqt5 python3 python3-pil python3-numpy
+       clang libclang-rt-14-dev)
 pkgs=("${build[@]}")
 [ "${1:-}" = "--build" ] || pkgs+=("${tests[@]}")
 export DEBIAN_FRONTEND=noninteractive

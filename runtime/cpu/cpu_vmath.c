@@ -6,6 +6,7 @@
 
 #if defined(__x86_64__) || defined(__i386__)
 #define MD_X86 1
+#include <cpuid.h>
 #include <immintrin.h>
 #define MD_TARGET_AVX2 __attribute__((target("avx2,fma")))
 #else
@@ -330,7 +331,12 @@ int md_vm_detect_simd(void)
 
 int md_vm_detect_f16c(void)
 {
-#if MD_X86
+#if MD_X86 && defined(__clang__) && __clang_major__ < 15
+    /* clang before 15 rejects "f16c" in __builtin_cpu_supports: read the
+     * CPUID bit itself (leaf 1, ECX); "avx" still covers the OS's support. */
+    unsigned a, b, c, d;
+    return __builtin_cpu_supports("avx") && __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
+#elif MD_X86
     return __builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c");
 #else
     return 0;
