@@ -90,10 +90,10 @@ typedef enum mdiff_status {
     MDIFF_ERR_UNSUPPORTED = -5, /* valid request this model or build cannot serve */
     MDIFF_ERR_CANCELLED = -6,   /* cancelled by the progress callback or api->cancel */
     MDIFF_ERR_BUSY = -7,        /* the context is running a generation */
-    MDIFF_ERR_NUMERIC = -8      /* NaN or Inf appeared while generating (poisoned weights,
-                                   fp16 overflow); the message names the stage. Older 1.3
-                                   libraries never return it; hosts treat any unknown
-                                   negative status as a failure */
+    MDIFF_ERR_NUMERIC = -8      /* (1.3) NaN or Inf appeared while generating (poisoned
+                                   weights, fp16 overflow); the message names the stage.
+                                   Hosts built before 1.3 see an unknown negative status:
+                                   a failure */
 } mdiff_status;
 
 typedef struct mdiff_context mdiff_context; /* opaque: one loaded model */
