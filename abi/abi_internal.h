@@ -110,10 +110,9 @@ int abi_generate(mdiff_context *ctx, const mdiff_gen_params *params, mdiff_image
                  size_t msg_cap);
 int abi_model_info(mdiff_context *ctx, mdiff_model_info *info);
 
-/* The request (abi/request.c): defaults for a host struct of host_size
- * bytes; a host's struct read over them; the one validation, resolving
- * every default (ctx NULL: only what needs no model). */
-void abi_gen_params_defaults(mdiff_gen_params *p, size_t host_size);
+/* The request (abi/request.c): a host's struct read over the defaults
+ * (pipeline/request.c); the one validation, resolving every default (ctx
+ * NULL: only what needs no model). */
 int abi_read_gen_params(const mdiff_gen_params *host, mdiff_gen_params *p);
 int abi_resolve_request(mdiff_context *ctx, const mdiff_gen_params *in, mdiff_gen_params *out,
                         char *msg, size_t cap);

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "../sampling/sampler.h"
+#include "../pipeline/request.h"
 #include "abi_internal.h"
 
 #ifndef MD_LIBRARY_VERSION
@@ -135,7 +136,7 @@ static void api_context_params_init(mdiff_context_params *p, size_t size)
 static void api_gen_params_init(mdiff_gen_params *p, size_t size)
 {
     mdiff_gen_params d;
-    abi_gen_params_defaults(&d, size);
+    md_request_defaults(&d, size);
     fill_defaults(p, size, &d, sizeof d);
 }
 

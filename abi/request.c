@@ -9,11 +9,6 @@
 #include "abi_internal.h"
 #include "image_convert.h"
 
-void abi_gen_params_defaults(mdiff_gen_params *p, size_t host_size)
-{
-    md_request_defaults(p, host_size);
-}
-
 int abi_resolve_request(mdiff_context *ctx, const mdiff_gen_params *in, mdiff_gen_params *out,
                         char *msg, size_t cap)
 {
@@ -40,7 +35,7 @@ int abi_resolve_request(mdiff_context *ctx, const mdiff_gen_params *in, mdiff_ge
  * take it. */
 int abi_read_gen_params(const mdiff_gen_params *host, mdiff_gen_params *p)
 {
-    abi_gen_params_defaults(p, host->struct_size);
+    md_request_defaults(p, host->struct_size);
     if (abi_read_struct(p, sizeof *p, host, ABI_1_0_GEN_PARAMS_SIZE) != MDIFF_OK)
         return MDIFF_ERR_INVALID;
     /* Hosts built before 1.2 got plain prompts truncated at 75 tokens. */
