@@ -11,9 +11,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../host/output_file.h"
 #include "batch_job.h"
 #include "batch_options.h"
 #include "batch_record.h"
+#include "claim.h"
 #include "cli.h"
 #include "render.h"
 #include "manifest.h"
@@ -125,17 +127,18 @@ typedef struct batch {
     md_batch_run_info info;
     md_cli_engine engine;
     int loaded;
-    long mine, n_ok, n_skipped, n_failed;
+    long mine, n_ok, n_skipped, n_failed, n_claimed;
     double load_s;
 } batch;
 
 /* Appends a record; 0 on success, else prints why (the run must stop). */
 static int record(batch *b, const md_batch_job *j, const char *out, const char *status,
                   const char *error, double secs, double gen_secs,
-                  const mdiff_gen_params *resolved)
+                  const mdiff_gen_params *resolved, const md_file_digest *digest)
 {
     mdh_error err = {0};
-    cJSON *rec = md_batch_record(j, &b->info, out, status, error, secs, gen_secs, resolved);
+    cJSON *rec = md_batch_record(j, &b->info, out, status, error, secs, gen_secs, resolved,
+                                 digest);
     int st = rec ? md_manifest_append(&b->mw, rec, &err)
                  : mdh_fail(&err, MDIFF_ERR_NOMEM, "%s: out of memory", b->mw.path);
     cJSON_Delete(rec);
@@ -193,16 +196,64 @@ static int render(batch *b, md_batch_job *j, const char *out, long pos)
         snprintf(msg, sizeof msg, "%s:%ld: %s", b->file.path, j->line, err);
         fprintf(stderr, "%s: [%ld/%ld] %s\n", TAG, pos, b->mine, msg);
         b->n_failed++;
-        return record(b, j, out, "error", msg, now_s() - t0, -1, NULL) ? MD_EXIT_IO : 0;
+        return record(b, j, out, "error", msg, now_s() - t0, -1, NULL, NULL) ? MD_EXIT_IO : 0;
     }
     sync_output(out, b->out_dir);
+    md_file_digest digest;
+    if (md_file_digest_of(out, &digest) != 0) {
+        fprintf(stderr, "%s: %s: the image just written cannot be read back\n", TAG, out);
+        return MD_EXIT_IO;
+    }
     double secs = now_s() - t0;
     b->n_ok++;
     if (!b->o.quiet)
         fprintf(stderr, "%s: [%ld/%ld] line %ld -> %s ok (%dx%d, seed %llu, %.2f s)\n", TAG, pos,
                 b->mine, j->line, out, res.resolved.width, res.resolved.height,
                 (unsigned long long)j->req.p.seed, secs);
-    return record(b, j, out, "ok", NULL, secs, res.seconds, &res.resolved) ? MD_EXIT_IO : 0;
+    return record(b, j, out, "ok", NULL, secs, res.seconds, &res.resolved, &digest) ? MD_EXIT_IO
+                                                                                    : 0;
+}
+
+static void skipped_done(batch *b, const md_batch_job *j, const char *out, long pos)
+{
+    b->n_skipped++;
+    if (!b->o.quiet)
+        fprintf(stderr, "%s: [%ld/%ld] line %ld -> %s done earlier, skipped\n", TAG, pos, b->mine,
+                j->line, out);
+}
+
+/* Renders j unless another run holds its claim or finished it meanwhile
+ * (its manifest, read again once the claim is held, says so). */
+static int claim_and_render(batch *b, md_batch_job *j, const char *out, long pos)
+{
+    md_claim claim;
+    char owner[300] = "";
+    mdh_error err = {0};
+    md_claim_result cr = md_claim_take(b->out_dir, j->name, &claim, owner, sizeof owner, &err);
+    if (cr == MD_CLAIM_ERROR) {
+        fprintf(stderr, "%s: %s\n", TAG, err.msg);
+        return MD_EXIT_IO;
+    }
+    if (cr == MD_CLAIM_BUSY) {
+        b->n_claimed++;
+        if (!b->o.quiet)
+            fprintf(stderr, "%s: [%ld/%ld] line %ld -> %s claimed by %s (another run), left to it\n",
+                    TAG, pos, b->mine, j->line, out, owner[0] ? owner : "another process");
+        return 0;
+    }
+    int rc = 0;
+    if (md_manifest_read_dir(b->out_dir, b->mw.path, &b->done, &err) != MDIFF_OK) {
+        fprintf(stderr, "%s: %s\n", TAG, err.msg);
+        rc = MD_EXIT_IO;
+    } else if (md_batch_find_done(&b->done, j, out)) {
+        skipped_done(b, j, out, pos);
+    } else if (!b->loaded && (rc = load_model(b)) != 0) {
+        /* rc says why */
+    } else {
+        rc = render(b, j, out, pos);
+    }
+    md_claim_release(&claim); /* after the record: a reader never sees neither */
+    return rc;
 }
 
 static int run_jobs(batch *b)
@@ -224,23 +275,15 @@ static int run_jobs(batch *b)
             const char *msg = j->error ? j->error : "out of memory";
             fprintf(stderr, "%s: [%ld/%ld] %s\n", TAG, pos, b->mine, msg);
             b->n_failed++;
-            if (record(b, j, j->name ? out : NULL, "error", msg, -1, -1, NULL))
+            if (record(b, j, j->name ? out : NULL, "error", msg, -1, -1, NULL, NULL))
                 return MD_EXIT_IO;
             continue;
         }
-        if (md_batch_find_done(&b->done, j) && md_batch_output_complete(out)) {
-            b->n_skipped++;
-            if (!b->o.quiet)
-                fprintf(stderr, "%s: [%ld/%ld] line %ld -> %s done earlier, skipped\n", TAG, pos,
-                        b->mine, j->line, out);
+        if (md_batch_find_done(&b->done, j, out)) {
+            skipped_done(b, j, out, pos);
             continue;
         }
-        if (!b->loaded) {
-            int rc = load_model(b);
-            if (rc)
-                return rc;
-        }
-        int rc = render(b, j, out, pos);
+        int rc = claim_and_render(b, j, out, pos);
         if (rc)
             return rc;
     }
@@ -277,6 +320,15 @@ static int prepare(batch *b)
         fprintf(stderr, "%s: %s\n", TAG, msg);
         return MD_EXIT_IO;
     }
+    /* Temporaries of a killed run (no live writer holds them) go first. */
+    int orphans = mdh_output_remove_orphans(b->out_dir, &err);
+    if (orphans < 0) {
+        fprintf(stderr, "%s: %s\n", TAG, err.msg);
+        return MD_EXIT_IO;
+    }
+    if (orphans && !b->o.quiet)
+        fprintf(stderr, "%s: %s: removed %d temporary file(s) left by an interrupted run\n", TAG,
+                b->out_dir, orphans);
     char mpath[4096];
     if (b->o.manifest)
         snprintf(mpath, sizeof mpath, "%s", b->o.manifest);
@@ -307,7 +359,7 @@ static int prepare(batch *b)
         ri->base_seed = (uint64_t)b->o.seed;
     } else {
         ri->base_seed_random = 1;
-        ri->base_seed = b->done.have_base_seed ? (uint64_t)b->done.base_seed : random_base_seed();
+        ri->base_seed = b->done.have_base_seed ? b->done.base_seed : random_base_seed();
     }
 
     md_batch_defaults d = {.request = &b->o.defaults, .base_seed = ri->base_seed};
@@ -367,9 +419,13 @@ int md_cli_batch_main(int argc, char **argv)
         rc = run_jobs(&b);
     if (!rc && b.n_failed)
         rc = MD_EXIT_FAILURE;
+    char claimed[64] = "";
+    if (b.n_claimed)
+        snprintf(claimed, sizeof claimed, ", %ld left to another run", b.n_claimed);
     if (prepared && (!b.o.quiet || rc))
-        fprintf(stderr, "%s: shard %ld/%ld: %ld ok, %ld skipped, %ld failed of %ld; %.2f s%s\n",
-                TAG, b.shard.k, b.shard.n, b.n_ok, b.n_skipped, b.n_failed, b.mine, now_s() - t0,
+        fprintf(stderr, "%s: shard %ld/%ld: %ld ok, %ld skipped, %ld failed%s of %ld; %.2f s%s\n",
+                TAG, b.shard.k, b.shard.n, b.n_ok, b.n_skipped, b.n_failed, claimed, b.mine,
+                now_s() - t0,
                 rc == MD_EXIT_FAILURE ? " (exit 1: see the errors above and the manifest)" : "");
     md_manifest_close(&b.mw);
     md_manifest_done_free(&b.done);

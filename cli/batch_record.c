@@ -4,7 +4,6 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -30,7 +29,7 @@ static void add_request(cJSON *o, const mdh_request *r)
 
 cJSON *md_batch_record(const md_batch_job *j, const md_batch_run_info *ri, const char *output,
                        const char *status, const char *error, double seconds, double gen_seconds,
-                       const mdiff_gen_params *resolved)
+                       const mdiff_gen_params *resolved, const md_file_digest *digest)
 {
     cJSON *o = cJSON_CreateObject();
     if (!o)
@@ -51,6 +50,12 @@ cJSON *md_batch_record(const md_batch_job *j, const md_batch_run_info *ri, const
         cJSON *r = cJSON_AddObjectToObject(o, "resolved");
         if (r)
             add_request(r, &shown);
+    }
+    if (digest) {
+        char hex[17];
+        snprintf(hex, sizeof hex, "%016llx", (unsigned long long)digest->fnv1a64);
+        cJSON_AddNumberToObject(o, "size", (double)digest->size);
+        cJSON_AddStringToObject(o, "fnv1a64", hex);
     }
     cJSON_AddNumberToObject(o, "base_seed", (double)ri->base_seed);
     cJSON_AddBoolToObject(o, "base_seed_random", ri->base_seed_random);
@@ -100,39 +105,58 @@ static int matches(const cJSON *rec, const md_batch_job *j)
     return 1;
 }
 
-const cJSON *md_batch_find_done(const md_manifest_done *d, const md_batch_job *j)
+const cJSON *md_batch_find_done(const md_manifest_done *d, const md_batch_job *j,
+                                const char *path)
 {
     const cJSON *recs = md_manifest_done_get(d, j->index);
     const cJSON *rec;
     cJSON_ArrayForEach(rec, recs)
     {
-        if (matches(rec, j))
+        if (matches(rec, j) && md_batch_output_is_recorded(path, rec))
             return rec;
     }
     return NULL;
 }
 
-static int ends_with(int fd, off_t size, const unsigned char *tail, size_t n)
+int md_file_digest_of(const char *path, md_file_digest *d)
 {
-    unsigned char buf[16];
-    return size >= (off_t)n && pread(fd, buf, n, size - (off_t)n) == (ssize_t)n &&
-           memcmp(buf, tail, n) == 0;
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        close(fd);
+        return -1;
+    }
+    uint64_t h = 0xcbf29ce484222325ULL, size = 0;
+    unsigned char buf[65536];
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof buf)) > 0) {
+        for (ssize_t i = 0; i < n; i++)
+            h = (h ^ buf[i]) * 0x100000001b3ULL;
+        size += (uint64_t)n;
+    }
+    close(fd);
+    if (n < 0)
+        return -1;
+    d->size = size;
+    d->fnv1a64 = h;
+    return 0;
 }
 
-int md_batch_output_complete(const char *path)
+int md_batch_output_is_recorded(const char *path, const cJSON *rec)
 {
-    static const unsigned char png_iend[12] = {0, 0, 0, 0, 'I', 'E', 'N', 'D', 0xAE, 0x42, 0x60, 0x82};
-    static const unsigned char jpeg_eoi[2] = {0xFF, 0xD9};
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    const cJSON *size = cJSON_GetObjectItemCaseSensitive(rec, "size");
+    const cJSON *hash = cJSON_GetObjectItemCaseSensitive(rec, "fnv1a64");
+    /* range-checked before converting: a whole number below 2^53 */
+    if (!cJSON_IsNumber(size) || !(size->valuedouble >= 0 && size->valuedouble < 9007199254740992.0) ||
+        size->valuedouble != floor(size->valuedouble) || !cJSON_IsString(hash) ||
+        strlen(hash->valuestring) != 16 || strspn(hash->valuestring, "0123456789abcdef") != 16)
         return 0;
-    struct stat sb;
-    int ok = fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size > 0;
-    const char *dot = strrchr(path, '.');
-    if (ok && dot && !strcasecmp(dot, ".png"))
-        ok = ends_with(fd, sb.st_size, png_iend, sizeof png_iend);
-    else if (ok && dot && (!strcasecmp(dot, ".jpg") || !strcasecmp(dot, ".jpeg")))
-        ok = ends_with(fd, sb.st_size, jpeg_eoi, sizeof jpeg_eoi);
-    close(fd);
-    return ok;
+    md_file_digest d;
+    if (md_file_digest_of(path, &d) != 0)
+        return 0;
+    char hex[17];
+    snprintf(hex, sizeof hex, "%016llx", (unsigned long long)d.fnv1a64);
+    return d.size == (uint64_t)size->valuedouble && strcmp(hex, hash->valuestring) == 0;
 }

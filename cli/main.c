@@ -189,6 +189,10 @@ static void print_profile(const md_cli_engine *e)
 
 int main(int argc, char **argv)
 {
+    /* Past a file-size limit (ulimit -f) a write fails with EFBIG and the
+     * output code removes its temporary, instead of the process dying
+     * with the temporary left behind. */
+    signal(SIGXFSZ, SIG_IGN);
     if (argc > 1 && !strcmp(argv[1], "batch"))
         return md_cli_batch_main(argc - 1, argv + 1);
     if (argc > 1 && !strcmp(argv[1], "info"))

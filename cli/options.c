@@ -7,6 +7,7 @@
 #include "../host/image_read.h"
 #include "../host/image_write.h"
 #include "../host/infotext.h"
+#include "../host/output_file.h"
 #include "cli.h"
 #include "engine.h"
 #include "parse_number.h"
@@ -237,6 +238,16 @@ static int check_combination(md_cli_options *o)
     }
     if (o->moe_stats && md_cli_stats_collide(o->moe_stats, o->output, o->batch_count))
         return MD_EXIT_USAGE;
+    /* Every output can be written: found now, not after the last step. */
+    for (int i = 1; i <= o->batch_count; i++) {
+        char name[4096];
+        mdh_error err = {0};
+        md_cli_output_name(o->output, i, name, sizeof name);
+        if (mdh_output_check(name, &err) != MDIFF_OK) {
+            fprintf(stderr, "moe-diffuse: %s\n", err.msg);
+            return err.code == MDIFF_ERR_INVALID ? MD_EXIT_USAGE : MD_EXIT_IO;
+        }
+    }
     /* The library's own check of what needs no model. */
     const mdiff_api *api = md_cli_api();
     mdiff_gen_params checked = {.struct_size = sizeof checked};

@@ -12,6 +12,7 @@
 #include "../host/image_resize.h"
 #include "../host/image_write.h"
 #include "../host/infotext.h"
+#include "../host/output_file.h"
 #include "cli.h"
 
 static int round8(double v)
@@ -198,10 +199,15 @@ int md_render(md_cli_engine *e, const mdh_request *rq, const md_render_target *t
     const mdiff_api *api = e->api;
     double t0 = now_seconds();
     mdh_error err = {0};
+    int st0;
     if (md_image_format_of(t->output) == MD_IMAGE_UNKNOWN) {
         snprintf(msg, cap, "%s: unknown image type (use .png, .jpg, .jpeg or .bmp)", t->output);
         return MDIFF_ERR_INVALID;
     }
+    /* A folder that is gone or an over-long name is found before the
+     * first step, not after the last (batch lines included). */
+    if ((st0 = mdh_output_check(t->output, &err)) != MDIFF_OK)
+        return fail_with(msg, cap, st0, &err);
     mdiff_gen_params p = rq->p;
     inputs in = {0};
     uint8_t *init_rgb = NULL, *mask8 = NULL;

@@ -1,11 +1,11 @@
 #include "image_png.h"
 
-#include <errno.h>
+#include "output_file.h"
+
 #include <png.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 void md_planes_to_rgb8(const float *planes, int width, int height, uint8_t *rgb)
 {
@@ -60,30 +60,22 @@ static int write_stream(FILE *f, const uint8_t *rgb, int width, int height,
     return 1;
 }
 
-int md_png_write(const char *path, const uint8_t *rgb, int width, int height,
-                       const md_text_chunk *text, size_t ntext, mdh_error *err)
+typedef struct png_args {
+    const uint8_t *rgb;
+    int width, height;
+    const md_text_chunk *text;
+    size_t ntext;
+} png_args;
+
+static int write_png_file(FILE *f, void *user)
 {
-    size_t len = strlen(path);
-    char *tmp = malloc(len + 16);
-    if (!tmp)
-        return mdh_fail(err, MDIFF_ERR_NOMEM, "%s: out of memory", path);
-    snprintf(tmp, len + 16, "%s.tmp%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        int st = mdh_fail(err, MDIFF_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
-        free(tmp);
-        return st;
-    }
-    int ok = write_stream(f, rgb, width, height, text, ntext);
-    ok = (fflush(f) == 0) && ok;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        int e = errno;
-        unlink(tmp);
-        free(tmp);
-        return mdh_fail(err, MDIFF_ERR_IO, "%s: cannot write the image: %s", path,
-                       ok ? strerror(e) : "write failed (disk full?)");
-    }
-    free(tmp);
-    return MDIFF_OK;
+    const png_args *a = user;
+    return write_stream(f, a->rgb, a->width, a->height, a->text, a->ntext);
+}
+
+int md_png_write(const char *path, const uint8_t *rgb, int width, int height,
+                 const md_text_chunk *text, size_t ntext, mdh_error *err)
+{
+    png_args a = {rgb, width, height, text, ntext};
+    return mdh_output_write(path, write_png_file, &a, err);
 }

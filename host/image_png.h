@@ -1,5 +1,6 @@
-/* PNG output through libpng, written atomically (temp file + rename) so a
- * failed or cancelled run never leaves a partial image. */
+/* PNG output through libpng, written through output_file.h (a fresh
+ * temporary renamed over the target) so a failed or cancelled run never
+ * leaves a partial image and nothing planted at the path is followed. */
 #ifndef MD_IMAGE_PNG_H
 #define MD_IMAGE_PNG_H
 

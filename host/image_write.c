@@ -1,15 +1,14 @@
 #include "image_write.h"
 
-#include <errno.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <unistd.h>
 
 #define STB_IMAGE_WRITE_IMPLEMENTATION
 #define STBI_WRITE_NO_STDIO /* every write goes through write_cb below */
 #include <stb_image_write.h>
+
+#include "output_file.h"
 
 md_image_format md_image_format_of(const char *path)
 {
@@ -26,6 +25,12 @@ md_image_format md_image_format_of(const char *path)
     return MD_IMAGE_UNKNOWN;
 }
 
+typedef struct stb_args {
+    md_image_format fmt;
+    const uint8_t *rgb;
+    int width, height;
+} stb_args;
+
 typedef struct sink {
     FILE *f;
     int failed;
@@ -38,34 +43,21 @@ static void write_cb(void *ctx, void *data, int size)
         s->failed = 1;
 }
 
-static int write_stb(const char *path, md_image_format fmt, const uint8_t *rgb, int width,
-                           int height, mdh_error *err)
+static int write_stb_file(FILE *f, void *user)
 {
-    size_t len = strlen(path);
-    char *tmp = malloc(len + 32);
-    if (!tmp)
-        return mdh_fail(err, MDIFF_ERR_NOMEM, "%s: out of memory", path);
-    snprintf(tmp, len + 32, "%s.tmp%ld", path, (long)getpid());
-    sink s = {fopen(tmp, "wb"), 0};
-    if (!s.f) {
-        int st = mdh_fail(err, MDIFF_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
-        free(tmp);
-        return st;
-    }
-    int ok = fmt == MD_IMAGE_JPEG ? stbi_write_jpg_to_func(write_cb, &s, width, height, 3, rgb, 95)
-                                  : stbi_write_bmp_to_func(write_cb, &s, width, height, 3, rgb);
-    ok = ok && !s.failed;
-    ok = (fflush(s.f) == 0) && ok;
-    ok = (fclose(s.f) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        int e = errno;
-        unlink(tmp);
-        free(tmp);
-        return mdh_fail(err, MDIFF_ERR_IO, "%s: cannot write the image: %s", path,
-                       ok ? strerror(e) : "write failed (disk full?)");
-    }
-    free(tmp);
-    return MDIFF_OK;
+    const stb_args *a = user;
+    sink s = {f, 0};
+    int ok = a->fmt == MD_IMAGE_JPEG
+                 ? stbi_write_jpg_to_func(write_cb, &s, a->width, a->height, 3, a->rgb, 95)
+                 : stbi_write_bmp_to_func(write_cb, &s, a->width, a->height, 3, a->rgb);
+    return ok && !s.failed;
+}
+
+static int write_stb(const char *path, md_image_format fmt, const uint8_t *rgb, int width,
+                     int height, mdh_error *err)
+{
+    stb_args a = {fmt, rgb, width, height};
+    return mdh_output_write(path, write_stb_file, &a, err);
 }
 
 int md_image_write(const char *path, const uint8_t *rgb, int width, int height,

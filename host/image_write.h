@@ -1,7 +1,7 @@
 /* Image output by file extension: .png through libpng (with text chunks),
  * .jpg/.jpeg (quality 95) and .bmp through stb_image_write. Every format is
- * written to a temporary file and renamed, so a failed or cancelled run
- * never leaves a partial image. */
+ * written through output_file.h (a fresh temporary renamed over the
+ * target), so a failed or cancelled run never leaves a partial image. */
 #ifndef MD_IMAGE_WRITE_H
 #define MD_IMAGE_WRITE_H
 

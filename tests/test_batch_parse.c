@@ -135,7 +135,7 @@ static void test_jobs(void)
     /* the manifest record lists every field; the resume rule matches it
      * only for the same request */
     md_batch_run_info ri = {.prompts = "p.jsonl", .model = "m", .shard = "0/1"};
-    cJSON *rec = md_batch_record(&j, &ri, "o/fox.png", "ok", NULL, 1, 1, NULL);
+    cJSON *rec = md_batch_record(&j, &ri, "o/fox.png", "ok", NULL, 1, 1, NULL, NULL);
     CHECK(rec && cJSON_IsNumber(cJSON_GetObjectItem(rec, "moe_top_k")) &&
           cJSON_IsString(cJSON_GetObjectItem(rec, "init_image")));
     CHECK(rec && matches(rec, &j));
