@@ -25,11 +25,15 @@ md_status md_unet_config_from_json(const cJSON *j, const char *file, md_unet_con
  *  - SegMoE's "segmoe_config": num_experts, num_experts_per_tok,
  *    moe_layers "ff" | "attn" | "all", type "sd" | "sdxl", and
  *    down_idx_start/end, up_idx_start/end (SegMoE's defaults per type when
- *    absent). Routing is always MD_ROUTE_SEQUENCE_TOPK.
- *  - our own "moe_config": num_experts, top_k (or num_experts_per_tok),
- *    routing "token" | "sequence" (default "token"), moe_layers as above
- *    (default "ff"), the same four index bounds (default: every down and up
- *    block), shared_expert (bool, default false).
+ *    absent). Routing is always MD_ROUTE_SEQUENCE_TOPK. SegMoE's merge
+ *    recipe (base_model, experts, loras, init) is accepted and not used.
+ *  - our own "moe_config": num_experts, top_k (or num_experts_per_tok; both
+ *    must agree), routing "token" | "sequence" (default "token"), moe_layers
+ *    as above (default "ff"), the same four index bounds (default: every
+ *    down and up block).
+ * Both take shared_expert (bool, default false): an always-on expert whose
+ * output is added to the routed mixture. Any other key fails with
+ * MD_ERR_UNSUPPORTED naming it (docs/moe-config.md lists them all).
  * `levels` bounds the indices. is_segmoe selects the form. */
 md_status md_moe_config_from_json(const cJSON *j, int is_segmoe, int levels, const char *file,
                                   md_moe_config *cfg, md_error *err);

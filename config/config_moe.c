@@ -4,6 +4,22 @@
 #include "config_json.h"
 #include "json_get.h"
 
+/* The keys each form reads. A key in neither the form's list nor its
+ * ignored list is an error: a setting this engine did not apply would
+ * otherwise change the model's output without a word. */
+static const char *const segmoe_keys[] = {
+    "num_experts",  "num_experts_per_tok", "moe_layers", "type",         "down_idx_start",
+    "down_idx_end", "up_idx_start",        "up_idx_end", "shared_expert", NULL};
+/* SegMoE copies the recipe it merged the model from into segmoe_config:
+ * the base and source models, their routing prompts, LoRAs and how the
+ * gates were initialised. They matter only while merging; the saved
+ * weights already hold their result. */
+static const char *const segmoe_ignored[] = {"base_model", "experts", "loras", "init", NULL};
+static const char *const own_keys[] = {
+    "num_experts",   "top_k",          "num_experts_per_tok", "routing",      "moe_layers",
+    "shared_expert", "down_idx_start", "down_idx_end",        "up_idx_start", "up_idx_end",
+    NULL};
+
 static md_status moe_layers(const char *s, const char *file, md_moe_config *cfg, md_error *err)
 {
     if (!strcmp(s, "ff")) {
@@ -27,8 +43,13 @@ md_status md_moe_config_from_json(const cJSON *j, int is_segmoe, int levels, con
     memset(cfg, 0, sizeof *cfg);
     if (!cJSON_IsObject(j))
         return md_fail(err, MD_ERR_INVALID, "%s: \"%s\" is not an object", file, what);
+    MD_TRY(md_json_check_keys(j, is_segmoe ? segmoe_keys : own_keys,
+                              is_segmoe ? segmoe_ignored : NULL, file, what, err));
     cfg->enabled = 1;
     MD_TRY(md_json_int(j, "num_experts", 0, file, &cfg->num_experts, err));
+    /* Both forms: an always-on expert beside the routed ones, weights under
+     * <layer>.shared_expert.* (upstream SegMoE has none; default false). */
+    MD_TRY(md_json_bool(j, "shared_expert", 0, file, &cfg->shared_expert, err));
     const char *layers = NULL;
     /* Defaults of the index bounds: SegMoE's per pipeline type; our own
      * format makes every down and up block MoE. */
@@ -51,9 +72,14 @@ md_status md_moe_config_from_json(const cJSON *j, int is_segmoe, int levels, con
                            type);
         }
     } else {
-        const cJSON *tk = cJSON_GetObjectItemCaseSensitive(j, "top_k");
-        MD_TRY(md_json_int(j, (tk && !cJSON_IsNull(tk)) ? "top_k" : "num_experts_per_tok", 1, file,
-                           &cfg->top_k, err));
+        int per_tok;
+        MD_TRY(md_json_int(j, "num_experts_per_tok", 1, file, &per_tok, err));
+        MD_TRY(md_json_int(j, "top_k", per_tok, file, &cfg->top_k, err));
+        const cJSON *pt = cJSON_GetObjectItemCaseSensitive(j, "num_experts_per_tok");
+        if (pt && !cJSON_IsNull(pt) && per_tok != cfg->top_k)
+            return md_fail(err, MD_ERR_INVALID,
+                           "%s: moe_config \"top_k\" %d and \"num_experts_per_tok\" %d differ",
+                           file, cfg->top_k, per_tok);
         MD_TRY(md_json_string(j, "moe_layers", "ff", file, &layers, err));
         const char *routing = NULL;
         MD_TRY(md_json_string(j, "routing", "token", file, &routing, err));
@@ -65,7 +91,6 @@ md_status md_moe_config_from_json(const cJSON *j, int is_segmoe, int levels, con
             return md_fail(err, MD_ERR_UNSUPPORTED,
                            "%s: moe_config \"routing\": \"%s\" is not supported (token, sequence)",
                            file, routing);
-        MD_TRY(md_json_bool(j, "shared_expert", 0, file, &cfg->shared_expert, err));
     }
     MD_TRY(moe_layers(layers, file, cfg, err));
     MD_TRY(md_json_int(j, "down_idx_start", down_start, file, &cfg->down_start, err));

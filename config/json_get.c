@@ -164,3 +164,23 @@ md_status md_json_expect_null(const cJSON *j, const char *key, const char *file,
         return MD_OK;
     return md_fail(err, MD_ERR_UNSUPPORTED, "%s: \"%s\" is set, which is not supported", file, key);
 }
+
+static int listed(const char *const *list, const char *key)
+{
+    for (; list && *list; list++)
+        if (strcmp(*list, key) == 0)
+            return 1;
+    return 0;
+}
+
+md_status md_json_check_keys(const cJSON *j, const char *const *known, const char *const *ignored,
+                             const char *file, const char *what, md_error *err)
+{
+    for (const cJSON *m = j ? j->child : NULL; m; m = m->next) {
+        /* cJSON leaves the name NULL only for array entries; be safe anyway. */
+        const char *key = m->string ? m->string : "";
+        if (!listed(known, key) && !listed(ignored, key))
+            return md_fail(err, MD_ERR_UNSUPPORTED, "%s: %s: unknown key \"%s\"", file, what, key);
+    }
+    return MD_OK;
+}

@@ -35,4 +35,11 @@ md_status md_json_expect_bool(const cJSON *j, const char *key, int expected, con
 /* Must be absent or null. */
 md_status md_json_expect_null(const cJSON *j, const char *key, const char *file, md_error *err);
 
+/* Every member of object j must be named in `known` (what the caller reads)
+ * or `ignored` (accepted on purpose and not used); both lists end with
+ * NULL, `ignored` may be NULL. Otherwise MD_ERR_UNSUPPORTED:
+ * "<file>: <what>: unknown key \"k\"", so nothing is dropped silently. */
+md_status md_json_check_keys(const cJSON *j, const char *const *known, const char *const *ignored,
+                             const char *file, const char *what, md_error *err);
+
 #endif

@@ -1,6 +1,4 @@
-/* make-random-model [--preset tiny|sd15|sdxl|sdxl-small|segmoe-sdxl-4x2]
- *   [--experts E --top-k K --moe-layers ff|attn|all --routing sequence|token]
- *   [--f32] [--seed N] [--single-file FILE.safetensors] [OUTDIR] */
+/* make-random-model: see usage() and README.md beside this file. */
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -223,9 +221,15 @@ static md_status synthesize_component(int k, component *c, parsed *p, md_backend
 static int usage(void)
 {
     fprintf(stderr,
-            "usage: make-random-model [--preset tiny|sd15|sdxl|sdxl-small|segmoe-sdxl-4x2]\n"
-            "       [--experts E] [--top-k K] [--moe-layers ff|attn|all] [--routing sequence|token]\n"
-            "       [--f32] [--seed N] [--single-file FILE.safetensors] [OUTDIR]\n");
+            "usage: make-random-model [--preset PRESET] [--experts E] [--top-k K]\n"
+            "       [--moe-layers ff|attn|all] [--routing sequence|token] [--shared-expert]\n"
+            "       [--f32] [--seed N] [--single-file FILE.safetensors] [OUTDIR]\n"
+            "presets: tiny sd15 sdxl sdxl-small segmoe-sd15-4x2 segmoe-sdxl-4x2\n"
+            "  --experts E        make the preset MoE: SegMoE's segmoe_config (sequence\n"
+            "                     routing), or moe_config with --routing token\n"
+            "  --shared-expert    MoE layers also get an always-on shared expert\n"
+            "e.g. an SD 1.5-size SegMoE 4x2 (f16, about 4 GB):\n"
+            "  make-random-model --preset segmoe-sd15-4x2 OUTDIR\n");
     return 2;
 }
 
@@ -288,7 +292,7 @@ int main(int argc, char **argv)
         {"top-k", required_argument, NULL, 'k'},  {"moe-layers", required_argument, NULL, 'l'},
         {"routing", required_argument, NULL, 'r'}, {"f32", no_argument, NULL, 'f'},
         {"seed", required_argument, NULL, 's'},   {"single-file", required_argument, NULL, 'o'},
-        {0, 0, 0, 0}};
+        {"shared-expert", no_argument, NULL, 'x'}, {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (c) {
@@ -300,6 +304,7 @@ int main(int argc, char **argv)
         case 'f': o.f16 = 0; break;
         case 's': o.seed = strtoull(optarg, NULL, 10); break;
         case 'o': o.single_file = optarg; break;
+        case 'x': o.shared_expert = 1; break;
         default: return usage();
         }
     }

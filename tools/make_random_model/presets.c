@@ -155,7 +155,8 @@ static cJSON *sdxl_vae_config(const int *channels)
 /* SegMoE layout (sequence routing): transformer blocks of down_blocks[0, L-1)
  * and up_blocks[1, L) become MoE, as SegMoE does for SD 1.x/2.x; on SDXL
  * down_blocks[1, L) and up_blocks[0, L-1), where its attentions are. Token
- * routing uses the engine's own "moe_config" form with the same bounds. */
+ * routing uses the engine's own "moe_config" form with the same bounds.
+ * Either form may carry a shared expert (docs/moe-config.md). */
 static void add_moe(cJSON *unet, int levels, int xl, const rm_options *o)
 {
     cJSON *m = cJSON_CreateObject();
@@ -166,6 +167,8 @@ static void add_moe(cJSON *unet, int levels, int xl, const rm_options *o)
     cJSON_AddNumberToObject(m, "down_idx_end", xl ? levels : levels - 1);
     cJSON_AddNumberToObject(m, "up_idx_start", xl ? 0 : 1);
     cJSON_AddNumberToObject(m, "up_idx_end", xl ? levels - 1 : levels);
+    if (o->shared_expert)
+        cJSON_AddBoolToObject(m, "shared_expert", 1);
     if (o->token_routing) {
         cJSON_AddStringToObject(m, "routing", "token");
         cJSON_AddItemToObject(unet, "moe_config", m);
@@ -199,6 +202,18 @@ static void sdxl_preset(int small, rm_configs *out)
     out->sdxl = 1;
 }
 
+/* A SegMoE 4x2 (sequence routing) of the given MoE layers; the other
+ * options (a shared expert, the seed, f16) stay the caller's. */
+static rm_options segmoe_4x2(const rm_options *o, const char *moe_layers)
+{
+    rm_options m = *o;
+    m.experts = 4;
+    m.top_k = 2;
+    m.moe_layers = moe_layers;
+    m.token_routing = 0;
+    return m;
+}
+
 int rm_preset(const rm_options *o, rm_configs *out)
 {
     memset(out, 0, sizeof *out);
@@ -209,13 +224,19 @@ int rm_preset(const rm_options *o, rm_configs *out)
         out->text_encoder = clip_config(32, 2, 4, 128);
         if (o->experts)
             add_moe(out->unet, 2, 0, o);
-    } else if (strcmp(o->preset, "sd15") == 0) {
+    } else if (strcmp(o->preset, "sd15") == 0 || strcmp(o->preset, "segmoe-sd15-4x2") == 0) {
         const int ch[] = {320, 640, 1280, 1280}, vch[] = {128, 256, 512, 512};
         out->unet = unet_config(4, ch, 2, 8, 768, 32, 64, 0);
         out->vae = vae_config(4, vch, 2, 32, 512);
         out->text_encoder = clip_config(768, 12, 12, 3072);
-        if (o->experts)
+        if (strcmp(o->preset, "segmoe-sd15-4x2") == 0) {
+            /* SegMoE's SD 1.5 recipe (its segmoe_config_sd.yaml): 4 experts,
+             * 2 active, feed-forwards and attention projections MoE. */
+            rm_options m = segmoe_4x2(o, "all");
+            add_moe(out->unet, 4, 0, &m);
+        } else if (o->experts) {
             add_moe(out->unet, 4, 0, o);
+        }
     } else if (strcmp(o->preset, "sdxl") == 0 || strcmp(o->preset, "sdxl-small") == 0) {
         sdxl_preset(strcmp(o->preset, "sdxl-small") == 0, out);
         if (o->experts)
@@ -223,11 +244,7 @@ int rm_preset(const rm_options *o, rm_configs *out)
         return 1;
     } else if (strcmp(o->preset, "segmoe-sdxl-4x2") == 0) {
         /* SegMoE's published SDXL layout: 4 experts, 2 active, attention MoE */
-        rm_options m = *o;
-        m.experts = 4;
-        m.top_k = 2;
-        m.moe_layers = "attn";
-        m.token_routing = 0;
+        rm_options m = segmoe_4x2(o, "attn");
         sdxl_preset(0, out);
         add_moe(out->unet, 3, 1, &m);
         return 1;

@@ -13,12 +13,13 @@
 #include "io/weights.h"
 
 typedef struct rm_options {
-    const char *preset;      /* tiny, sd15, sdxl, sdxl-small, segmoe-sdxl-4x2 */
+    const char *preset;      /* tiny, sd15, sdxl, sdxl-small, segmoe-sd15-4x2, segmoe-sdxl-4x2 */
     const char *out_dir;     /* diffusers folder, or NULL */
     const char *single_file; /* SGM .safetensors (SDXL presets, dense), or NULL */
     int experts, top_k;      /* 0 experts = dense */
     const char *moe_layers;  /* ff, attn, all */
     int token_routing;
+    int shared_expert;       /* MoE layers get an always-on expert (<layer>.shared_expert.*) */
     int f16;
     uint64_t seed;
 } rm_options;
