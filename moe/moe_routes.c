@@ -25,8 +25,9 @@ void md_moe_routes_free(md_moe_routes *r)
 
 static int int_in(const cJSON *v, int lo, int hi, int *out)
 {
-    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int)v->valuedouble ||
-        v->valuedouble < lo || v->valuedouble > hi)
+    /* the range first: converting an out-of-range double to int is undefined */
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= lo && v->valuedouble <= hi) ||
+        v->valuedouble != (double)(int)v->valuedouble)
         return 0;
     *out = (int)v->valuedouble;
     return 1;

@@ -43,21 +43,22 @@ static md_status expect(scan *sc, char c, const char *what)
     return MD_OK;
 }
 
-/* A plain decimal: digits with at most one '.', no sign or exponent. */
+/* A plain decimal: digits with at most one '.', no sign or exponent, at
+ * most 15 digits. Read as mantissa / 10^decimals, both exact doubles, so
+ * the value is the double nearest to the text (as "0.3" is in C) without
+ * strtod, whose decimal point follows the host's locale. */
 static md_status number(scan *sc, double *out, const char *what)
 {
     spaces(sc);
     size_t b = sc->at;
-    int digits = 0, dots = 0;
-    double v = 0.0, scale = 1.0;
-    while (sc->at < sc->len && sc->at - b < 32) {
+    int digits = 0, dots = 0, decimals = 0;
+    double mantissa = 0.0, scale = 1.0;
+    while (sc->at < sc->len) {
         char c = sc->s[sc->at];
-        if (c >= '0' && c <= '9') {
+        if (c >= '0' && c <= '9' && digits < 15) {
             digits++;
-            if (dots)
-                v += (c - '0') * (scale /= 10.0);
-            else
-                v = v * 10.0 + (c - '0');
+            mantissa = mantissa * 10.0 + (c - '0');
+            decimals += dots;
         } else if (c == '.' && !dots) {
             dots = 1;
         } else {
@@ -69,7 +70,9 @@ static md_status number(scan *sc, double *out, const char *what)
         sc->at = b;
         return fail_at(sc, what);
     }
-    *out = v;
+    for (int i = 0; i < decimals; i++)
+        scale *= 10.0;
+    *out = mantissa / scale;
     return MD_OK;
 }
 
@@ -78,7 +81,7 @@ static md_status integer(scan *sc, int lo, int hi, int *out, const char *what)
     size_t b = (spaces(sc), sc->at);
     double v;
     MD_TRY(number(sc, &v, what));
-    if (v != (double)(int)v || v < lo || v > hi) {
+    if (v < lo || v > hi || v != (double)(int)v) { /* range first: (int) of a huge v is UB */
         sc->at = b;
         return fail_at(sc, what);
     }
