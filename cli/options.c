@@ -43,16 +43,14 @@ static void print_help(void)
            "     --mask FILE       inpaint where the mask (PNG/JPEG) is white\n"
            " -b, --batch-count N   N images, seeds incrementing    --clip-skip N\n"
            "     --from-png FILE   re-create an image from its parameters; flags override\n"
-           "     --moe-stats FILE  expert load per layer and step: JSON, heatmap, routes\n"
-           "     --moe-top-k K  --moe-routing token|sequence|sequence-split  --moe-capacity F\n"
-           "     --moe-skip T  --moe-schedule \"0-0.5:k=2;0.5-1:k=1\"  --moe-routes FILE\n"
+           "     --moe-stats FILE  expert load, heatmap, routes   --moe-schedule S\n"
+           "     --moe-top-k K --moe-routing R --moe-capacity F --moe-skip T --moe-routes F\n"
            "     --original-size WxH --target-size WxH --crop TOPxLEFT (SDXL conditioning)\n"
            " -t, --threads N  --backend cpu|vulkan|auto  --device N (see `devices`)\n"
            "     --profile (GPU time per op)  --plain-prompt  --json  -v, --verbose  -q\n"
            "exit: 0 ok, 1 failed, 2 usage, 3 model, 4 file I/O, 130 interrupted\n"
            "examples:\n"
            "  moe-diffuse -m sd15 -p \"a (red:1.2) fox in snow\" --seed 42 -o fox.png\n"
-           "  moe-diffuse -m sd15 -i room.png --mask mask.png -p \"a sofa\" -o sofa.png\n"
            "  moe-diffuse -m sd15 --from-png fox.png --steps 40 -o fox40.png\n");
 }
 
