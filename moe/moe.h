@@ -5,6 +5,8 @@
  *     logits summed over all rows, every row weighted by a softmax over the
  *     chosen experts' logits;
  *   - token top-k: each row picks its own top-k.
+ * Per-generation controls (md_moe_options: sequence-split, capacity, skip,
+ * pinned experts, replayed routes; docs/moe.md) change only the plan.
  * Rows are grouped by expert, each expert runs one GEMM over just its rows,
  * unchosen experts do no work, and the weighted outputs are scattered back:
  * on the host's plan (moe/router.c), or, on a backend with moe_routed
