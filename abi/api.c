@@ -24,10 +24,14 @@ _Static_assert(offsetof(mdiff_gen_params, clip_skip) == ABI_1_0_GEN_PARAMS_SIZE,
                "mdiff_gen_params 1.0 layout");
 _Static_assert(offsetof(mdiff_gen_params, prompt_syntax) == 88, "mdiff_gen_params 1.1 layout");
 _Static_assert(offsetof(mdiff_gen_params, moe_top_k) == 120, "mdiff_gen_params 1.2 layout");
-_Static_assert(sizeof(mdiff_gen_params) == ABI_1_3_GEN_PARAMS_SIZE, "mdiff_gen_params 1.3 layout");
+_Static_assert(offsetof(mdiff_gen_params, moe_capacity) == ABI_1_3_GEN_PARAMS_SIZE,
+               "mdiff_gen_params 1.3 layout");
+_Static_assert(offsetof(mdiff_gen_params, moe_schedule) == 136, "mdiff_gen_params 1.4 layout");
+_Static_assert(sizeof(mdiff_gen_params) == ABI_1_4_GEN_PARAMS_SIZE, "mdiff_gen_params 1.4 layout");
 _Static_assert(offsetof(mdiff_model_info, default_guidance) == 72, "mdiff_model_info 1.0 layout");
 _Static_assert(sizeof(mdiff_model_info) == 88, "mdiff_model_info 1.2 layout");
-_Static_assert(sizeof(mdiff_router_event) == 56, "mdiff_router_event layout");
+_Static_assert(offsetof(mdiff_router_event, skipped) == 56, "mdiff_router_event 1.2 layout");
+_Static_assert(sizeof(mdiff_router_event) == 80, "mdiff_router_event 1.4 layout");
 _Static_assert(sizeof(mdiff_layer_stats) == 192, "mdiff_layer_stats layout");
 _Static_assert(sizeof(mdiff_expert_settings) == ABI_1_0_EXPERT_SETTINGS_SIZE,
                "mdiff_expert_settings layout");

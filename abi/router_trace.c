@@ -12,7 +12,13 @@ void abi_trace_event(mdiff_context *ctx, const md_moe_trace *t)
                              .top_k = t->plan->top_k,
                              .rows = t->rows,
                              .logits = t->router_logits,
-                             .choice = t->plan->choice};
+                             .choice = t->plan->choice,
+                             .skipped = t->plan->skipped,
+                             .dropped = t->plan->dropped,
+                             .groups = t->plan->groups,
+                             .routing = t->routing == MD_ROUTE_TOKEN_TOPK ? MDIFF_ROUTING_TOKEN
+                                        : t->split ? MDIFF_ROUTING_SEQUENCE_SPLIT
+                                                   : MDIFF_ROUTING_SEQUENCE};
     if (!abi_destroy_pending(ctx))
         ctx->trace(ctx->trace_user, &ev);
 }

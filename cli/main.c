@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "../host/infotext.h"
+#include "../host/moe_routes_record.h"
 #include "../host/moe_stats.h"
 #include "batch.h"
 #include "cli.h"
@@ -60,10 +61,12 @@ static md_progress_mode progress_mode(const md_cli_options *o)
     return isatty(STDERR_FILENO) ? MD_PROGRESS_BAR : MD_PROGRESS_LINES;
 }
 
-/* --moe-stats: the library's router trace feeds the statistics; a new
- * denoising step starts a new column. */
+/* --moe-stats and -v: the library's router trace feeds the statistics (a
+ * new denoising step starts a new column) and, with --moe-stats, the
+ * routes file. */
 typedef struct stats_trace {
     md_moe_stats *stats;
+    mdh_routes_record *routes; /* NULL without --moe-stats */
     int step;
 } stats_trace;
 
@@ -76,18 +79,48 @@ static void on_router_event(void *user, const mdiff_router_event *ev)
     }
     md_moe_call c = {.layer = ev->layer_name, .num_experts = ev->num_experts,
                      .top_k = ev->top_k, .rows = ev->rows, .logits = ev->logits,
-                     .choice = ev->choice};
+                     .choice = ev->choice, .skipped = ev->skipped};
     md_moe_stats_record(t->stats, &c);
+    if (t->routes)
+        mdh_routes_record_add(t->routes, ev);
 }
 
-static int write_moe_stats(const md_moe_stats *stats, const char *pattern, int index,
+/* The routes file beside the statistics: FILE.json -> FILE.routes.json. */
+static int routes_name(const char *json, char *out, size_t cap)
+{
+    size_t n = strlen(json);
+    if (n >= 5 && !strcmp(json + n - 5, ".json"))
+        n -= 5;
+    return snprintf(out, cap, "%.*s.routes.json", (int)n, json) < (int)cap;
+}
+
+static int write_moe_stats(const stats_trace *t, const char *pattern, int index, int steps,
                            mdh_error *err)
 {
-    char json[4096], png[4096];
-    if (!md_cli_stats_names(pattern, index, json, png, sizeof json))
+    char json[4096], png[4096], routes[4096 + 16];
+    if (!md_cli_stats_names(pattern, index, json, png, sizeof json) ||
+        !routes_name(json, routes, sizeof routes))
         return mdh_fail(err, MDIFF_ERR_INVALID, "--moe-stats %s: name too long", pattern);
-    int st = md_moe_stats_write_json(stats, json, err);
-    return st == MDIFF_OK ? md_moe_stats_write_heatmap(stats, png, 8, err) : st;
+    int st = md_moe_stats_write_json(t->stats, json, err);
+    if (st == MDIFF_OK)
+        st = md_moe_stats_write_heatmap(t->stats, png, 8, err);
+    if (st == MDIFF_OK && (st = mdh_routes_record_write(t->routes, routes, steps, err)) ==
+                              MDIFF_ERR_UNSUPPORTED) {
+        /* the statistics stand without the routes */
+        fprintf(stderr, "moe-diffuse: warning: %s\n", err->msg);
+        st = MDIFF_OK;
+    }
+    return st;
+}
+
+/* -v: the share of expert work the skip threshold saved. */
+static void print_skipped(const md_moe_stats *stats)
+{
+    int64_t skipped, slots;
+    md_moe_stats_skipped(stats, &skipped, &slots);
+    fprintf(stderr, "moe-diffuse: MoE expert work skipped: %.1f%% (%lld of %lld expert-rows)\n",
+            slots ? 100.0 * (double)skipped / (double)slots : 0.0, (long long)skipped,
+            (long long)slots);
 }
 
 static int render(md_cli_engine *e, md_cli_options *o, uint64_t seed, md_cli_progress *progress)
@@ -104,6 +137,8 @@ static int render(md_cli_engine *e, md_cli_options *o, uint64_t seed, md_cli_pro
                                   "--moe-stats: this model has no MoE layers");
             return MD_EXIT_USAGE;
         }
+    } else if (o->verbose && e->info.routing != MDIFF_ROUTING_NONE) {
+        trace = api->get_feature(MDIFF_FEATURE_ROUTER_TRACE);
     }
     api->set_progress(e->ctx, md_cli_progress_fn, progress);
     int rc = MD_EXIT_OK;
@@ -139,8 +174,10 @@ static int render(md_cli_engine *e, md_cli_options *o, uint64_t seed, md_cli_pro
         md_render_result res = {0};
         if (trace) {
             md_moe_stats_free(st_trace.stats);
-            st_trace = (stats_trace){.stats = md_moe_stats_new()};
-            if (!st_trace.stats) {
+            mdh_routes_record_free(st_trace.routes);
+            st_trace = (stats_trace){.stats = md_moe_stats_new(),
+                                     .routes = o->moe_stats ? mdh_routes_record_new() : NULL};
+            if (!st_trace.stats || (o->moe_stats && !st_trace.routes)) {
                 md_cli_progress_error(progress, MD_EXIT_FAILURE, "out of memory");
                 rc = MD_EXIT_FAILURE;
                 break;
@@ -151,11 +188,14 @@ static int render(md_cli_engine *e, md_cli_options *o, uint64_t seed, md_cli_pro
         if (trace) {
             trace->set(e->ctx, NULL, NULL);
             mdh_error err = {0};
-            if (status == MDIFF_OK &&
-                write_moe_stats(st_trace.stats, o->moe_stats, i, &err) != MDIFF_OK) {
+            if (status == MDIFF_OK && o->moe_stats &&
+                write_moe_stats(&st_trace, o->moe_stats, i, res.resolved.steps, &err) !=
+                    MDIFF_OK) {
                 snprintf(msg, sizeof msg, "%s", err.msg);
                 status = MDIFF_ERR_IO;
             }
+            if (status == MDIFF_OK && o->verbose)
+                print_skipped(st_trace.stats);
         }
         if (status != MDIFF_OK) {
             rc = md_cli_exit_code(status);
@@ -170,6 +210,7 @@ static int render(md_cli_engine *e, md_cli_options *o, uint64_t seed, md_cli_pro
         }
     }
     md_moe_stats_free(st_trace.stats);
+    mdh_routes_record_free(st_trace.routes);
     api->set_progress(e->ctx, NULL, NULL);
     return rc;
 }

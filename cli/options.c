@@ -44,14 +44,14 @@ static void print_help(void)
            "     --mask FILE       inpaint where the mask (PNG/JPEG) is white\n"
            " -b, --batch-count N   N images, seeds incrementing    --clip-skip N\n"
            "     --from-png FILE   re-create an image from its parameters; flags override\n"
-           "     --moe-stats FILE  expert load per layer and step: JSON + heatmap FILE.png\n"
+           "     --moe-stats FILE  expert load, heatmap, routes   --moe-schedule S\n"
+           "     --moe-top-k K --moe-routing R --moe-capacity F --moe-skip T --moe-routes F\n"
            "     --original-size WxH --target-size WxH --crop TOPxLEFT (SDXL conditioning)\n"
            " -t, --threads N  --backend cpu|vulkan|auto  --device N (see `devices`)\n"
            "     --profile (GPU time per op)  --plain-prompt  --json  -v, --verbose  -q\n"
            "exit: 0 ok, 1 failed, 2 usage, 3 model, 4 file I/O, 130 interrupted\n"
            "examples:\n"
            "  moe-diffuse -m sd15 -p \"a (red:1.2) fox in snow\" --seed 42 -o fox.png\n"
-           "  moe-diffuse -m sd15 -i room.png --mask mask.png -p \"a sofa\" -o sofa.png\n"
            "  moe-diffuse -m sd15 --from-png fox.png --steps 40 -o fox40.png\n");
 }
 
@@ -126,6 +126,25 @@ static int set_text(md_cli_options *o, const char *name, const char *value)
     return MD_EXIT_OK;
 }
 
+/* --moe-X: the request field moe_X (same name with '_'), set as its text
+ * form; the ranges are the library's check (check_combination), so the
+ * message names the flag and the valid values. */
+static int set_moe_field(md_cli_options *o, const char *flag, const char *value)
+{
+    char name[32];
+    snprintf(name, sizeof name, "%s", flag);
+    for (char *q = name; *q; q++)
+        *q = *q == '-' ? '_' : *q;
+    const mdh_field *f = mdh_request_field(name);
+    mdh_error err = {0};
+    if (!f || mdh_request_set_text(&o->req, f, value, &err) != MDIFF_OK) {
+        fprintf(stderr, "moe-diffuse: --%s: %s\n", flag, f ? err.msg : "unknown field");
+        return MD_EXIT_USAGE;
+    }
+    mark_given(o, name);
+    return MD_EXIT_OK;
+}
+
 /* Settings from a PNG's parameters for whatever the command line left open. */
 static int apply_from_png(md_cli_options *o)
 {
@@ -150,6 +169,10 @@ static int apply_from_png(md_cli_options *o)
         if (f->type == MDH_FIELD_TEXT || f->type == MDH_FIELD_NAME) {
             const char *v = *(const char *const *)((const char *)&t.req.p + f->offset);
             if (mdh_request_set_string(&o->req, f, v) != MDIFF_OK)
+                rc = MD_EXIT_FAILURE;
+        } else if (f->type == MDH_FIELD_PATH && f->infotext) {
+            /* a path the text records (the routes file): image paths are given anew */
+            if (mdh_request_set_string(&o->req, f, mdh_request_string(&t.req, f)) != MDIFF_OK)
                 rc = MD_EXIT_FAILURE;
         } else if (f->type != MDH_FIELD_PATH) {
             size_t size = f->type == MDH_FIELD_SEED ? sizeof(uint64_t) : sizeof(int32_t);
@@ -282,7 +305,8 @@ int md_cli_parse(int argc, char **argv, md_cli_options *o)
         OPT_TARGET_SIZE,
         OPT_DEVICE,
         OPT_PROFILE,
-        OPT_PLAIN_PROMPT
+        OPT_PLAIN_PROMPT,
+        OPT_MOE_FIELD /* --moe-*: one request field each (moe_flags) */
     };
     static const struct option longopts[] = {
         {"model", required_argument, NULL, 'm'},
@@ -313,6 +337,12 @@ int md_cli_parse(int argc, char **argv, md_cli_options *o)
         {"device", required_argument, NULL, OPT_DEVICE},
         {"profile", no_argument, NULL, OPT_PROFILE},
         {"plain-prompt", no_argument, NULL, OPT_PLAIN_PROMPT},
+        {"moe-top-k", required_argument, NULL, OPT_MOE_FIELD},
+        {"moe-routing", required_argument, NULL, OPT_MOE_FIELD},
+        {"moe-capacity", required_argument, NULL, OPT_MOE_FIELD},
+        {"moe-skip", required_argument, NULL, OPT_MOE_FIELD},
+        {"moe-schedule", required_argument, NULL, OPT_MOE_FIELD},
+        {"moe-routes", required_argument, NULL, OPT_MOE_FIELD},
         {"verbose", no_argument, NULL, 'v'},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
@@ -327,10 +357,14 @@ int md_cli_parse(int argc, char **argv, md_cli_options *o)
     o->device = -1;
     opterr = 0;
     optind = 1;
-    int c, rc, stdin_used = 0;
+    int c, rc, stdin_used = 0, which = 0;
     long v;
-    while ((c = getopt_long(argc, argv, ":m:p:n:o:W:H:i:b:t:vqhV", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":m:p:n:o:W:H:i:b:t:vqhV", longopts, &which)) != -1) {
         switch (c) {
+        case OPT_MOE_FIELD:
+            if ((rc = set_moe_field(o, longopts[which].name, optarg)) != MD_EXIT_OK)
+                return rc;
+            break;
         case 'm': o->model = optarg; break;
         case 'p':
         case 'n':

@@ -3,6 +3,7 @@
  * with its infotext. */
 #include "render.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -187,6 +188,39 @@ static int to_library_images(const inputs *in, int w, int h, int has_mask, uint8
     return 0;
 }
 
+/* A routes file's text (the library parses and checks it). */
+static int read_routes(const char *path, char **text, char *msg, size_t cap)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(msg, cap, "--moe-routes %s: cannot open: %s", path, strerror(errno));
+        return MDIFF_ERR_IO;
+    }
+    size_t size = 0, room = 1 << 16;
+    char *buf = malloc(room + 1);
+    while (buf) {
+        size += fread(buf + size, 1, room - size, f);
+        if (size < room || size > MDIFF_MOE_ROUTES_MAX)
+            break;
+        room *= 2;
+        char *grown = realloc(buf, room + 1);
+        if (!grown)
+            free(buf);
+        buf = grown;
+    }
+    int failed = ferror(f);
+    fclose(f);
+    if (!buf || failed || size > MDIFF_MOE_ROUTES_MAX) {
+        snprintf(msg, cap, "--moe-routes %s: %s", path,
+                 !buf ? "out of memory" : failed ? "cannot read" : "larger than the 256 MiB limit");
+        free(buf);
+        return !buf ? MDIFF_ERR_NOMEM : failed ? MDIFF_ERR_IO : MDIFF_ERR_INVALID;
+    }
+    buf[size] = '\0';
+    *text = buf;
+    return MDIFF_OK;
+}
+
 static int fail_with(char *msg, size_t cap, int status, const mdh_error *err)
 {
     snprintf(msg, cap, "%s", err->msg);
@@ -211,7 +245,7 @@ int md_render(md_cli_engine *e, const mdh_request *rq, const md_render_target *t
     mdiff_gen_params p = rq->p;
     inputs in = {0};
     uint8_t *init_rgb = NULL, *mask8 = NULL;
-    char *params = NULL;
+    char *params = NULL, *routes = NULL;
     mdiff_image out, init_img, mask_img;
     api->image_init(&out, sizeof out);
     api->image_init(&init_img, sizeof init_img);
@@ -263,6 +297,11 @@ int md_render(md_cli_engine *e, const mdh_request *rq, const md_render_target *t
         p.width = w;
         p.height = h;
     }
+    if (rq->moe_routes) {
+        if ((rc = read_routes(rq->moe_routes, &routes, msg, cap)) != MDIFF_OK)
+            goto done;
+        p.moe_routes = routes;
+    }
     if ((rc = api->resolve_params(e->ctx, &p, &resolved, msg, cap)) != MDIFF_OK)
         goto done;
     params = parameters_for(e, rq, &resolved, t->model_name);
@@ -292,5 +331,6 @@ done:
     free(init_rgb);
     free(mask8);
     free(params);
+    free(routes);
     return rc;
 }

@@ -168,7 +168,7 @@ char *mdh_infotext_format(const mdh_request *r, const mdh_infotext_meta *meta)
     for (int i = 0; i < n; i++) {
         if (!fields[i].infotext || mdh_request_is_default(r, &fields[i]))
             continue;
-        char tmp[64];
+        char tmp[MDIFF_MOE_SCHEDULE_MAX + 64]; /* the longest value: a schedule */
         mdh_request_format(r, &fields[i], tmp, sizeof tmp);
         sb_puts(&b, sep);
         sb_puts(&b, fields[i].infotext);

@@ -27,6 +27,7 @@ struct md_moe_stats {
     int nrecs, cap_recs;
     int call;           /* current call index */
     int call_has_recs;  /* the current call has records */
+    int64_t skipped, slots; /* expert-rows skipped / routable, over all calls */
     int oom;
 };
 
@@ -115,6 +116,8 @@ void md_moe_stats_record(md_moe_stats *s, const md_moe_call *c)
     }
     const int E = c->num_experts;
     r->rows += c->rows;
+    s->skipped += c->skipped;
+    s->slots += c->rows * c->top_k;
     for (int64_t i = 0; i < c->rows * c->top_k; i++)
         if (c->choice[i] >= 0 && c->choice[i] < E)
             r->load[c->choice[i]]++;
@@ -132,6 +135,12 @@ void md_moe_stats_record(md_moe_stats *s, const md_moe_call *c)
         /* H = log Z - sum p_e (l_e - max) / Z, with logits shifted by max */
         r->entropy_sum += log(z) - zl / z;
     }
+}
+
+void md_moe_stats_skipped(const md_moe_stats *s, int64_t *skipped, int64_t *slots)
+{
+    *skipped = s->skipped;
+    *slots = s->slots;
 }
 
 int md_moe_stats_calls(const md_moe_stats *s)
@@ -186,7 +195,8 @@ int md_moe_stats_write_json(const md_moe_stats *s, const char *path, mdh_error *
     FILE *f = fopen(path, "w");
     if (!f)
         return mdh_fail(err, MDIFF_ERR_IO, "%s: cannot write", path);
-    fprintf(f, "{\n  \"calls\": %d,\n  \"layers\": [", md_moe_stats_calls(s));
+    fprintf(f, "{\n  \"calls\": %d,\n  \"skipped_fraction\": %.6f,\n  \"layers\": [",
+            md_moe_stats_calls(s), s->slots ? (double)s->skipped / (double)s->slots : 0.0);
     for (int l = 0; l < s->nlayers; l++) {
         const stats_layer *L = &s->layers[l];
         fprintf(f, "%s\n    {\"name\": \"%s\", \"num_experts\": %d, \"top_k\": %d, \"total_load\": [",

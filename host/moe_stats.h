@@ -26,13 +26,18 @@ typedef struct md_moe_call {
     int num_experts, top_k;
     int64_t rows;
     const float *logits;  /* [rows, num_experts] */
-    const int32_t *choice; /* [rows, top_k] */
+    const int32_t *choice; /* [rows, top_k]; -1 = an empty slot */
+    int64_t skipped;       /* expert-rows the skip threshold dropped (router event, 1.4) */
 } md_moe_call;
 
 /* Out-of-memory is remembered and reported by the writers. */
 void md_moe_stats_record(md_moe_stats *s, const md_moe_call *call);
 /* Starts a new call explicitly (optional). */
 void md_moe_stats_next_call(md_moe_stats *s);
+
+/* Expert work skipped over everything recorded: expert-rows dropped by
+ * the skip threshold, of all rows * top_k slots. */
+void md_moe_stats_skipped(const md_moe_stats *s, int64_t *skipped, int64_t *slots);
 
 int md_moe_stats_calls(const md_moe_stats *s);
 int md_moe_stats_layers(const md_moe_stats *s);
@@ -49,7 +54,7 @@ typedef struct md_moe_stats_cell {
 } md_moe_stats_cell;
 int md_moe_stats_get(const md_moe_stats *s, int call, int layer, md_moe_stats_cell *out);
 
-/* JSON: {"calls", "layers": [{name, num_experts, top_k, total_load, ...}],
+/* JSON: {"calls", "skipped_fraction", "layers": [{name, num_experts, top_k, total_load, ...}],
  * "records": [{call, layer, rows, load, entropy, load_entropy, busiest_share}]}. */
 int md_moe_stats_write_json(const md_moe_stats *s, const char *path, mdh_error *err);
 /* Heatmap PNG: one column per call, one row per (layer, expert) in layer

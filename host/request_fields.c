@@ -9,7 +9,8 @@
 
 #define P(field) offsetof(mdiff_gen_params, field)
 
-static const char *const routing_names[] = {"model", "sequence", "token", NULL};
+static const char *const routing_names[] = {"model", "sequence", "token", "sequence-split",
+                                            NULL};
 static const char *const syntax_names[] = {"weighted", "plain", NULL};
 
 /* Order: the order records and the `parameters` text list them. The SDXL
@@ -38,6 +39,11 @@ static const mdh_field fields[] = {
     {"target_height", MDH_FIELD_INT, P(target_height), NULL, NULL},
     {"moe_top_k", MDH_FIELD_INT, P(moe_top_k), "MoE top-k", NULL},
     {"moe_routing", MDH_FIELD_CHOICE, P(moe_routing), "MoE routing", routing_names},
+    {"moe_capacity", MDH_FIELD_FLOAT, P(moe_capacity), "MoE capacity", NULL},
+    {"moe_skip", MDH_FIELD_FLOAT, P(moe_skip), "MoE skip", NULL},
+    {"moe_schedule", MDH_FIELD_TEXT, P(moe_schedule), "MoE schedule", NULL},
+    /* The routes file's path; the host reads it into moe_routes when it generates. */
+    {"moe_routes", MDH_FIELD_PATH, 0, "MoE routes", NULL},
 };
 #define NFIELDS (int)(sizeof fields / sizeof fields[0])
 
@@ -73,12 +79,17 @@ void mdh_request_init(mdh_request *r)
 
 static int text_slot(const mdh_field *f)
 {
-    return f->offset == P(prompt) ? 0 : f->offset == P(negative_prompt) ? 1 : 2;
+    return f->offset == P(prompt)            ? 0
+           : f->offset == P(negative_prompt) ? 1
+           : f->offset == P(moe_schedule)    ? 3
+                                             : 2;
 }
 
 static char **path_slot(mdh_request *r, const mdh_field *f)
 {
-    return !strcmp(f->name, "mask") ? &r->mask : &r->init_image;
+    return !strcmp(f->name, "mask")         ? &r->mask
+           : !strcmp(f->name, "moe_routes") ? &r->moe_routes
+                                            : &r->init_image;
 }
 
 static const char *const *string_ptr(const mdh_request *r, const mdh_field *f)
@@ -106,10 +117,11 @@ int mdh_request_set_string(mdh_request *r, const mdh_field *f, const char *value
 
 void mdh_request_clear(mdh_request *r)
 {
-    for (int k = 0; k < 3; k++)
+    for (int k = 0; k < 4; k++)
         free(r->text[k]);
     free(r->init_image);
     free(r->mask);
+    free(r->moe_routes);
     memset(r, 0, sizeof *r);
 }
 
@@ -117,13 +129,12 @@ int mdh_request_copy(mdh_request *dst, const mdh_request *src)
 {
     memset(dst, 0, sizeof *dst);
     dst->p = src->p;
-    dst->p.prompt = dst->p.negative_prompt = dst->p.sampler = NULL;
+    dst->p.prompt = dst->p.negative_prompt = dst->p.sampler = dst->p.moe_schedule = NULL;
     int rc = MDIFF_OK;
     for (int i = 0; i < NFIELDS && rc == MDIFF_OK; i++) {
         const mdh_field *f = &fields[i];
         if (f->type == MDH_FIELD_PATH)
-            rc = mdh_request_set_string(dst, f, !strcmp(f->name, "mask") ? src->mask
-                                                                         : src->init_image);
+            rc = mdh_request_set_string(dst, f, mdh_request_string(src, f));
         else if (f->type == MDH_FIELD_TEXT || f->type == MDH_FIELD_NAME)
             rc = mdh_request_set_string(dst, f, *string_ptr(src, f));
     }
@@ -239,10 +250,10 @@ int mdh_request_set_text(mdh_request *r, const mdh_field *f, const char *text, m
     return set_number(r, f, v, err);
 }
 
-static const char *string_value(const mdh_request *r, const mdh_field *f)
+const char *mdh_request_string(const mdh_request *r, const mdh_field *f)
 {
     if (f->type == MDH_FIELD_PATH)
-        return !strcmp(f->name, "mask") ? r->mask : r->init_image;
+        return *path_slot((mdh_request *)r, f);
     return *string_ptr(r, f);
 }
 
@@ -253,7 +264,7 @@ cJSON *mdh_request_get_json(const mdh_request *r, const mdh_field *f)
     case MDH_FIELD_TEXT:
     case MDH_FIELD_NAME:
     case MDH_FIELD_PATH: {
-        const char *s = string_value(r, f);
+        const char *s = mdh_request_string(r, f);
         return s ? cJSON_CreateString(s) : cJSON_CreateNull();
     }
     case MDH_FIELD_INT: return cJSON_CreateNumber(*(const int32_t *)at);
@@ -277,7 +288,7 @@ int mdh_request_format(const mdh_request *r, const mdh_field *f, char *buf, size
     case MDH_FIELD_TEXT:
     case MDH_FIELD_NAME:
     case MDH_FIELD_PATH: {
-        const char *s = string_value(r, f);
+        const char *s = mdh_request_string(r, f);
         return snprintf(buf, cap, "%s", s ? s : "");
     }
     case MDH_FIELD_INT: return snprintf(buf, cap, "%d", (int)*(const int32_t *)at);
@@ -307,7 +318,7 @@ int mdh_request_format(const mdh_request *r, const mdh_field *f, char *buf, size
 int mdh_request_is_default(const mdh_request *r, const mdh_field *f)
 {
     if (f->type == MDH_FIELD_TEXT || f->type == MDH_FIELD_NAME || f->type == MDH_FIELD_PATH)
-        return string_value(r, f) == NULL;
+        return mdh_request_string(r, f) == NULL;
     mdiff_gen_params d;
     defaults(&d);
     size_t n = f->type == MDH_FIELD_SEED ? sizeof(uint64_t) : sizeof(int32_t);

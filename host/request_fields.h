@@ -41,9 +41,11 @@ const mdh_field *mdh_request_field(const char *name); /* NULL when unknown */
 
 /* A request with its strings and image paths owned. */
 typedef struct mdh_request {
-    mdiff_gen_params p;          /* p.prompt / negative_prompt / sampler point into text[] */
-    char *text[3];               /* owned copies */
+    mdiff_gen_params p;          /* p.prompt / negative_prompt / sampler / moe_schedule point
+                                    into text[] */
+    char *text[4];               /* owned copies (prompt, negative, sampler, moe_schedule) */
     char *init_image, *mask;     /* image files; NULL = none */
+    char *moe_routes;            /* routes file (moe_routes is its text); NULL = none */
 } mdh_request;
 
 /* p from the library's gen_params_init; nothing owned yet. */
@@ -60,6 +62,8 @@ int mdh_request_set_json(mdh_request *r, const mdh_field *f, const cJSON *value,
 /* Sets a field from text as a command line or the `parameters` text gives
  * it (numbers, choice names). */
 int mdh_request_set_text(mdh_request *r, const mdh_field *f, const char *text, mdh_error *err);
+/* A string field's value (TEXT, NAME, or a PATH field's path); NULL = none. */
+const char *mdh_request_string(const mdh_request *r, const mdh_field *f);
 /* The field's value as JSON (NULL when out of memory). */
 cJSON *mdh_request_get_json(const mdh_request *r, const mdh_field *f);
 /* The field's value as text ("" for a NULL string); returns the length. */

@@ -73,7 +73,7 @@ extern "C" {
 #endif
 
 #define MOEDIFFUSE_ABI_MAJOR 1
-#define MOEDIFFUSE_ABI_MINOR 3
+#define MOEDIFFUSE_ABI_MINOR 4
 
 #if defined(__GNUC__)
 #define MOEDIFFUSE_EXPORT __attribute__((visibility("default")))
@@ -217,8 +217,27 @@ typedef struct mdiff_gen_params {
     int32_t moe_top_k;             /* experts per token, 1..min(num_experts, MDIFF_MAX_TOP_K);
                                       0 = the context's (context params / moe.expert_settings),
                                       else the model's own */
-    int32_t moe_routing;           /* mdiff_routing: MDIFF_ROUTING_SEQUENCE or _TOKEN;
-                                      0 (MDIFF_ROUTING_MODEL) = the model's own */
+    int32_t moe_routing;           /* mdiff_routing: MDIFF_ROUTING_SEQUENCE, _TOKEN or (1.4)
+                                      _SEQUENCE_SPLIT; 0 (MDIFF_ROUTING_MODEL) = the model's own */
+    /* ABI 1.4: more Mixture-of-Experts controls (docs/moe.md, "Controls").
+     * All zero / NULL = routing exactly as before. */
+    float moe_capacity;            /* token routing: each expert takes at most
+                                      ceil(moe_capacity * rows * k / experts) rows per call;
+                                      overflow goes to the row's next-best expert with room,
+                                      else to the residual path. 0 = no cap; > 0, at most 64.
+                                      With sequence routing it is MDIFF_ERR_INVALID */
+    float moe_skip;                /* 0 <= moe_skip < 1: a chosen expert whose renormalised
+                                      weight is below it is dropped (never the top choice);
+                                      per token (token routing) or per call on the mean weight
+                                      (sequence routing). 0 = off */
+    const char *moe_schedule;      /* per range of denoising progress: k, skip and/or a pinned
+                                      expert set, e.g. "0-0.3:k=2;0.3-1:k=1/skip=0.1" or
+                                      "0-0.5:experts=0,2;0.5-1:k=2"; NULL = none. At most
+                                      MDIFF_MOE_SCHEDULE_MAX bytes */
+    const char *moe_routes;        /* the text of a routes file (format "moe-diffuse-routes",
+                                      as the CLI's --moe-stats writes it): every layer's experts
+                                      per step are taken from it, whatever the other MoE fields
+                                      say. NULL = none. At most MDIFF_MOE_ROUTES_MAX bytes */
 } mdiff_gen_params;
 
 /* guidance value meaning "the model's own default" (ABI 1.3). */
@@ -227,6 +246,9 @@ typedef struct mdiff_gen_params {
 #define MDIFF_PROMPT_MAX 16384
 /* The most experts per token any MoE setting takes. */
 #define MDIFF_MAX_TOP_K 16
+/* The longest moe_schedule and moe_routes texts, in bytes (1.4). */
+#define MDIFF_MOE_SCHEDULE_MAX 4096
+#define MDIFF_MOE_ROUTES_MAX (256 * 1024 * 1024)
 
 typedef enum mdiff_prompt_syntax {
     /* "(word:1.3)" / "(word)" / "[word]" emphasis; prompts past 75 tokens are
@@ -244,7 +266,9 @@ typedef enum mdiff_routing {
     MDIFF_ROUTING_NONE = 0,     /* model_info: a dense model */
     MDIFF_ROUTING_MODEL = 0,    /* gen_params.moe_routing: the model's own (1.3) */
     MDIFF_ROUTING_SEQUENCE = 1, /* SegMoE: experts chosen once per call */
-    MDIFF_ROUTING_TOKEN = 2     /* each token chooses its experts */
+    MDIFF_ROUTING_TOKEN = 2,    /* each token chooses its experts */
+    MDIFF_ROUTING_SEQUENCE_SPLIT = 3 /* (1.4) as SEQUENCE, but with classifier-free guidance
+                                        each half (unconditional, conditional) chooses its own */
 } mdiff_routing;
 
 typedef struct mdiff_model_info {
@@ -331,7 +355,17 @@ typedef struct mdiff_router_event {
     int32_t reserved;
     int64_t rows;              /* tokens routed in this call */
     const float *logits;       /* [rows, num_experts] gate logits */
-    const int32_t *choice;     /* [rows, top_k] the experts each row went to */
+    const int32_t *choice;     /* [rows, top_k] the experts each row went to; since 1.4 -1
+                                  marks a slot left empty (moe_skip, or moe_capacity's
+                                  residual path) */
+    /* ABI 1.4 */
+    int64_t skipped;           /* expert-rows of this call dropped by moe_skip */
+    int64_t dropped;           /* expert-rows of this call sent to the residual path by
+                                  moe_capacity (no expert with room was left) */
+    int32_t groups;            /* row groups of the call: 2 with classifier-free guidance
+                                  (rows = [unconditional; conditional]), else 1 */
+    int32_t routing;           /* mdiff_routing this call used (SEQUENCE for a replayed
+                                  sequence route, TOKEN for a replayed token route) */
 } mdiff_router_event;
 
 /* The event and everything it points to are valid during the callback only. */

@@ -5,6 +5,8 @@
  *     logits summed over all rows, every row weighted by a softmax over the
  *     chosen experts' logits;
  *   - token top-k: each row picks its own top-k.
+ * Per-generation controls (md_moe_options: sequence-split, capacity, skip,
+ * pinned experts, replayed routes; docs/moe.md) change only the plan.
  * Rows are grouped by expert, each expert runs one GEMM over just its rows,
  * unchosen experts do no work, and the weighted outputs are scattered back:
  * on the host's plan (moe/router.c), or, on a backend with moe_routed
@@ -15,6 +17,7 @@
 
 #include "../config/config.h"
 #include "../io/weights.h"
+#include "moe_routes.h"
 #include "router.h"
 
 typedef enum md_moe_kind { MD_MOE_LINEAR, MD_MOE_GEGLU_FF } md_moe_kind;
@@ -39,12 +42,22 @@ void md_moe_scratch_free(md_moe_scratch *s);
 typedef enum md_moe_routing_choice {
     MD_MOE_ROUTING_LAYER = 0,    /* the layer's own md_routing */
     MD_MOE_ROUTING_SEQUENCE = 1, /* MD_ROUTE_SEQUENCE_TOPK (SegMoE) */
-    MD_MOE_ROUTING_TOKEN = 2     /* MD_ROUTE_TOKEN_TOPK */
+    MD_MOE_ROUTING_TOKEN = 2,    /* MD_ROUTE_TOKEN_TOPK */
+    MD_MOE_ROUTING_SEQUENCE_SPLIT = 3 /* sequence, each row group choosing its own */
 } md_moe_routing_choice;
 
+/* Per generation, and per step where a schedule says so (the pipeline sets
+ * them before each U-Net call). docs/moe.md, "Controls". */
 typedef struct md_moe_options {
     int top_k;                     /* 0 = the layer's own; else 1..min(num_experts, 16) */
     md_moe_routing_choice routing; /* MD_MOE_ROUTING_LAYER = the layer's own */
+    int groups;                    /* the call's rows are this many equal row groups (2 with
+                                      classifier-free guidance: [uncond; cond]); 0 = 1 */
+    float capacity;                /* token routing: rows per expert cap factor; 0 = none */
+    float skip;                    /* drop threshold of renormalised weights; 0 = none */
+    uint64_t pinned;               /* bit e: the call uses only pinned experts; 0 = all */
+    const md_moe_routes *routes;   /* replay (bound to the model), NULL = none */
+    int step;                      /* the denoising step, for replay */
 } md_moe_options;
 
 typedef struct md_moe_layer {
@@ -72,6 +85,7 @@ typedef struct md_moe_layer {
 typedef struct md_moe_trace {
     const md_moe_layer *layer;
     md_routing routing;         /* what this call used, options applied (its top-k: plan->top_k) */
+    int split;                  /* sequence routing chose per row group (plan->groups) */
     int64_t rows;
     const float *input;         /* [rows, in_dim] */
     const float *router_logits; /* [rows, E] */
@@ -95,7 +109,7 @@ void md_moe_layer_free(md_moe_layer *layer);
  * and be's arena, so one layer serves any number of generations at once,
  * each with its own scratch and backend. opt NULL = the layer's own top-k
  * and routing; a top_k above num_experts or 16 is MD_ERR_INVALID naming
- * the layer. */
+ * the layer, and so is a replayed route that does not fit the call. */
 md_status md_moe_forward(md_backend *be, const md_moe_layer *layer, md_moe_scratch *scratch,
                          const md_moe_options *opt, md_tensor *y, const md_tensor *x,
                          md_moe_observer observer, void *observer_user, md_error *err);

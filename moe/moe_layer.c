@@ -30,6 +30,7 @@ void md_moe_scratch_free(md_moe_scratch *s)
 typedef struct moe_route {
     int k;
     md_routing mode;
+    md_route_controls ctl; /* all zero: plain top-k, which a device may run */
 } moe_route;
 
 /* Grows a host buffer to hold n floats; keeps it when large enough. */
@@ -68,15 +69,14 @@ static md_status experts_host(md_backend *be, const md_moe_layer *l, moe_route r
                               md_error *err)
 {
     const int E = l->num_experts;
-    const int seq = rt.mode == MD_ROUTE_SEQUENCE_TOPK;
-    /* Sequence mode runs the experts in top-k order so the sum is formed in
-     * the same order as the reference; token mode in index order. */
+    /* One list of experts for every row (sequence mode): they run in that
+     * order so the sum is formed in the same order as the reference;
+     * otherwise in index order. */
+    const int seq = plan->selected[0] >= 0;
     int order[16];
     int norder = 0;
-    if (seq) {
-        for (int i = 0; i < rt.k; i++)
-            order[norder++] = plan->selected[i];
-    }
+    for (int i = 0; seq && i < rt.k && plan->selected[i] >= 0; i++)
+        order[norder++] = plan->selected[i];
 
     be->fill(be, y2, 0.0f);
     for (int i = 0; seq ? i < norder : i < E; i++) {
@@ -160,7 +160,8 @@ static md_status moe_run(md_backend *be, const md_moe_layer *l, md_moe_scratch *
 
     md_tensor logits;
     MD_TRY(md_nn_tensor(be, &logits, err, 2, (int64_t[]){rows, E}));
-    const int on_device = be->moe_routed && l->device_routed;
+    /* The device runs plain top-k only; the controls route on the host. */
+    const int on_device = be->moe_routed && l->device_routed && !md_route_controls_active(&rt.ctl);
     /* The host's copy of the logits and its plan: needed to route on the
      * host, or to trace; a device-routed layer without an observer has none.
      * The plan is made by the first such call and regrown only when rows or
@@ -182,7 +183,9 @@ static md_status moe_run(md_backend *be, const md_moe_layer *l, md_moe_scratch *
          * so every backend picks the same experts. */
         be->linear(be, &logits, x2, l->gate, NULL);
         be->download(be, &logits, sc->logits);
-        md_router_plan(plan, rt.mode, sc->logits, rows);
+        if (md_router_plan_controlled(plan, rt.mode, &rt.ctl, sc->logits, rows) != 0)
+            return md_fail(err, MD_ERR_NOMEM, "MoE %s: out of memory routing %lld rows", l->name,
+                           (long long)rows);
         MD_TRY(experts_host(be, l, rt, y2, x2, rows, plan, err));
         MD_TRY(add_shared(be, l, y2, x2, rows, err));
     }
@@ -193,8 +196,11 @@ static md_status moe_run(md_backend *be, const md_moe_layer *l, md_moe_scratch *
             return md_fail(err, MD_ERR_NOMEM, "MoE %s: out of memory for the trace", l->name);
         be->download(be, x2, sc->in_host);
         be->download(be, y2, sc->out_host);
+        /* The trace names the call's row groups even when the choice ignored them. */
+        plan->groups = rt.ctl.groups > 1 && rows % rt.ctl.groups == 0 ? rt.ctl.groups : 1;
         md_moe_trace tr = {.layer = l,
                            .routing = rt.mode,
+                           .split = rt.ctl.split,
                            .rows = rows,
                            .input = sc->in_host,
                            .router_logits = sc->logits,
@@ -205,20 +211,81 @@ static md_status moe_run(md_backend *be, const md_moe_layer *l, md_moe_scratch *
     return MD_OK;
 }
 
+static int popcount64(uint64_t v)
+{
+    int n = 0;
+    for (; v; v &= v - 1)
+        n++;
+    return n;
+}
+
+/* A replayed route for this call: its mode, k and choices, checked against
+ * the call's rows. */
+static md_status replay_route(const md_moe_layer *layer, const md_moe_options *opt, int64_t rows,
+                              moe_route *rt, md_error *err)
+{
+    const md_moe_route_entry *en = md_moe_routes_at(opt->routes, opt->step, layer->index);
+    if (!en)
+        return md_fail(err, MD_ERR_INVALID, "MoE %s: the routes have no entry for step %d",
+                       layer->name, opt->step);
+    int groups = opt->groups > 1 ? opt->groups : 1;
+    if (en->token ? en->n != rows : (en->n != groups || rows % groups != 0))
+        return md_fail(err, MD_ERR_INVALID,
+                       "MoE %s: the routes hold %lld %s at step %d, the call has %lld %s",
+                       layer->name, (long long)en->n, en->token ? "rows" : "row groups",
+                       opt->step, en->token ? (long long)rows : (long long)groups,
+                       en->token ? "rows" : "row groups (is guidance on as when recorded?)");
+    rt->mode = en->token ? MD_ROUTE_TOKEN_TOPK : MD_ROUTE_SEQUENCE_TOPK;
+    rt->k = en->k;
+    rt->ctl = (md_route_controls){.groups = groups, .forced = en->experts};
+    return MD_OK;
+}
+
+/* The call's routing: the layer's own with the options applied. */
+static md_status route_of(const md_moe_layer *layer, const md_moe_options *opt, int64_t rows,
+                          moe_route *rt, md_error *err)
+{
+    *rt = (moe_route){.k = layer->top_k, .mode = layer->routing};
+    if (!opt)
+        return MD_OK;
+    if (opt->top_k != 0)
+        rt->k = opt->top_k;
+    if (opt->routing == MD_MOE_ROUTING_SEQUENCE || opt->routing == MD_MOE_ROUTING_SEQUENCE_SPLIT)
+        rt->mode = MD_ROUTE_SEQUENCE_TOPK;
+    else if (opt->routing == MD_MOE_ROUTING_TOKEN)
+        rt->mode = MD_ROUTE_TOKEN_TOPK;
+    else if (opt->routing != MD_MOE_ROUTING_LAYER)
+        return md_fail(err, MD_ERR_INVALID, "MoE %s: unknown routing choice %d", layer->name,
+                       (int)opt->routing);
+    if (opt->routes)
+        return replay_route(layer, opt, rows, rt, err);
+    int seq = rt->mode == MD_ROUTE_SEQUENCE_TOPK;
+    rt->ctl.groups = opt->groups;
+    rt->ctl.split = seq && opt->routing == MD_MOE_ROUTING_SEQUENCE_SPLIT && opt->groups > 1;
+    rt->ctl.capacity = seq ? 0.0f : opt->capacity; /* capacity is a token-routing control */
+    rt->ctl.skip = opt->skip;
+    if (opt->pinned) {
+        uint64_t all = layer->num_experts >= 64 ? ~(uint64_t)0
+                                                : ((uint64_t)1 << layer->num_experts) - 1;
+        int n = popcount64(opt->pinned & all);
+        if (n == 0 || (opt->pinned & ~all))
+            return md_fail(err, MD_ERR_INVALID,
+                           "MoE %s: pinned experts must be 0..%d (the layer has %d)", layer->name,
+                           layer->num_experts - 1, layer->num_experts);
+        rt->ctl.pinned = opt->pinned;
+        /* Sequence: exactly the pinned set; token: top-k among it. */
+        rt->k = seq || rt->k > n ? n : rt->k;
+    }
+    return MD_OK;
+}
+
 md_status md_moe_forward(md_backend *be, const md_moe_layer *layer, md_moe_scratch *scratch,
                          const md_moe_options *opt, md_tensor *y, const md_tensor *x,
                          md_moe_observer observer, void *observer_user, md_error *err)
 {
-    moe_route rt = {.k = layer->top_k, .mode = layer->routing};
-    if (opt && opt->top_k != 0)
-        rt.k = opt->top_k;
-    if (opt && opt->routing == MD_MOE_ROUTING_SEQUENCE)
-        rt.mode = MD_ROUTE_SEQUENCE_TOPK;
-    else if (opt && opt->routing == MD_MOE_ROUTING_TOKEN)
-        rt.mode = MD_ROUTE_TOKEN_TOPK;
-    else if (opt && opt->routing != MD_MOE_ROUTING_LAYER)
-        return md_fail(err, MD_ERR_INVALID, "MoE %s: unknown routing choice %d", layer->name,
-                       (int)opt->routing);
+    int64_t xn = md_tensor_numel(x), yn = md_tensor_numel(y);
+    moe_route rt;
+    MD_TRY(route_of(layer, opt, xn / (layer->in_dim > 0 ? layer->in_dim : 1), &rt, err));
     if (rt.k < 1 || rt.k > layer->num_experts || rt.k > 16)
         return md_fail(err, MD_ERR_INVALID,
                        "MoE %s: top-k %d is out of range (1..%d: the layer's %d experts, at most "
@@ -227,7 +294,6 @@ md_status md_moe_forward(md_backend *be, const md_moe_layer *layer, md_moe_scrat
                        layer->num_experts);
     if (!scratch)
         return md_fail(err, MD_ERR_INVALID, "MoE %s: no scratch given", layer->name);
-    int64_t xn = md_tensor_numel(x), yn = md_tensor_numel(y);
     if (x->shape[x->ndim - 1] != layer->in_dim || y->shape[y->ndim - 1] != layer->out_dim ||
         xn / layer->in_dim != yn / layer->out_dim)
         return md_fail(err, MD_ERR_INVALID, "MoE %s: input/output shapes do not match %d -> %d",

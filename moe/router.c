@@ -20,6 +20,7 @@ md_route_plan *md_route_plan_new(int num_experts, int top_k, int64_t max_rows)
     p->num_experts = num_experts;
     p->top_k = top_k;
     p->max_k = top_k;
+    p->groups = 1;
     p->offset = calloc((size_t)num_experts + 1, sizeof(*p->offset));
     if (!p->offset || md_route_plan_reserve(p, max_rows > 0 ? max_rows : 1) != 0) {
         md_route_plan_free(p);
@@ -38,6 +39,7 @@ void md_route_plan_free(md_route_plan *p)
     free(p->rows_of);
     free(p->weight_of);
     free(p->choice);
+    free(p->slot_weight);
     free(p);
 }
 
@@ -48,18 +50,22 @@ static int plan_alloc(md_route_plan *p, int64_t rows, int k)
     int32_t *r = malloc(n * sizeof(*r));
     float *w = malloc(n * sizeof(*w));
     int32_t *c = malloc(n * sizeof(*c));
-    if (!r || !w || !c) {
+    float *sw = malloc(n * sizeof(*sw));
+    if (!r || !w || !c || !sw) {
         free(r);
         free(w);
         free(c);
+        free(sw);
         return -1;
     }
     free(p->rows_of);
     free(p->weight_of);
     free(p->choice);
+    free(p->slot_weight);
     p->rows_of = r;
     p->weight_of = w;
     p->choice = c;
+    p->slot_weight = sw;
     p->max_rows = rows;
     p->max_k = k;
     return 0;
@@ -132,6 +138,8 @@ void md_router_plan(md_route_plan *plan, md_routing mode, const float *logits, i
 {
     const int E = plan->num_experts, k = plan->top_k;
     plan->rows = rows;
+    plan->skipped = plan->dropped = 0;
+    plan->groups = 1;
     int64_t *count = plan->offset; /* counts first, turned into offsets below */
     memset(count, 0, ((size_t)E + 1) * sizeof(*count));
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../sampling/rng.h"
+#include "moe_controls.h"
 
 /* Noise streams of the seeded RNG (sampling/rng.h); per-step noise uses
  * stream MD_STREAM_STEP0 + step. */
@@ -22,6 +23,7 @@ typedef struct gen_state {
     md_sampler_kind sampler;
     int weighted;              /* A1111 prompt syntax */
     md_moe_options moe;
+    md_moe_controls moe_ctl; /* per-step MoE options: schedule, replay */
     const md_gen_hooks *h;
     int lat_c, lat_h, lat_w;
     size_t n;           /* latent elements of one image */
@@ -299,10 +301,6 @@ static md_status take_request(gen_state *s, const mdiff_gen_params *req,
                        (double)resolved->strength);
     s->sampler = (md_sampler_kind)md_sampler_from_name(resolved->sampler);
     s->weighted = resolved->prompt_syntax == MDIFF_PROMPT_WEIGHTED;
-    s->moe.top_k = resolved->moe_top_k;
-    s->moe.routing = resolved->moe_routing == MDIFF_ROUTING_TOKEN      ? MD_MOE_ROUTING_TOKEN
-                     : resolved->moe_routing == MDIFF_ROUTING_SEQUENCE ? MD_MOE_ROUTING_SEQUENCE
-                                                                       : MD_MOE_ROUTING_LAYER;
     return MD_OK;
 }
 
@@ -352,6 +350,10 @@ md_status md_generate(const md_model *m, const md_gen_run *run, const mdiff_gen_
     md_sampler *smp = NULL;
     float *decoded = NULL;
     md_unet_state *owned = NULL;
+    st = md_moe_controls_open(&s.moe_ctl, m, p, s.batch, err);
+    if (st != MD_OK)
+        return st;
+    s.moe = s.moe_ctl.base;
     st = open_run(&s, run, &owned, err);
     if (st == MD_OK)
         st = alloc_state(&s, err);
@@ -396,6 +398,8 @@ md_status md_generate(const md_model *m, const md_gen_run *run, const mdiff_gen_
 
     for (int i = begin; i < p->steps; i++) {
         int step = i - begin;
+        md_moe_controls_step(&s.moe_ctl, i, p->steps, &s.moe);
+        md_unet_state_set_moe(s.unet, &s.moe);
         if ((st = run_unet(&s, smp, i, err)) != MD_OK)
             goto done;
         emit(&s, "noise_pred", step, s.guided, s.n);
@@ -453,6 +457,11 @@ done:
     free(decoded);
     md_sampler_free(smp);
     free_state(&s);
+    if (s.unet) { /* the routes are freed below: the state must not point at them */
+        s.moe.routes = NULL;
+        md_unet_state_set_moe(s.unet, &s.moe);
+    }
     md_unet_state_free(owned);
+    md_moe_controls_close(&s.moe_ctl);
     return st;
 }

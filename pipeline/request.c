@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "../sampling/sampler.h"
+#include "moe_controls.h"
 
 #define MAX_SIDE 8192
 #define MAX_MICRO 65536 /* SDXL original/crop/target values */
@@ -71,9 +72,11 @@ static md_status check_alone(const mdiff_gen_params *p, md_error *err)
         return md_fail(err, MD_ERR_INVALID, "moe_top_k must be 0..%d (got %d)",
                     MDIFF_MAX_TOP_K, p->moe_top_k);
     if (p->moe_routing != MDIFF_ROUTING_MODEL && p->moe_routing != MDIFF_ROUTING_SEQUENCE &&
-        p->moe_routing != MDIFF_ROUTING_TOKEN)
-        return md_fail(err, MD_ERR_INVALID, "unknown moe_routing %d", p->moe_routing);
-    return MD_OK;
+        p->moe_routing != MDIFF_ROUTING_TOKEN && p->moe_routing != MDIFF_ROUTING_SEQUENCE_SPLIT)
+        return md_fail(err, MD_ERR_INVALID,
+                       "unknown moe_routing %d (sequence 1, token 2, sequence-split 3)",
+                       p->moe_routing);
+    return md_moe_controls_check_alone(p, err);
 }
 
 /* What the loaded model decides: native size, guidance, clip layers, experts. */
@@ -111,12 +114,14 @@ static md_status resolve_with_model(const md_model *m, int default_top_k, mdiff_
         p->moe_top_k = default_top_k ? default_top_k : moe->top_k;
     if (p->moe_top_k > moe->num_experts)
         return md_fail(err, MD_ERR_INVALID,
-                    "moe_top_k %d: the model has %d experts per layer", p->moe_top_k,
+                    "moe_top_k %d is out of range 1..%d: the model has %d experts per layer",
+                    p->moe_top_k,
+                    moe->num_experts < MDIFF_MAX_TOP_K ? moe->num_experts : MDIFF_MAX_TOP_K,
                     moe->num_experts);
     if (p->moe_routing == MDIFF_ROUTING_MODEL)
         p->moe_routing = moe->routing == MD_ROUTE_TOKEN_TOPK ? MDIFF_ROUTING_TOKEN
                                                              : MDIFF_ROUTING_SEQUENCE;
-    return MD_OK;
+    return md_moe_controls_check_model(m, p, err);
 }
 
 md_status md_request_resolve(const md_model *m, int default_top_k, const mdiff_gen_params *in,

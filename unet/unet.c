@@ -18,6 +18,8 @@ struct md_unet {
     int has_mid;
     int skip_cap;
     int nmoe; /* MoE layers, numbered by number_moe() */
+    md_moe_layer **moe_list; /* by index (moe_cap entries allocated) */
+    int moe_cap;
 };
 
 static md_status check_config(const md_unet_config *c, const char *label, md_error *err)
@@ -95,16 +97,30 @@ static md_status unet_load(md_unet *u, md_weights *w, md_error *err)
     return MD_OK;
 }
 
-static void number_layer(md_moe_layer *l, int *n)
+/* The layer gets the next index and its place in u->moe_list (grown as
+ * needed; on out-of-memory the list stays short and md_unet_moe_layer
+ * answers NULL past it). */
+static void number_layer(md_unet *u, md_moe_layer *l, int *n)
 {
-    if (l)
-        l->index = (*n)++;
+    if (!l)
+        return;
+    if (*n == u->moe_cap) {
+        int cap = u->moe_cap ? 2 * u->moe_cap : 16;
+        md_moe_layer **p = realloc(u->moe_list, sizeof *p * (size_t)cap);
+        if (p) {
+            u->moe_list = p;
+            u->moe_cap = cap;
+        }
+    }
+    if (*n < u->moe_cap)
+        u->moe_list[*n] = l;
+    l->index = (*n)++;
 }
 
 /* Gives every MoE layer its index into the run state's scratch array, in
  * load order: down, mid, up blocks; within a transformer block attn1
  * q/k/v, attn2 q/k/v, then the feed-forward. */
-static void number_block(md_unet_block *b, int *n)
+static void number_block(md_unet *u, md_unet_block *b, int *n)
 {
     for (int r = 0; b->attn && r < b->nres; r++) {
         md_transformer *t = &b->attn[r];
@@ -112,11 +128,11 @@ static void number_block(md_unet_block *b, int *n)
             md_tblock *tb = &t->blocks[i];
             md_attention *a[2] = {&tb->attn1, &tb->attn2};
             for (int j = 0; j < 2; j++) {
-                number_layer(a[j]->q.moe, n);
-                number_layer(a[j]->k.moe, n);
-                number_layer(a[j]->v.moe, n);
+                number_layer(u, a[j]->q.moe, n);
+                number_layer(u, a[j]->k.moe, n);
+                number_layer(u, a[j]->v.moe, n);
             }
-            number_layer(tb->ff_moe, n);
+            number_layer(u, tb->ff_moe, n);
         }
     }
 }
@@ -125,11 +141,11 @@ static void number_moe(md_unet *u)
 {
     int n = 0;
     for (int l = 0; l < u->cfg.levels; l++)
-        number_block(&u->down[l], &n);
+        number_block(u, &u->down[l], &n);
     if (u->has_mid)
-        number_block(&u->mid, &n);
+        number_block(u, &u->mid, &n);
     for (int i = 0; i < u->cfg.levels; i++)
-        number_block(&u->up[i], &n);
+        number_block(u, &u->up[i], &n);
     u->nmoe = n;
 }
 
@@ -161,6 +177,7 @@ void md_unet_free(md_unet *u)
         md_unet_block_free(&u->up[l]);
     }
     md_unet_block_free(&u->mid);
+    free(u->moe_list);
     free(u);
 }
 
@@ -172,6 +189,11 @@ const md_unet_config *md_unet_config_of(const md_unet *u)
 int md_unet_moe_layers(const md_unet *u)
 {
     return u->nmoe;
+}
+
+const md_moe_layer *md_unet_moe_layer(const md_unet *u, int index)
+{
+    return index >= 0 && index < u->nmoe && index < u->moe_cap ? u->moe_list[index] : NULL;
 }
 
 md_backend *md_unet_backend(const md_unet *u)

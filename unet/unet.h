@@ -23,6 +23,8 @@ void md_unet_free(md_unet *u);
 const md_unet_config *md_unet_config_of(const md_unet *u);
 /* Number of MoE layers; they are numbered 0..count-1 (md_moe_layer.index). */
 int md_unet_moe_layers(const md_unet *u);
+/* MoE layer `index` (read-only), NULL out of range. */
+const md_moe_layer *md_unet_moe_layer(const md_unet *u, int index);
 /* The backend the weights were prepared on (not owned). */
 md_backend *md_unet_backend(const md_unet *u);
 
