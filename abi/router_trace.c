@@ -12,7 +12,8 @@ void abi_trace_event(mdiff_context *ctx, const md_moe_trace *t)
                              .top_k = t->plan->top_k,
                              .rows = t->rows,
                              .logits = t->router_logits,
-                             .choice = t->plan->choice};
+                             .choice = t->plan->choice,
+                             .row_groups = ctx->trace_row_groups};
     if (!abi_destroy_pending(ctx))
         ctx->trace(ctx->trace_user, &ev);
 }
