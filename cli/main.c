@@ -6,10 +6,10 @@
 #include <unistd.h>
 
 #include "../host/infotext.h"
-#include "../host/moe_stats.h"
 #include "batch.h"
 #include "cli.h"
 #include "engine.h"
+#include "moe_report.h"
 #include "render.h"
 
 /* The one piece of process state: set by SIGINT, polled between steps. */
@@ -60,34 +60,13 @@ static md_progress_mode progress_mode(const md_cli_options *o)
     return isatty(STDERR_FILENO) ? MD_PROGRESS_BAR : MD_PROGRESS_LINES;
 }
 
-/* --moe-stats: the library's router trace feeds the statistics; a new
- * denoising step starts a new column. */
-typedef struct stats_trace {
-    md_moe_stats *stats;
-    int step;
-} stats_trace;
-
-static void on_router_event(void *user, const mdiff_router_event *ev)
-{
-    stats_trace *t = user;
-    if (ev->step != t->step) {
-        md_moe_stats_next_call(t->stats);
-        t->step = ev->step;
-    }
-    md_moe_call c = {.layer = ev->layer_name, .num_experts = ev->num_experts,
-                     .top_k = ev->top_k, .rows = ev->rows, .logits = ev->logits,
-                     .choice = ev->choice};
-    md_moe_stats_record(t->stats, &c);
-}
-
-static int write_moe_stats(const md_moe_stats *stats, const char *pattern, int index,
+static int write_moe_stats(const md_moe_report *report, const char *pattern, int index,
                            mdh_error *err)
 {
     char json[4096], png[4096];
     if (!md_cli_stats_names(pattern, index, json, png, sizeof json))
         return mdh_fail(err, MDIFF_ERR_INVALID, "--moe-stats %s: name too long", pattern);
-    int st = md_moe_stats_write_json(stats, json, err);
-    return st == MDIFF_OK ? md_moe_stats_write_heatmap(stats, png, 8, err) : st;
+    return md_moe_report_write(report, json, png, err);
 }
 
 static int render(md_cli_engine *e, md_cli_options *o, uint64_t seed, md_cli_progress *progress)
@@ -95,11 +74,9 @@ static int render(md_cli_engine *e, md_cli_options *o, uint64_t seed, md_cli_pro
     const mdiff_api *api = e->api;
     mdh_request *r = &o->req;
     md_render_target target = {.quiet = o->quiet || o->json};
-    const mdiff_router_trace_api *trace = NULL;
-    stats_trace st_trace = {0};
+    md_moe_report report = {0};
     if (o->moe_stats) {
-        trace = api->get_feature(MDIFF_FEATURE_ROUTER_TRACE);
-        if (e->info.routing == MDIFF_ROUTING_NONE || !trace) {
+        if (!md_moe_report_available(e)) {
             md_cli_progress_error(progress, MD_EXIT_USAGE,
                                   "--moe-stats: this model has no MoE layers");
             return MD_EXIT_USAGE;
@@ -137,22 +114,17 @@ static int render(md_cli_engine *e, md_cli_options *o, uint64_t seed, md_cli_pro
         md_cli_progress_start(progress, name, r->p.seed, w, h, r->p.steps);
         char msg[1024] = "";
         md_render_result res = {0};
-        if (trace) {
-            md_moe_stats_free(st_trace.stats);
-            st_trace = (stats_trace){.stats = md_moe_stats_new()};
-            if (!st_trace.stats) {
-                md_cli_progress_error(progress, MD_EXIT_FAILURE, "out of memory");
-                rc = MD_EXIT_FAILURE;
-                break;
-            }
-            trace->set(e->ctx, on_router_event, &st_trace);
+        if (o->moe_stats && md_moe_report_begin(&report, e) != MDIFF_OK) {
+            md_cli_progress_error(progress, MD_EXIT_FAILURE, "--moe-stats: out of memory");
+            rc = MD_EXIT_FAILURE;
+            break;
         }
         int status = md_render(e, r, &target, &res, msg, sizeof msg);
-        if (trace) {
-            trace->set(e->ctx, NULL, NULL);
+        if (o->moe_stats) {
+            md_moe_report_end(&report, e);
             mdh_error err = {0};
             if (status == MDIFF_OK &&
-                write_moe_stats(st_trace.stats, o->moe_stats, i, &err) != MDIFF_OK) {
+                write_moe_stats(&report, o->moe_stats, i, &err) != MDIFF_OK) {
                 snprintf(msg, sizeof msg, "%s", err.msg);
                 status = MDIFF_ERR_IO;
             }
@@ -163,13 +135,16 @@ static int render(md_cli_engine *e, md_cli_options *o, uint64_t seed, md_cli_pro
             break;
         }
         md_cli_progress_done(progress, name, res.resolved.width, res.resolved.height, res.seconds);
+        char line[1024];
+        if (o->verbose && md_moe_health_line(e, line, sizeof line))
+            fprintf(stderr, "moe-diffuse: %s: %s\n", name, line);
         if (cancel_requested && i < o->batch_count) { /* came during the decode: image i is whole */
             md_cli_progress_error(progress, MD_EXIT_CANCELLED, "cancelled before the next image");
             rc = MD_EXIT_CANCELLED;
             break;
         }
     }
-    md_moe_stats_free(st_trace.stats);
+    md_moe_report_free(&report);
     api->set_progress(e->ctx, NULL, NULL);
     return rc;
 }
