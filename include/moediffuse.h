@@ -320,7 +320,8 @@ typedef struct mdiff_expert_settings_api {
 
 /* "moe.router_trace" (1.2): every MoE layer call of a generation as it
  * happens, on the generating thread (with classifier-free guidance the
- * conditional and unconditional rows arrive in one call). */
+ * unconditional and the conditional rows arrive in one call, in that
+ * order: see row_groups, 1.4). */
 #define MDIFF_FEATURE_ROUTER_TRACE "moe.router_trace"
 
 typedef struct mdiff_router_event {
