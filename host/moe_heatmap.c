@@ -75,9 +75,19 @@ int md_moe_heatmap_row_y(const md_moe_stats *s, const md_heatmap *h, int layer, 
     return y + expert * h->cell;
 }
 
-static void draw_cells(const md_moe_stats *s, md_heatmap *h)
+/* Panel 0: every row; 1: the negative (unconditional) half; 2: the positive. */
+static double share(const md_moe_stats_cell *st, int panel, int e)
+{
+    if (panel == 0)
+        return (double)st->load[e] / (double)st->rows;
+    const int64_t *half = st->load_half[panel - 1];
+    return half ? (double)half[e] / ((double)st->rows / 2.0) : 0.0;
+}
+
+static void draw_cells(const md_moe_stats *s, md_heatmap *h, int panel)
 {
     const int calls = md_moe_stats_calls(s);
+    const int x0 = h->grid_x + panel * h->panel_step;
     for (int l = 0; l < md_moe_stats_layers(s); l++) {
         int E = 0;
         md_moe_stats_layer(s, l, &E);
@@ -87,9 +97,9 @@ static void draw_cells(const md_moe_stats *s, md_heatmap *h)
             for (int e = 0; e < E; e++) {
                 uint8_t rgb[3] = {0, 0, 0};
                 if (have && st.rows > 0)
-                    md_moe_heatmap_colour((double)st.load[e] / (double)st.rows, rgb);
-                fill(h, h->grid_x + c * h->cell, md_moe_heatmap_row_y(s, h, l, e), h->cell,
-                     h->cell, rgb);
+                    md_moe_heatmap_colour(share(&st, panel, e), rgb);
+                fill(h, x0 + c * h->cell, md_moe_heatmap_row_y(s, h, l, e), h->cell, h->cell,
+                     rgb);
             }
         }
     }
@@ -97,7 +107,7 @@ static void draw_cells(const md_moe_stats *s, md_heatmap *h)
 
 /* Step numbers (1-based) every 1, 2, 5, 10, 20, 50 ... steps, as dense as
  * their digits allow; then the axis name. */
-static void draw_step_axis(const md_moe_stats *s, md_heatmap *h, int y)
+static void draw_step_axis(const md_moe_stats *s, md_heatmap *h, int x0, int y)
 {
     const int calls = md_moe_stats_calls(s);
     static const int nice[] = {1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000};
@@ -111,14 +121,14 @@ static void draw_step_axis(const md_moe_stats *s, md_heatmap *h, int y)
         /* step 1 too, where it does not crowd the next number */
         if (step % every != 0 && !(step == 1 && every >= 4))
             continue;
-        int cx = h->grid_x + c * h->cell + h->cell / 2;
+        int cx = x0 + c * h->cell + h->cell / 2;
         fill(h, cx, y, 1, 3, INK);
         snprintf(num, sizeof num, "%d", step);
         md_text_draw(h->rgb, h->width, h->height, cx - md_text_width(num) / 2, y + 4, num, INK);
     }
     const char *name = "step";
     int grid_w = calls * h->cell;
-    md_text_draw(h->rgb, h->width, h->height, h->grid_x + grid_w / 2 - md_text_width(name) / 2,
+    md_text_draw(h->rgb, h->width, h->height, x0 + grid_w / 2 - md_text_width(name) / 2,
                  y + 4 + md_text_height(), name, INK);
 }
 
@@ -154,8 +164,16 @@ static void draw_labels(const md_moe_stats *s, md_heatmap *h, const layout *lo, 
                          md_moe_heatmap_row_y(s, h, l, e) + (h->cell - 7) / 2, idx, INK);
         }
     }
-    draw_step_axis(s, h, h->grid_y + lo->rows_h + 2);
-    draw_scale(h, h->grid_x + md_moe_stats_calls(s) * h->cell + 10, h->grid_y, lo->bar_h);
+    static const char *const titles[3] = {"all rows", "negative (uncond)", "positive (cond)"};
+    for (int p = 0; p < h->panels; p++) {
+        int x0 = h->grid_x + p * h->panel_step;
+        if (h->panels > 1)
+            md_text_draw(h->rgb, h->width, h->height, x0, h->grid_y - md_text_height() - 1,
+                         titles[p], INK);
+        draw_step_axis(s, h, x0, h->grid_y + lo->rows_h + 2);
+    }
+    int right = h->grid_x + (h->panels - 1) * h->panel_step + md_moe_stats_calls(s) * h->cell;
+    draw_scale(h, right + 10, h->grid_y, lo->bar_h);
 }
 
 int md_moe_heatmap_render(const md_moe_stats *s, int cell, int labels, md_heatmap *out,
@@ -183,12 +201,17 @@ int md_moe_heatmap_render(const md_moe_stats *s, int cell, int labels, md_heatma
         return mdh_fail(err, MDIFF_ERR_INVALID, "no MoE layer was run: nothing to draw");
     const int pad = 4, grid_w = calls * out->cell;
     lo.bar_h = lo.rows_h > 60 ? lo.rows_h : 60;
+    out->panels = labels && md_moe_stats_halves(s) ? 3 : 1;
+    /* a panel is at least as wide as its title */
+    int panel_w = grid_w > md_text_width("negative (uncond)") ? grid_w
+                                                              : md_text_width("negative (uncond)");
+    out->panel_step = panel_w + 12;
     if (labels) {
         out->grid_x = pad + lo.label_w + 6 + lo.expert_w + 3;
-        out->grid_y = pad + md_text_height() + 4;
+        out->grid_y = pad + md_text_height() + 4 + (out->panels > 1 ? md_text_height() + 2 : 0);
         int right = 10 + 10 + 5 + md_text_width("0.75") + pad;
         int title_w = pad + md_text_width("MoE routing: share of each step's rows per expert") + pad;
-        out->width = out->grid_x + grid_w + right;
+        out->width = out->grid_x + (out->panels - 1) * out->panel_step + grid_w + right;
         out->width = out->width > title_w ? out->width : title_w;
         int body = lo.rows_h > lo.bar_h ? lo.rows_h : lo.bar_h;
         int axis = 2 + 4 + 2 * md_text_height();
@@ -202,7 +225,8 @@ int md_moe_heatmap_render(const md_moe_stats *s, int cell, int labels, md_heatma
     if (!out->rgb)
         return mdh_fail(err, MDIFF_ERR_NOMEM, "heatmap: out of memory");
     memset(out->rgb, labels ? 255 : 128, bytes);
-    draw_cells(s, out);
+    for (int p = 0; p < out->panels; p++)
+        draw_cells(s, out, p);
     if (labels)
         draw_labels(s, out, &lo, pad);
     return MDIFF_OK;

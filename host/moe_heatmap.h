@@ -3,7 +3,9 @@
  * the share of the call's rows routed to the expert, dark blue 0 -> teal
  * -> yellow 1 (brighter = more, for any count). Labelled, it adds a title,
  * each layer's short name and its experts' indices (e0, e1, ...), the step
- * axis and a colour scale with its numbers. */
+ * axis and a colour scale with its numbers; with guidance, beside the panel
+ * of all rows, one for the negative (unconditional) and one for the
+ * positive (conditional) half. */
 #ifndef MD_MOE_HEATMAP_H
 #define MD_MOE_HEATMAP_H
 
@@ -17,6 +19,8 @@ typedef struct md_heatmap {
     int grid_x, grid_y;    /* top-left pixel of the first cell */
     int cell;              /* cells are cell x cell pixels */
     int layer_gap;         /* pixels between two layers' rows */
+    int panels;            /* 1, or 3 (all rows, negative half, positive half) */
+    int panel_step;        /* pixels from one panel's left edge to the next's */
 } md_heatmap;
 
 /* cell <= 0: 8 unlabelled, 10 labelled. labels 0: the bare grid (gray

@@ -170,6 +170,11 @@ const char *md_moe_stats_layer(const md_moe_stats *s, int layer, int *num_expert
     return s->layers[layer].name;
 }
 
+int md_moe_stats_halves(const md_moe_stats *s)
+{
+    return s->halves;
+}
+
 int md_moe_stats_failed(const md_moe_stats *s)
 {
     return s->oom;

@@ -40,6 +40,8 @@ int md_moe_stats_calls(const md_moe_stats *s);
 int md_moe_stats_layers(const md_moe_stats *s);
 /* Layer `layer`'s name, and its experts in *num_experts; NULL past the end. */
 const char *md_moe_stats_layer(const md_moe_stats *s, int layer, int *num_experts);
+/* 1 when some call came with guidance's two row groups (load_half set). */
+int md_moe_stats_halves(const md_moe_stats *s);
 /* 1 when recording ran out of memory (the figures are incomplete). */
 int md_moe_stats_failed(const md_moe_stats *s);
 /* Figures of one (call, layer); NULL load when absent. load has

@@ -1,7 +1,7 @@
 /* The routing heatmap: the bare grid's size, the labelled map's margins
  * and its text (pixels that differ from the bare map's background), cells
- * drawn where the layout says, short layer names, and a colour that grows
- * brighter with the count. */
+ * drawn where the layout says, the guidance halves' panels, short layer
+ * names, and a colour that grows brighter with the count. */
 #include <string.h>
 
 #include "host/moe_heatmap.h"
@@ -109,6 +109,42 @@ static void test_monotone(const md_moe_stats *s)
     CHECK(rising, "the colour scale brightens with the share");
 }
 
+/* With guidance the labelled map has three panels: all rows, the negative
+ * half and the positive half, each cell coloured by its own half's share. */
+static void test_halves(void)
+{
+    md_moe_stats *s = md_moe_stats_new();
+    int32_t choice[10];
+    float logits[10 * 4] = {0};
+    for (int i = 0; i < 10; i++)
+        choice[i] = i < 5 ? 0 : 1; /* negative half -> expert 0, positive -> expert 1 */
+    md_moe_call call = {.layer = "mid_block.attentions.0.transformer_blocks.0.ff",
+                        .num_experts = 4, .top_k = 1, .rows = 10, .logits = logits,
+                        .choice = choice, .row_groups = 2};
+    md_moe_stats_record(s, &call);
+    md_heatmap one, three;
+    mdh_error err = {0};
+    CHECK(md_moe_heatmap_render(s, 6, 0, &one, &err) == MDIFF_OK && one.panels == 1,
+          "bare: one panel");
+    CHECK(md_moe_heatmap_render(s, 6, 1, &three, &err) == MDIFF_OK && three.panels == 3 &&
+              three.width >= three.grid_x + 2 * three.panel_step + 6,
+          "labelled: three panels, %dx%d", three.width, three.height);
+    static const double want[3][2] = {{0.5, 0.5}, {1.0, 0.0}, {0.0, 1.0}};
+    int right = 1;
+    for (int p = 0; p < 3; p++)
+        for (int e = 0; e < 2; e++) {
+            uint8_t rgb[3];
+            md_moe_heatmap_colour(want[p][e], rgb);
+            right &= !memcmp(pixel(&three, three.grid_x + p * three.panel_step + 3,
+                                   md_moe_heatmap_row_y(s, &three, 0, e) + 3),
+                             rgb, 3);
+        }
+    CHECK(right, "each panel shows its own rows' shares");
+    md_moe_heatmap_free(&one);
+    md_moe_heatmap_free(&three);
+    md_moe_stats_free(s);
+}
+
 static void test_short_names(void)
 {
     char out[64];
@@ -127,6 +163,7 @@ int main(void)
         return md_test_finish("test_moe_heatmap");
     test_geometry(s);
     test_monotone(s);
+    test_halves();
     test_short_names();
     md_moe_stats_free(s);
     return md_test_finish("test_moe_heatmap");
