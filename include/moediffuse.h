@@ -371,7 +371,7 @@ typedef struct mdiff_routing_health {
     int32_t experts_used;      /* summed over the layers: experts with >= 0.5% of the slots */
     int32_t experts_total;
     float min_share, max_share;/* the least and the most any expert of any layer got */
-    int32_t judged_layers;
+    int32_t judged_layers;     /* layers with enough router choices to judge */
 } mdiff_routing_health;
 
 typedef struct mdiff_layer_health {
@@ -387,7 +387,8 @@ typedef struct mdiff_layer_health {
 
 typedef struct mdiff_routing_health_api {
     size_t struct_size;
-    /* The figures of the last generation (an unfinished one counts as none). */
+    /* The figures of the last generation (an unfinished one counts as none);
+     * out->struct_size must be set, as for every struct the library fills. */
     int (*get)(mdiff_context *ctx, mdiff_routing_health *out);
     /* Layer `index` < layers, in the U-Net's order. */
     int (*layer)(mdiff_context *ctx, int index, mdiff_layer_health *out);
