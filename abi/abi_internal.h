@@ -9,6 +9,7 @@
 
 #include "../include/moediffuse.h"
 #include "../models/model.h"
+#include "../moe/routing_health.h"
 
 /* What the router-statistics feature keeps per MoE layer. */
 typedef struct abi_layer_stats {
@@ -56,6 +57,11 @@ struct mdiff_context {
     mdiff_router_trace_fn trace;
     void *trace_user;
     int trace_step;         /* denoising steps done in the running generation */
+
+    /* Routing health of the last generation (abi/routing_health.c). */
+    md_routing_health health;
+    mdiff_layer_health *health_layers;
+    int health_cap;
 };
 
 /* Struct sizes of ABI 1.0: the smallest a host may pass. Later minors
@@ -119,6 +125,11 @@ int abi_resolve_request(mdiff_context *ctx, const mdiff_gen_params *in, mdiff_ge
                         char *msg, size_t cap);
 int abi_resolve_params(mdiff_context *ctx, const mdiff_gen_params *params, mdiff_gen_params *out,
                        char *msg, size_t msg_cap);
+/* Routing health: counts cleared before a generation, checked (and a
+ * collapse logged) after a successful one. */
+void abi_health_begin(mdiff_context *ctx);
+void abi_health_end(mdiff_context *ctx);
+const void *abi_routing_health_api(void);
 const void *abi_router_stats_api(void);
 const void *abi_expert_settings_api(void);
 const void *abi_router_trace_api(void);

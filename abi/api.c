@@ -32,6 +32,8 @@ _Static_assert(offsetof(mdiff_model_info, default_guidance) == 72, "mdiff_model_
 _Static_assert(sizeof(mdiff_model_info) == 88, "mdiff_model_info 1.2 layout");
 _Static_assert(offsetof(mdiff_router_event, skipped) == 56, "mdiff_router_event 1.2 layout");
 _Static_assert(sizeof(mdiff_router_event) == 80, "mdiff_router_event 1.4 layout");
+_Static_assert(sizeof(mdiff_routing_health) == 40, "mdiff_routing_health layout");
+_Static_assert(sizeof(mdiff_layer_health) == 200, "mdiff_layer_health layout");
 _Static_assert(sizeof(mdiff_layer_stats) == 192, "mdiff_layer_stats layout");
 _Static_assert(sizeof(mdiff_expert_settings) == ABI_1_0_EXPERT_SETTINGS_SIZE,
                "mdiff_expert_settings layout");
@@ -203,6 +205,8 @@ static const void *api_get_feature(const char *id)
         return abi_expert_settings_api();
     if (!strcmp(id, MDIFF_FEATURE_ROUTER_TRACE))
         return abi_router_trace_api();
+    if (!strcmp(id, MDIFF_FEATURE_ROUTING_HEALTH))
+        return abi_routing_health_api();
     if (!strcmp(id, MDIFF_FEATURE_DESCRIBE))
         return abi_describe_api();
     if (!strcmp(id, MDIFF_FEATURE_DEVICES))

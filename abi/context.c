@@ -217,5 +217,6 @@ void abi_context_free(mdiff_context *ctx)
     }
     abi_stats_clear(ctx);
     free(ctx->stats);
+    free(ctx->health_layers);
     free(ctx);
 }

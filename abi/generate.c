@@ -161,6 +161,7 @@ static int run(mdiff_context *ctx, const mdiff_gen_params *request, mdiff_image 
 {
     mdiff_gen_params resolved, *p = &resolved;
     char why[480] = "";
+    abi_health_begin(ctx);
     int rc = abi_resolve_request(ctx, request, p, why, sizeof why);
     if (rc != MDIFF_OK) {
         char buf[512];
@@ -208,8 +209,10 @@ static int run(mdiff_context *ctx, const mdiff_gen_params *request, mdiff_image 
         /* A cancel during decoding cannot stop the pipeline; it still voids the result. */
         if (st == MD_OK && atomic_load(&ctx->cancel))
             st = md_fail(&err, MD_ERR_CANCELLED, "cancelled while decoding");
-        if (st == MD_OK)
+        if (st == MD_OK) {
             abi_log(ctx, MDIFF_LOG_INFO, "done in %.0f ms", now_ms() - t0);
+            abi_health_end(ctx);
+        }
     }
     if (st == MD_OK) {
         rc = deliver(image, p->width, p->height, out, msg, cap);

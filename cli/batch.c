@@ -16,9 +16,11 @@
 #include "batch_options.h"
 #include "batch_record.h"
 #include "claim.h"
+#include "batch_routing.h"
 #include "cli.h"
 #include "render.h"
 #include "manifest.h"
+#include "moe_report.h"
 #include "shard.h"
 
 #ifndef MD_DEFAULT_MODEL
@@ -129,16 +131,33 @@ typedef struct batch {
     int loaded;
     long mine, n_ok, n_skipped, n_failed, n_claimed;
     double load_s;
+    int moe_named; /* some entry's output ends in .moe.png, like a --moe-stats heatmap */
 } batch;
+
+/* What an ok record adds about routing: the library's summary and the
+ * --moe-stats file (each NULL when absent). */
+typedef struct routing_note {
+    cJSON *summary; /* taken over by record() */
+    const char *stats;
+} routing_note;
 
 /* Appends a record; 0 on success, else prints why (the run must stop). */
 static int record(batch *b, const md_batch_job *j, const char *out, const char *status,
                   const char *error, double secs, double gen_secs,
-                  const mdiff_gen_params *resolved, const md_file_digest *digest)
+                  const mdiff_gen_params *resolved, const md_file_digest *digest,
+                  routing_note *routing)
 {
     mdh_error err = {0};
     cJSON *rec = md_batch_record(j, &b->info, out, status, error, secs, gen_secs, resolved,
                                  digest);
+    if (rec && routing && routing->summary) {
+        cJSON_AddItemToObject(rec, "routing", routing->summary);
+        routing->summary = NULL;
+    }
+    if (rec && routing && routing->stats)
+        cJSON_AddStringToObject(rec, "moe_stats", routing->stats);
+    if (routing)
+        cJSON_Delete(routing->summary);
     int st = rec ? md_manifest_append(&b->mw, rec, &err)
                  : mdh_fail(&err, MDIFF_ERR_NOMEM, "%s: out of memory", b->mw.path);
     cJSON_Delete(rec);
@@ -166,7 +185,34 @@ static int load_model(batch *b)
     b->load_s = now_s() - t0;
     if (!b->o.quiet)
         fprintf(stderr, "%s: loaded %s in %.2f s\n", TAG, path, b->load_s);
+    if (b->o.moe_stats && !md_moe_report_available(&b->engine)) {
+        fprintf(stderr, "%s: --moe-stats: this model has no MoE layers\n", TAG);
+        return MD_EXIT_USAGE;
+    }
     return 0;
+}
+
+/* --moe-stats: the entry's statistics beside its image; 0 or prints why. */
+static int write_stats(const batch *b, const md_moe_report *report, const char *out, int steps,
+                       char *json, size_t cap)
+{
+    char png[4096], other[4096];
+    mdh_error err = {0};
+    if (!md_batch_stats_names(out, json, png, cap < sizeof png ? cap : sizeof png))
+        mdh_fail(&err, MDIFF_ERR_INVALID, "%s: name too long for its statistics", out);
+    /* Never over another entry's image (a line may name its output
+     * x.moe.png); only such names can clash, so most runs skip the scan. */
+    for (long i = 0; !err.code && b->moe_named && i < b->file.count; i++) {
+        const md_batch_job *o = &b->jobs[i];
+        snprintf(other, sizeof other, "%s/%s", b->out_dir, o->name ? o->name : "");
+        if (o->valid && o->name && (!strcmp(other, png) || !strcmp(other, json)))
+            mdh_fail(&err, MDIFF_ERR_INVALID, "%s would overwrite the output of line %ld",
+                     !strcmp(other, png) ? png : json, o->line);
+    }
+    if (!err.code && md_moe_report_write(report, json, png, steps, &err) == MDIFF_OK)
+        return 0;
+    fprintf(stderr, "%s: --moe-stats: %s\n", TAG, err.msg);
+    return -1;
 }
 
 /* Renders one valid job; returns 0 (ok or line failed), MD_EXIT_CANCELLED,
@@ -181,8 +227,21 @@ static int render(batch *b, md_batch_job *j, const char *out, long pos)
     md_render_result res = {0};
     char err[1024] = "";
     double t0 = now_s();
+    md_moe_report report = {0};
+    if (b->o.moe_stats && md_moe_report_begin(&report, &b->engine, 1) != MDIFF_OK) {
+        fprintf(stderr, "%s: --moe-stats: out of memory\n", TAG);
+        md_moe_report_free(&report);
+        return MD_EXIT_FAILURE;
+    }
     int st = md_render(&b->engine, &j->req, &target, &res, err, sizeof err);
     api->set_progress(b->engine.ctx, NULL, NULL);
+    md_moe_report_end(&report, &b->engine);
+    char stats[4096] = "";
+    if (st == MDIFF_OK && b->o.moe_stats && write_stats(b, &report, out, res.resolved.steps, stats, sizeof stats)) {
+        md_moe_report_free(&report);
+        return MD_EXIT_IO;
+    }
+    md_moe_report_free(&report);
     if (sp.tty)
         fputs("\r\033[K", stderr); /* clear the step counter line */
     if (st == MDIFF_ERR_CANCELLED) {
@@ -196,7 +255,7 @@ static int render(batch *b, md_batch_job *j, const char *out, long pos)
         snprintf(msg, sizeof msg, "%s:%ld: %s", b->file.path, j->line, err);
         fprintf(stderr, "%s: [%ld/%ld] %s\n", TAG, pos, b->mine, msg);
         b->n_failed++;
-        return record(b, j, out, "error", msg, now_s() - t0, -1, NULL, NULL) ? MD_EXIT_IO : 0;
+        return record(b, j, out, "error", msg, now_s() - t0, -1, NULL, NULL, NULL) ? MD_EXIT_IO : 0;
     }
     sync_output(out, b->out_dir);
     md_file_digest digest;
@@ -210,8 +269,11 @@ static int render(batch *b, md_batch_job *j, const char *out, long pos)
         fprintf(stderr, "%s: [%ld/%ld] line %ld -> %s ok (%dx%d, seed %llu, %.2f s)\n", TAG, pos,
                 b->mine, j->line, out, res.resolved.width, res.resolved.height,
                 (unsigned long long)j->req.p.seed, secs);
-    return record(b, j, out, "ok", NULL, secs, res.seconds, &res.resolved, &digest) ? MD_EXIT_IO
-                                                                                    : 0;
+    routing_note routing = {.summary = md_batch_routing_json(&b->engine),
+                            .stats = stats[0] ? stats : NULL};
+    return record(b, j, out, "ok", NULL, secs, res.seconds, &res.resolved, &digest, &routing)
+               ? MD_EXIT_IO
+               : 0;
 }
 
 static void skipped_done(batch *b, const md_batch_job *j, const char *out, long pos)
@@ -275,7 +337,7 @@ static int run_jobs(batch *b)
             const char *msg = j->error ? j->error : "out of memory";
             fprintf(stderr, "%s: [%ld/%ld] %s\n", TAG, pos, b->mine, msg);
             b->n_failed++;
-            if (record(b, j, j->name ? out : NULL, "error", msg, -1, -1, NULL, NULL))
+            if (record(b, j, j->name ? out : NULL, "error", msg, -1, -1, NULL, NULL, NULL))
                 return MD_EXIT_IO;
             continue;
         }
@@ -378,6 +440,11 @@ static int prepare(batch *b)
             md_batch_job_drop_prompts(&b->jobs[i]);
     }
     md_batch_jobs_check_names(b->jobs, b->file.count, b->file.path);
+    for (long i = 0; i < b->file.count; i++) {
+        const char *name = b->jobs[i].name;
+        size_t len = name ? strlen(name) : 0;
+        b->moe_named |= len >= 8 && !strcmp(name + len - 8, ".moe.png");
+    }
     if (!b->o.quiet) {
         fprintf(stderr, "%s: %s: %ld entries; shard %ld/%ld (%s) has %ld; base seed %llu%s; "
                         "manifest %s",

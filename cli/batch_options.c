@@ -43,6 +43,8 @@ static void print_help(void)
            "                            recorded in the manifest and reused on resume)\n"
            "  -W, --width N  -H, --height N   (default: the model's native size)\n"
            "  -t, --threads N  --backend cpu|vulkan|auto  --device N  -q, --quiet  -h, --help\n"
+           "      --moe-stats           MoE routing per image: NAME.moe.json and a heatmap\n"
+           "                            NAME.moe.png beside it (docs/moe-health.md)\n"
            "\n"
            "Re-running skips entries whose output exists and is recorded ok.\n"
            "exit codes: 0 all ok, 1 some entries failed (see the manifest), 2 usage,\n"
@@ -72,7 +74,7 @@ static int parse_long(const char *flag, const char *s, long lo, long hi, long *o
 int md_batch_parse(int argc, char **argv, md_batch_options *o)
 {
     enum { OPT_PROMPTS = 256, OPT_MANIFEST, OPT_SHARD, OPT_STEPS, OPT_CFG, OPT_SAMPLER, OPT_SEED,
-           OPT_CLIP_SKIP, OPT_BACKEND, OPT_DEVICE };
+           OPT_CLIP_SKIP, OPT_BACKEND, OPT_DEVICE, OPT_MOE_STATS };
     static const struct option longopts[] = {
         {"prompts", required_argument, NULL, OPT_PROMPTS},
         {"model", required_argument, NULL, 'm'},
@@ -91,6 +93,7 @@ int md_batch_parse(int argc, char **argv, md_batch_options *o)
         {"backend", required_argument, NULL, OPT_BACKEND},
         {"device", required_argument, NULL, OPT_DEVICE},
         {"quiet", no_argument, NULL, 'q'},
+        {"moe-stats", no_argument, NULL, OPT_MOE_STATS},
         {"help", no_argument, NULL, 'h'},
         {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
@@ -118,6 +121,7 @@ int md_batch_parse(int argc, char **argv, md_batch_options *o)
                 return usage("out of memory");
             break;
         case 'q': o->quiet = 1; break;
+        case OPT_MOE_STATS: o->moe_stats = 1; break;
         case OPT_BACKEND:
             if (strcmp(optarg, "cpu") && strcmp(optarg, "vulkan") && strcmp(optarg, "auto"))
                 return usage("unknown backend '%s' (cpu, vulkan or auto)", optarg);

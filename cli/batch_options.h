@@ -18,6 +18,7 @@ typedef struct md_batch_options {
     const char *backend;   /* "cpu", "vulkan", "auto" (default) */
     int device;            /* -1 = the best */
     int quiet;
+    int moe_stats;         /* --moe-stats: routing statistics beside each image */
 } md_batch_options;
 
 /* Returns 0 to run, -1 when --help was printed, else the exit code for a

@@ -6,11 +6,10 @@
 #include <unistd.h>
 
 #include "../host/infotext.h"
-#include "../host/moe_routes_record.h"
-#include "../host/moe_stats.h"
 #include "batch.h"
 #include "cli.h"
 #include "engine.h"
+#include "moe_report.h"
 #include "render.h"
 
 /* The one piece of process state: set by SIGINT, polled between steps. */
@@ -61,66 +60,13 @@ static md_progress_mode progress_mode(const md_cli_options *o)
     return isatty(STDERR_FILENO) ? MD_PROGRESS_BAR : MD_PROGRESS_LINES;
 }
 
-/* --moe-stats and -v: the library's router trace feeds the statistics (a
- * new denoising step starts a new column) and, with --moe-stats, the
- * routes file. */
-typedef struct stats_trace {
-    md_moe_stats *stats;
-    mdh_routes_record *routes; /* NULL without --moe-stats */
-    int step;
-} stats_trace;
-
-static void on_router_event(void *user, const mdiff_router_event *ev)
+static int write_moe_stats(const md_moe_report *report, const char *pattern, int index,
+                           int steps, mdh_error *err)
 {
-    stats_trace *t = user;
-    if (ev->step != t->step) {
-        md_moe_stats_next_call(t->stats);
-        t->step = ev->step;
-    }
-    md_moe_call c = {.layer = ev->layer_name, .num_experts = ev->num_experts,
-                     .top_k = ev->top_k, .rows = ev->rows, .logits = ev->logits,
-                     .choice = ev->choice, .skipped = ev->skipped};
-    md_moe_stats_record(t->stats, &c);
-    if (t->routes)
-        mdh_routes_record_add(t->routes, ev);
-}
-
-/* The routes file beside the statistics: FILE.json -> FILE.routes.json. */
-static int routes_name(const char *json, char *out, size_t cap)
-{
-    size_t n = strlen(json);
-    if (n >= 5 && !strcmp(json + n - 5, ".json"))
-        n -= 5;
-    return snprintf(out, cap, "%.*s.routes.json", (int)n, json) < (int)cap;
-}
-
-static int write_moe_stats(const stats_trace *t, const char *pattern, int index, int steps,
-                           mdh_error *err)
-{
-    char json[4096], png[4096], routes[4096 + 16];
-    if (!md_cli_stats_names(pattern, index, json, png, sizeof json) ||
-        !routes_name(json, routes, sizeof routes))
+    char json[4096], png[4096];
+    if (!md_cli_stats_names(pattern, index, json, png, sizeof json))
         return mdh_fail(err, MDIFF_ERR_INVALID, "--moe-stats %s: name too long", pattern);
-    int st = md_moe_stats_write_json(t->stats, json, err);
-    if (st == MDIFF_OK)
-        st = md_moe_stats_write_heatmap(t->stats, png, 8, err);
-    if (st == MDIFF_OK && (st = mdh_routes_record_write(t->routes, routes, steps, err)) ==
-                              MDIFF_ERR_UNSUPPORTED) {
-        /* the statistics stand without the routes */
-        fprintf(stderr, "moe-diffuse: warning: %s\n", err->msg);
-        st = MDIFF_OK;
-    }
-    return st;
-}
-
-/* -v: the share of expert work the skip threshold saved. */
-static void print_skipped(const md_moe_stats *stats)
-{
-    int64_t skipped, slots;
-    md_moe_stats_skipped(stats, &skipped, &slots);
-    fprintf(stderr, "moe-diffuse: MoE expert work skipped: %.1f%% (%lld of %lld expert-rows)\n",
-            slots ? 100.0 * (double)skipped / (double)slots : 0.0, (long long)skipped,
-            (long long)slots);
+    return md_moe_report_write(report, json, png, steps, err);
 }
 
 static int render(md_cli_engine *e, md_cli_options *o, uint64_t seed, md_cli_progress *progress)
@@ -128,18 +74,16 @@ static int render(md_cli_engine *e, md_cli_options *o, uint64_t seed, md_cli_pro
     const mdiff_api *api = e->api;
     mdh_request *r = &o->req;
     md_render_target target = {.quiet = o->quiet || o->json};
-    const mdiff_router_trace_api *trace = NULL;
-    stats_trace st_trace = {0};
+    md_moe_report report = {0};
     if (o->moe_stats) {
-        trace = api->get_feature(MDIFF_FEATURE_ROUTER_TRACE);
-        if (e->info.routing == MDIFF_ROUTING_NONE || !trace) {
+        if (!md_moe_report_available(e)) {
             md_cli_progress_error(progress, MD_EXIT_USAGE,
                                   "--moe-stats: this model has no MoE layers");
             return MD_EXIT_USAGE;
         }
-    } else if (o->verbose && e->info.routing != MDIFF_ROUTING_NONE) {
-        trace = api->get_feature(MDIFF_FEATURE_ROUTER_TRACE);
     }
+    /* -v reports the expert work skipped, which the trace counts */
+    int reporting = o->moe_stats || (o->verbose && md_moe_report_available(e));
     api->set_progress(e->ctx, md_cli_progress_fn, progress);
     int rc = MD_EXIT_OK;
     for (int i = 1; i <= o->batch_count; i++) {
@@ -172,30 +116,25 @@ static int render(md_cli_engine *e, md_cli_options *o, uint64_t seed, md_cli_pro
         md_cli_progress_start(progress, name, r->p.seed, w, h, r->p.steps);
         char msg[1024] = "";
         md_render_result res = {0};
-        if (trace) {
-            md_moe_stats_free(st_trace.stats);
-            mdh_routes_record_free(st_trace.routes);
-            st_trace = (stats_trace){.stats = md_moe_stats_new(),
-                                     .routes = o->moe_stats ? mdh_routes_record_new() : NULL};
-            if (!st_trace.stats || (o->moe_stats && !st_trace.routes)) {
-                md_cli_progress_error(progress, MD_EXIT_FAILURE, "out of memory");
-                rc = MD_EXIT_FAILURE;
-                break;
-            }
-            trace->set(e->ctx, on_router_event, &st_trace);
+        if (reporting && md_moe_report_begin(&report, e, o->moe_stats != NULL) != MDIFF_OK) {
+            md_cli_progress_error(progress, MD_EXIT_FAILURE, "--moe-stats: out of memory");
+            rc = MD_EXIT_FAILURE;
+            break;
         }
         int status = md_render(e, r, &target, &res, msg, sizeof msg);
-        if (trace) {
-            trace->set(e->ctx, NULL, NULL);
+        if (reporting) {
+            md_moe_report_end(&report, e);
             mdh_error err = {0};
             if (status == MDIFF_OK && o->moe_stats &&
-                write_moe_stats(&st_trace, o->moe_stats, i, res.resolved.steps, &err) !=
-                    MDIFF_OK) {
+                write_moe_stats(&report, o->moe_stats, i, res.resolved.steps, &err) != MDIFF_OK) {
                 snprintf(msg, sizeof msg, "%s", err.msg);
                 status = MDIFF_ERR_IO;
             }
-            if (status == MDIFF_OK && o->verbose)
-                print_skipped(st_trace.stats);
+            if (status == MDIFF_OK && o->verbose) {
+                char skipped[160];
+                md_moe_report_skipped_line(&report, skipped, sizeof skipped);
+                fprintf(stderr, "moe-diffuse: %s\n", skipped);
+            }
         }
         if (status != MDIFF_OK) {
             rc = md_cli_exit_code(status);
@@ -203,14 +142,16 @@ static int render(md_cli_engine *e, md_cli_options *o, uint64_t seed, md_cli_pro
             break;
         }
         md_cli_progress_done(progress, name, res.resolved.width, res.resolved.height, res.seconds);
+        char line[1024];
+        if (o->verbose && md_moe_health_line(e, line, sizeof line))
+            fprintf(stderr, "moe-diffuse: %s: %s\n", name, line);
         if (cancel_requested && i < o->batch_count) { /* came during the decode: image i is whole */
             md_cli_progress_error(progress, MD_EXIT_CANCELLED, "cancelled before the next image");
             rc = MD_EXIT_CANCELLED;
             break;
         }
     }
-    md_moe_stats_free(st_trace.stats);
-    mdh_routes_record_free(st_trace.routes);
+    md_moe_report_free(&report);
     api->set_progress(e->ctx, NULL, NULL);
     return rc;
 }

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "output_file.h"
+
 typedef struct rec_call {
     int step, layer;
     int token, k, groups;
@@ -129,6 +131,44 @@ static void write_call(FILE *f, const rec_call *c)
     fputs("]}", f);
 }
 
+typedef struct routes_out {
+    const mdh_routes_record *r;
+    const rec_call **at;
+    int steps, run;
+} routes_out;
+
+static int write_routes(FILE *f, void *user)
+{
+    const routes_out *o = user;
+    const mdh_routes_record *r = o->r;
+    const rec_call **at = o->at;
+    int steps = o->steps, run = o->run;
+    fprintf(f,
+            "{\"format\": \"moe-diffuse-routes\", \"version\": 1, \"steps\": %d, "
+            "\"first_step\": %d, \"groups\": %d,\n \"layers\": [",
+            steps, steps - run, r->groups);
+    for (int l = 0; l < r->nlayers; l++) {
+        fputs(l ? ",\n  {\"name\": \"" : "\n  {\"name\": \"", f);
+        for (const char *c = r->layers[l].name; *c; c++) { /* JSON-escaped */
+            if (*c == '"' || *c == '\\')
+                fputc('\\', f);
+            fputc((unsigned char)*c < 0x20 ? '?' : *c, f);
+        }
+        fprintf(f, "\", \"experts\": %d}", r->layers[l].experts);
+    }
+    fputs("],\n \"routes\": [", f);
+    for (int s = 0; s < run; s++) {
+        fputs(s ? ",\n  [" : "\n  [", f);
+        for (int l = 0; l < r->nlayers; l++) {
+            fputs(l ? ",\n   " : "\n   ", f);
+            write_call(f, at[(size_t)s * (size_t)r->nlayers + (size_t)l]);
+        }
+        fputs("]", f);
+    }
+    fputs("]}\n", f);
+    return !ferror(f);
+}
+
 int mdh_routes_record_write(const mdh_routes_record *r, const char *path, int steps,
                             mdh_error *err)
 {
@@ -158,35 +198,9 @@ int mdh_routes_record_write(const mdh_routes_record *r, const char *path, int st
         if (!at[i])
             st = mdh_fail(err, MDIFF_ERR_INVALID, "%s: layer %s did not run in step %zu", path,
                           r->layers[i % (size_t)r->nlayers].name, i / (size_t)r->nlayers);
-    FILE *f = st == MDIFF_OK ? fopen(path, "w") : NULL;
-    if (st == MDIFF_OK && !f)
-        st = mdh_fail(err, MDIFF_ERR_IO, "%s: cannot write", path);
-    if (f) {
-        fprintf(f,
-                "{\"format\": \"moe-diffuse-routes\", \"version\": 1, \"steps\": %d, "
-                "\"first_step\": %d, \"groups\": %d,\n \"layers\": [",
-                steps, steps - run, r->groups);
-        for (int l = 0; l < r->nlayers; l++) {
-            fputs(l ? ",\n  {\"name\": \"" : "\n  {\"name\": \"", f);
-            for (const char *c = r->layers[l].name; *c; c++) { /* JSON-escaped */
-                if (*c == '"' || *c == '\\')
-                    fputc('\\', f);
-                fputc((unsigned char)*c < 0x20 ? '?' : *c, f);
-            }
-            fprintf(f, "\", \"experts\": %d}", r->layers[l].experts);
-        }
-        fputs("],\n \"routes\": [", f);
-        for (int s = 0; s < run; s++) {
-            fputs(s ? ",\n  [" : "\n  [", f);
-            for (int l = 0; l < r->nlayers; l++) {
-                fputs(l ? ",\n   " : "\n   ", f);
-                write_call(f, at[(size_t)s * (size_t)r->nlayers + (size_t)l]);
-            }
-            fputs("]", f);
-        }
-        fputs("]}\n", f);
-        if (fclose(f) != 0)
-            st = mdh_fail(err, MDIFF_ERR_IO, "%s: write failed", path);
+    if (st == MDIFF_OK) {
+        routes_out o = {r, at, steps, run};
+        st = mdh_output_write(path, write_routes, &o, err);
     }
     free(at);
     return st;

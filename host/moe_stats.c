@@ -1,12 +1,13 @@
 /* MoE routing statistics (see moe_stats.h). */
 #include "moe_stats.h"
 
+#include "output_file.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "image_png.h"
 
 typedef struct stats_layer {
     char name[160]; /* the layer's identity: module paths are unique */
@@ -17,6 +18,7 @@ typedef struct stats_record {
     int call, layer;
     int64_t rows;
     int64_t *load;
+    int64_t *half;      /* [2][num_experts]: unconditional, conditional rows; NULL = no guidance */
     double entropy_sum; /* summed per-token entropies */
 } stats_record;
 
@@ -28,6 +30,7 @@ struct md_moe_stats {
     int call;           /* current call index */
     int call_has_recs;  /* the current call has records */
     int64_t skipped, slots; /* expert-rows skipped / routable, over all calls */
+    int halves;         /* some call came with guidance's two row groups */
     int oom;
 };
 
@@ -40,8 +43,10 @@ void md_moe_stats_free(md_moe_stats *s)
 {
     if (!s)
         return;
-    for (int i = 0; i < s->nrecs; i++)
+    for (int i = 0; i < s->nrecs; i++) {
         free(s->recs[i].load);
+        free(s->recs[i].half);
+    }
     free(s->recs);
     free(s->layers);
     free(s);
@@ -118,9 +123,24 @@ void md_moe_stats_record(md_moe_stats *s, const md_moe_call *c)
     r->rows += c->rows;
     s->skipped += c->skipped;
     s->slots += c->rows * c->top_k;
-    for (int64_t i = 0; i < c->rows * c->top_k; i++)
-        if (c->choice[i] >= 0 && c->choice[i] < E)
-            r->load[c->choice[i]]++;
+    /* Guidance stacks [uncond; cond]: row i belongs to half i / (rows / 2). */
+    int64_t half_rows = c->row_groups == 2 && c->rows % 2 == 0 ? c->rows / 2 : 0;
+    if (half_rows && !r->half) {
+        r->half = calloc(2 * (size_t)E, sizeof(int64_t));
+        if (!r->half) {
+            s->oom = 1;
+            return;
+        }
+        s->halves = 1;
+    }
+    for (int64_t i = 0; i < c->rows * c->top_k; i++) {
+        int32_t e = c->choice[i];
+        if (e < 0 || e >= E)
+            continue;
+        r->load[e]++;
+        if (half_rows)
+            r->half[(i / c->top_k >= half_rows ? E : 0) + e]++;
+    }
     for (int64_t i = 0; i < c->rows; i++) {
         const float *lg = c->logits + i * E;
         double mx = lg[0];
@@ -153,6 +173,24 @@ int md_moe_stats_layers(const md_moe_stats *s)
     return s->nlayers;
 }
 
+const char *md_moe_stats_layer(const md_moe_stats *s, int layer, int *num_experts)
+{
+    if (layer < 0 || layer >= s->nlayers)
+        return NULL;
+    *num_experts = s->layers[layer].num_experts;
+    return s->layers[layer].name;
+}
+
+int md_moe_stats_halves(const md_moe_stats *s)
+{
+    return s->halves;
+}
+
+int md_moe_stats_failed(const md_moe_stats *s)
+{
+    return s->oom;
+}
+
 static void fill_cell(const md_moe_stats *s, const stats_record *r, md_moe_stats_cell *c)
 {
     const stats_layer *l = &s->layers[r->layer];
@@ -161,6 +199,8 @@ static void fill_cell(const md_moe_stats *s, const stats_record *r, md_moe_stats
     c->top_k = l->top_k;
     c->rows = r->rows;
     c->load = r->load;
+    c->load_half[0] = r->half;
+    c->load_half[1] = r->half ? r->half + l->num_experts : NULL;
     c->entropy = r->rows ? r->entropy_sum / (double)r->rows : 0.0;
     int64_t sum = 0, mx = 0;
     for (int e = 0; e < l->num_experts; e++) {
@@ -188,94 +228,65 @@ int md_moe_stats_get(const md_moe_stats *s, int call, int layer, md_moe_stats_ce
     return 0;
 }
 
-int md_moe_stats_write_json(const md_moe_stats *s, const char *path, mdh_error *err)
+/* Slots of expert e of layer l over every call: half 0/1, or -1 = all rows. */
+static int64_t layer_total(const md_moe_stats *s, int l, int e, int half)
 {
-    if (s->oom)
-        return mdh_fail(err, MDIFF_ERR_NOMEM, "MoE statistics: out of memory while recording");
-    FILE *f = fopen(path, "w");
-    if (!f)
-        return mdh_fail(err, MDIFF_ERR_IO, "%s: cannot write", path);
-    fprintf(f, "{\n  \"calls\": %d,\n  \"skipped_fraction\": %.6f,\n  \"layers\": [",
-            md_moe_stats_calls(s), s->slots ? (double)s->skipped / (double)s->slots : 0.0);
+    int64_t t = 0;
+    const int E = s->layers[l].num_experts;
+    for (int i = 0; i < s->nrecs; i++)
+        if (s->recs[i].layer == l)
+            t += half < 0 ? s->recs[i].load[e] : s->recs[i].half ? s->recs[i].half[half * E + e] : 0;
+    return t;
+}
+
+static void write_loads(FILE *f, const char *key, const int64_t *load, int n)
+{
+    fprintf(f, ", \"%s\": [", key);
+    for (int e = 0; e < n; e++)
+        fprintf(f, "%s%lld", e ? ", " : "", (long long)load[e]);
+    fprintf(f, "]");
+}
+
+static int write_json(FILE *f, void *user)
+{
+    const md_moe_stats *s = user;
+    fprintf(f, "{\n  \"calls\": %d,\n  \"skipped_fraction\": %.6f,\n  \"cfg_halves\": %s,\n  \"layers\": [",
+            md_moe_stats_calls(s), s->slots ? (double)s->skipped / (double)s->slots : 0.0,
+            s->halves ? "true" : "false");
+    static const char *const keys[3] = {"total_load", "uncond_load", "cond_load"};
     for (int l = 0; l < s->nlayers; l++) {
         const stats_layer *L = &s->layers[l];
-        fprintf(f, "%s\n    {\"name\": \"%s\", \"num_experts\": %d, \"top_k\": %d, \"total_load\": [",
-                l ? "," : "", L->name, L->num_experts, L->top_k);
-        for (int e = 0; e < L->num_experts; e++) {
-            int64_t t = 0;
-            for (int i = 0; i < s->nrecs; i++)
-                if (s->recs[i].layer == l)
-                    t += s->recs[i].load[e];
-            fprintf(f, "%s%lld", e ? ", " : "", (long long)t);
+        fprintf(f, "%s\n    {\"name\": \"%s\", \"num_experts\": %d, \"top_k\": %d", l ? "," : "",
+                L->name, L->num_experts, L->top_k);
+        for (int h = -1; h < (s->halves ? 2 : 0); h++) {
+            fprintf(f, ", \"%s\": [", keys[h + 1]);
+            for (int e = 0; e < L->num_experts; e++)
+                fprintf(f, "%s%lld", e ? ", " : "", (long long)layer_total(s, l, e, h));
+            fprintf(f, "]");
         }
-        fprintf(f, "]}");
+        fprintf(f, "}");
     }
     fprintf(f, "\n  ],\n  \"records\": [");
     for (int i = 0; i < s->nrecs; i++) {
         md_moe_stats_cell c;
         fill_cell(s, &s->recs[i], &c);
-        fprintf(f, "%s\n    {\"call\": %d, \"layer\": %d, \"rows\": %lld, \"load\": [", i ? "," : "",
+        fprintf(f, "%s\n    {\"call\": %d, \"layer\": %d, \"rows\": %lld", i ? "," : "",
                 s->recs[i].call, s->recs[i].layer, (long long)c.rows);
-        for (int e = 0; e < c.num_experts; e++)
-            fprintf(f, "%s%lld", e ? ", " : "", (long long)c.load[e]);
-        fprintf(f, "], \"entropy\": %.6f, \"load_entropy\": %.6f, \"busiest_share\": %.6f}",
+        write_loads(f, "load", c.load, c.num_experts);
+        if (c.load_half[0]) {
+            write_loads(f, "load_uncond", c.load_half[0], c.num_experts);
+            write_loads(f, "load_cond", c.load_half[1], c.num_experts);
+        }
+        fprintf(f, ", \"entropy\": %.6f, \"load_entropy\": %.6f, \"busiest_share\": %.6f}",
                 c.entropy, c.load_entropy, c.busiest_share);
     }
     fprintf(f, "\n  ]\n}\n");
-    if (fclose(f) != 0)
-        return mdh_fail(err, MDIFF_ERR_IO, "%s: write failed", path);
-    return MDIFF_OK;
+    return !ferror(f);
 }
 
-/* Dark blue (0) -> teal -> yellow (1). */
-static void ramp(double v, uint8_t rgb[3])
-{
-    v = v < 0 ? 0 : v > 1 ? 1 : v;
-    static const double stops[3][3] = {{20, 20, 90}, {30, 150, 140}, {250, 230, 40}};
-    int i = v < 0.5 ? 0 : 1;
-    double t = v < 0.5 ? v * 2 : (v - 0.5) * 2;
-    for (int c = 0; c < 3; c++)
-        rgb[c] = (uint8_t)lround(stops[i][c] + (stops[i + 1][c] - stops[i][c]) * t);
-}
-
-int md_moe_stats_write_heatmap(const md_moe_stats *s, const char *path, int cell,
-                                     mdh_error *err)
+int md_moe_stats_write_json(const md_moe_stats *s, const char *path, mdh_error *err)
 {
     if (s->oom)
         return mdh_fail(err, MDIFF_ERR_NOMEM, "MoE statistics: out of memory while recording");
-    if (cell <= 0)
-        cell = 8;
-    const int calls = md_moe_stats_calls(s);
-    int rows = 0;
-    for (int l = 0; l < s->nlayers; l++)
-        rows += s->layers[l].num_experts;
-    if (calls == 0 || rows == 0)
-        return mdh_fail(err, MDIFF_ERR_INVALID, "%s: no MoE layer was run: nothing to draw", path);
-    const int sep = 2; /* pixels between layers */
-    const int w = calls * cell, h = rows * cell + (s->nlayers - 1) * sep;
-    uint8_t *img = malloc((size_t)w * (size_t)h * 3);
-    if (!img)
-        return mdh_fail(err, MDIFF_ERR_NOMEM, "%s: out of memory", path);
-    memset(img, 128, (size_t)w * (size_t)h * 3);
-    int y0 = 0;
-    for (int l = 0; l < s->nlayers; l++) {
-        const int E = s->layers[l].num_experts;
-        for (int c = 0; c < calls; c++) {
-            md_moe_stats_cell st;
-            int have = md_moe_stats_get(s, c, l, &st);
-            for (int e = 0; e < E; e++) {
-                uint8_t rgb[3] = {0, 0, 0};
-                if (have && st.rows > 0)
-                    ramp((double)st.load[e] / (double)st.rows, rgb);
-                for (int y = 0; y < cell; y++)
-                    for (int x = 0; x < cell; x++)
-                        memcpy(img + (((size_t)(y0 + e * cell + y) * w) + (size_t)(c * cell + x)) * 3,
-                               rgb, 3);
-            }
-        }
-        y0 += E * cell + sep;
-    }
-    int st = md_png_write(path, img, w, h, NULL, 0, err);
-    free(img);
-    return st;
+    return mdh_output_write(path, write_json, (void *)s, err);
 }

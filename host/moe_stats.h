@@ -28,6 +28,8 @@ typedef struct md_moe_call {
     const float *logits;  /* [rows, num_experts] */
     const int32_t *choice; /* [rows, top_k]; -1 = an empty slot */
     int64_t skipped;       /* expert-rows the skip threshold dropped (router event, 1.4) */
+    int row_groups;        /* 2: classifier-free guidance, the unconditional rows first,
+                              then the conditional ones (moediffuse.h 1.4); 0 or 1: one */
 } md_moe_call;
 
 /* Out-of-memory is remembered and reported by the writers. */
@@ -41,6 +43,12 @@ void md_moe_stats_skipped(const md_moe_stats *s, int64_t *skipped, int64_t *slot
 
 int md_moe_stats_calls(const md_moe_stats *s);
 int md_moe_stats_layers(const md_moe_stats *s);
+/* Layer `layer`'s name, and its experts in *num_experts; NULL past the end. */
+const char *md_moe_stats_layer(const md_moe_stats *s, int layer, int *num_experts);
+/* 1 when some call came with guidance's two row groups (load_half set). */
+int md_moe_stats_halves(const md_moe_stats *s);
+/* 1 when recording ran out of memory (the figures are incomplete). */
+int md_moe_stats_failed(const md_moe_stats *s);
 /* Figures of one (call, layer); NULL load when absent. load has
  * num_experts entries, valid until the next observation. */
 typedef struct md_moe_stats_cell {
@@ -48,20 +56,18 @@ typedef struct md_moe_stats_cell {
     int num_experts, top_k;
     int64_t rows;
     const int64_t *load;
+    /* With guidance: load_half[0] the unconditional (negative prompt)
+     * rows' slots, load_half[1] the conditional ones'; NULL without. */
+    const int64_t *load_half[2];
     double entropy;       /* mean per-token entropy of the gate softmax, nats */
     double load_entropy;  /* entropy of load / sum(load), nats */
     double busiest_share; /* max(load) / sum(load) */
 } md_moe_stats_cell;
 int md_moe_stats_get(const md_moe_stats *s, int call, int layer, md_moe_stats_cell *out);
 
-/* JSON: {"calls", "skipped_fraction", "layers": [{name, num_experts, top_k, total_load, ...}],
- * "records": [{call, layer, rows, load, entropy, load_entropy, busiest_share}]}. */
+/* JSON: {"calls", "skipped_fraction", "cfg_halves", "layers": [{name,
+ * num_experts, top_k, total_load, and with guidance uncond_load, cond_load}],
+ * "records": [{call, layer, rows, load, (load_uncond, load_cond,) entropy,
+ * load_entropy, busiest_share}]}. Loads are slots per expert. */
 int md_moe_stats_write_json(const md_moe_stats *s, const char *path, mdh_error *err);
-/* Heatmap PNG: one column per call, one row per (layer, expert) in layer
- * order, a gray line between layers; colour = the share of the call's
- * tokens routed to the expert, dark blue 0 -> yellow 1. Cells are `cell`
- * pixels square (0: 8). */
-int md_moe_stats_write_heatmap(const md_moe_stats *s, const char *path, int cell,
-                                     mdh_error *err);
-
 #endif

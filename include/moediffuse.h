@@ -344,7 +344,8 @@ typedef struct mdiff_expert_settings_api {
 
 /* "moe.router_trace" (1.2): every MoE layer call of a generation as it
  * happens, on the generating thread (with classifier-free guidance the
- * conditional and unconditional rows arrive in one call). */
+ * unconditional and the conditional rows arrive in one call, in that
+ * order: see groups, 1.4). */
 #define MDIFF_FEATURE_ROUTER_TRACE "moe.router_trace"
 
 typedef struct mdiff_router_event {
@@ -362,8 +363,10 @@ typedef struct mdiff_router_event {
     int64_t skipped;           /* expert-rows of this call dropped by moe_skip */
     int64_t dropped;           /* expert-rows of this call sent to the residual path by
                                   moe_capacity (no expert with room was left) */
-    int32_t groups;            /* row groups of the call: 2 with classifier-free guidance
-                                  (rows = [unconditional; conditional]), else 1 */
+    int32_t groups;            /* the rows are this many equal groups, one per image of the
+                                  U-Net's batch: 2 with classifier-free guidance, the
+                                  unconditional (negative prompt) rows first, then the
+                                  conditional ones; 1 without guidance */
     int32_t routing;           /* mdiff_routing this call used (SEQUENCE for a replayed
                                   sequence route, TOKEN for a replayed token route) */
 } mdiff_router_event;
@@ -376,6 +379,50 @@ typedef struct mdiff_router_trace_api {
     /* fn NULL turns tracing off (the default). MDIFF_ERR_BUSY while generating. */
     int (*set)(mdiff_context *ctx, mdiff_router_trace_fn fn, void *user);
 } mdiff_router_trace_api;
+
+/* "moe.routing_health" (1.4): how the last generation used the experts of
+ * each MoE layer, and whether its routing collapsed: in at least 3/4 of
+ * the judged MoE layers at most max(top_k, num_experts / 2) experts each
+ * got 0.5% or more of the layer's slots over the whole run
+ * (docs/moe-health.md). A layer is judged when its router chose often
+ * enough for each expert to have been picked 4 times (a sequence-routed
+ * layer chooses once per step). After each generation of an MoE model the
+ * library checks this and, on a collapse, logs a MDIFF_LOG_WARN message
+ * through the context's log callback. The slots are counted where the
+ * router runs on the host: always on the CPU; on Vulkan only while router
+ * stats or a router trace are on (otherwise layers is 0: not measured). */
+#define MDIFF_FEATURE_ROUTING_HEALTH "moe.routing_health"
+
+typedef struct mdiff_routing_health {
+    size_t struct_size;
+    int32_t layers;            /* MoE layers measured in the last generation; 0 = none */
+    int32_t collapsed_layers;  /* judged layers that used at most max(top_k, num_experts / 2) */
+    int32_t collapse;          /* 1: routing collapsed (the WARN was logged) */
+    int32_t experts_used;      /* summed over the layers: experts with >= 0.5% of the slots */
+    int32_t experts_total;
+    float min_share, max_share;/* the least and the most any expert of any layer got */
+    int32_t judged_layers;     /* layers with enough router choices to judge */
+} mdiff_routing_health;
+
+typedef struct mdiff_layer_health {
+    size_t struct_size;
+    char name[160];            /* the layer's module path */
+    int32_t num_experts, top_k;
+    int32_t experts_used;
+    int32_t collapsed;
+    float min_share, max_share;/* of the layer's slots over the run */
+    int32_t judged;            /* 1: enough router choices to judge the layer */
+    int32_t reserved;
+} mdiff_layer_health;
+
+typedef struct mdiff_routing_health_api {
+    size_t struct_size;
+    /* The figures of the last generation (an unfinished one counts as none);
+     * out->struct_size must be set, as for every struct the library fills. */
+    int (*get)(mdiff_context *ctx, mdiff_routing_health *out);
+    /* Layer `index` < layers, in the U-Net's order. */
+    int (*layer)(mdiff_context *ctx, int index, mdiff_layer_health *out);
+} mdiff_routing_health_api;
 
 /* "model.describe" (1.2): a multi-line description of the loaded model for
  * people (components, sizes, MoE layout, weight types, memory estimate). */

@@ -94,6 +94,20 @@ typedef struct md_moe_trace {
 } md_moe_trace;
 typedef void (*md_moe_observer)(void *user, const md_moe_trace *trace);
 
+/* Routing counts of a scratch's layer since the last reset: the slots each
+ * expert received (a row with top-k makes k). Counted where the choice is
+ * made on the host (every CPU call; device-routed calls only when
+ * observed, as their choices stay on the device otherwise), so counting
+ * costs no readback. */
+typedef struct md_moe_usage {
+    const md_moe_layer *layer; /* NULL: no counted call */
+    const int64_t *slots;      /* layer->num_experts entries */
+    int64_t calls, rows;       /* rows: routed, summed over calls */
+    int64_t choices;           /* router decisions: rows (token routing), calls (sequence) */
+} md_moe_usage;
+void md_moe_usage_of(const md_moe_scratch *s, md_moe_usage *out);
+void md_moe_usage_reset(md_moe_scratch *s);
+
 /* Loads `prefix`.gate.weight and `prefix`.experts.{e}.* (and, with
  * cfg->shared_expert, `prefix`.shared_expert.*). For MD_MOE_LINEAR an expert
  * is `experts.{e}.weight` [out_dim, in_dim] with an optional bias; for

@@ -11,6 +11,12 @@ struct md_moe_scratch {
     size_t logits_cap; /* floats */
     float *in_host, *out_host, *choice_host;
     size_t in_cap, out_cap, choice_cap;
+    /* Routing health (md_moe_usage): slots per expert since the last reset,
+     * counted wherever a host plan exists. */
+    const md_moe_layer *usage_layer;
+    int64_t *usage;
+    int usage_n;
+    int64_t usage_calls, usage_rows, usage_choices;
 };
 
 #endif

@@ -4,6 +4,7 @@
  * logits are downloaded, the choice is made on the host (router.c) and
  * each chosen expert runs once over just its rows. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "../nn/nn.h"
 #include "moe_internal.h"
@@ -22,7 +23,46 @@ void md_moe_scratch_free(md_moe_scratch *s)
     free(s->in_host);
     free(s->out_host);
     free(s->choice_host);
+    free(s->usage);
     free(s);
+}
+
+void md_moe_usage_of(const md_moe_scratch *s, md_moe_usage *out)
+{
+    *out = (md_moe_usage){.layer = s->usage_calls ? s->usage_layer : NULL,
+                          .slots = s->usage,
+                          .calls = s->usage_calls,
+                          .rows = s->usage_rows,
+                          .choices = s->usage_choices};
+}
+
+void md_moe_usage_reset(md_moe_scratch *s)
+{
+    if (s->usage)
+        memset(s->usage, 0, sizeof *s->usage * (size_t)s->usage_n);
+    s->usage_calls = s->usage_rows = s->usage_choices = 0;
+}
+
+/* Adds a plan's slots to the usage counts; a failed allocation leaves the
+ * call uncounted rather than failing the generation. */
+static void count_usage(md_moe_scratch *s, const md_moe_layer *l, md_routing mode,
+                        const md_route_plan *plan)
+{
+    if (s->usage_n != l->num_experts) {
+        int64_t *u = calloc((size_t)l->num_experts, sizeof *u);
+        if (!u)
+            return;
+        free(s->usage);
+        s->usage = u;
+        s->usage_n = l->num_experts;
+        s->usage_calls = s->usage_rows = s->usage_choices = 0;
+    }
+    s->usage_layer = l;
+    for (int e = 0; e < l->num_experts && e < plan->num_experts; e++)
+        s->usage[e] += plan->offset[e + 1] - plan->offset[e];
+    s->usage_calls++;
+    s->usage_rows += plan->rows;
+    s->usage_choices += mode == MD_ROUTE_SEQUENCE_TOPK ? 1 : plan->rows;
 }
 
 /* The top-k and routing of one call: the layer's own with the options
@@ -190,6 +230,8 @@ static md_status moe_run(md_backend *be, const md_moe_layer *l, md_moe_scratch *
         MD_TRY(add_shared(be, l, y2, x2, rows, err));
     }
 
+    if (!on_device || observer)
+        count_usage(sc, l, rt.mode, plan);
     if (observer) {
         if (grow(&sc->in_host, &sc->in_cap, (size_t)rows * (size_t)l->in_dim) != 0 ||
             grow(&sc->out_host, &sc->out_cap, (size_t)rows * (size_t)l->out_dim) != 0)

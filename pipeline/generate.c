@@ -327,6 +327,11 @@ static md_status open_run(gen_state *s, const md_gen_run *run, md_unet_state **o
     return MD_OK;
 }
 
+int md_generate_batch(const mdiff_gen_params *resolved)
+{
+    return resolved->guidance > 1.0f ? 2 : 1;
+}
+
 md_status md_generate(const md_model *m, const md_gen_run *run, const mdiff_gen_params *req,
                       const md_gen_images *images, const md_gen_hooks *hooks, float *image,
                       md_error *err)
@@ -342,7 +347,7 @@ md_status md_generate(const md_model *m, const md_gen_run *run, const mdiff_gen_
     s.lat_h = p->height / factor;
     s.lat_w = p->width / factor;
     s.n = (size_t)s.lat_c * s.lat_h * s.lat_w;
-    s.batch = p->guidance > 1.0f ? 2 : 1;
+    s.batch = md_generate_batch(p);
     s.ctx_dim = m->unet_cfg.cross_attention_dim;
     s.pooled_dim = m->family == MD_FAMILY_SDXL ? m->te2_cfg.projection_dim : 0;
     s.context_len = MD_CLIP_CONTEXT;

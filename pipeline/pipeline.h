@@ -68,6 +68,11 @@ md_status md_generate(const md_model *m, const md_gen_run *run, const mdiff_gen_
                       const md_gen_images *images, const md_gen_hooks *hooks, float *image,
                       md_error *err);
 
+/* Images in the U-Net's batch for a resolved request: 2 with classifier-
+ * free guidance (unconditional first, then conditional), else 1. Every MoE
+ * layer call then routes rows of this many equal groups. */
+int md_generate_batch(const mdiff_gen_params *resolved);
+
 /* Text conditioning for one prompt (exposed for tests and tools), computed
  * on be (which must be able to use the model's weights):
  * embeds [77, context_dim]; pooled [pooled_dim] (SDXL) may be NULL. */

@@ -1,7 +1,8 @@
 /* md_moe_forward against a host reference, for both routing modes, k = 1
  * and 2, linear and GEGLU experts, with and without a shared expert; also
  * checks that only chosen experts run (rows through expert GEMMs = rows*k),
- * that the observer sees the plan, and that the arena is given back. */
+ * that the observer sees the plan, that the usage counts add up (routing
+ * health), and that the arena is given back. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -275,6 +276,20 @@ static void run(md_backend *cpu, md_test_rng *rng, md_moe_kind kind, md_routing 
                   "%s %s k=%d: observer saw %d calls, %lld rows, %lld routed", label, mname, k,
                   s.calls, (long long)s.rows, (long long)s.routed);
     }
+    /* Usage counts of the two calls (one plain, one observed): every row's
+     * k slots, one choice per row (token) or per call (sequence). */
+    md_moe_usage u;
+    md_moe_usage_of(scratch, &u);
+    int64_t slots = 0;
+    for (int e = 0; u.layer && e < E; e++)
+        slots += u.slots[e];
+    CHECK(u.layer == &layer && u.calls == 2 && u.rows == 2 * rows && slots == 2 * rows * k &&
+              u.choices == (mode == MD_ROUTE_TOKEN_TOPK ? 2 * rows : 2),
+          "%s %s k=%d: usage %lld calls, %lld rows, %lld slots, %lld choices", label, mname, k,
+          (long long)u.calls, (long long)u.rows, (long long)slots, (long long)u.choices);
+    md_moe_usage_reset(scratch);
+    md_moe_usage_of(scratch, &u);
+    CHECK(u.layer == NULL && u.calls == 0 && u.rows == 0, "usage reset");
     free(x);
     free(y);
     free(ref);

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "host/moe_heatmap.h"
 #include "host/moe_stats.h"
 #include "moe/router.h"
 #include "test_support.h"
@@ -103,13 +104,23 @@ int main(void)
         CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(j, "records")) == 4);
         cJSON_Delete(j);
     }
-    /* PNG: 3 calls x 4 px wide, 8 expert rows x 4 px + a 2 px separator high. */
+    /* The bare grid: 3 calls x 4 px wide, 8 expert rows x 4 px + a 2 px
+     * separator high; the PNG is the labelled map, larger. */
+    md_heatmap bare, labelled;
+    CHECK(md_moe_heatmap_render(s, 4, 0, &bare, &err) == MDIFF_OK, "%s", err.msg);
+    CHECK(bare.width == 12 && bare.height == 34, "bare %dx%d", bare.width, bare.height);
+    CHECK(md_moe_heatmap_render(s, 4, 1, &labelled, &err) == MDIFF_OK, "%s", err.msg);
     FILE *f = fopen(png, "rb");
     unsigned char hdr[24] = {0};
     CHECK(f && fread(hdr, 1, 24, f) == 24);
     if (f)
         fclose(f);
-    CHECK(hdr[19] == 12 && hdr[23] == 34, "png %ux%u", hdr[19], hdr[23]);
+    int pw = hdr[16] << 24 | hdr[17] << 16 | hdr[18] << 8 | hdr[19];
+    int ph = hdr[20] << 24 | hdr[21] << 16 | hdr[22] << 8 | hdr[23];
+    CHECK(pw == labelled.width && ph == labelled.height && pw > 12 && ph > 34, "png %dx%d", pw,
+          ph);
+    md_moe_heatmap_free(&bare);
+    md_moe_heatmap_free(&labelled);
     remove(json);
     remove(png);
     rmdir(dir);

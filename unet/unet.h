@@ -41,6 +41,10 @@ void md_unet_state_set_observer(md_unet_state *st, md_moe_observer fn, void *use
 /* Top-k and routing for every MoE layer of later calls (copied; NULL or
  * zeros = each layer's own). Checked per layer at forward time. */
 void md_unet_state_set_moe(md_unet_state *st, const md_moe_options *opt);
+/* Routing counts of MoE layer `index` (0..md_unet_moe_layers-1) since the
+ * last reset (moe.h md_moe_usage); a layer out of range reads as uncounted. */
+void md_unet_state_usage(const md_unet_state *st, int index, md_moe_usage *out);
+void md_unet_state_reset_usage(md_unet_state *st);
 
 typedef struct md_unet_inputs {
     int batch;

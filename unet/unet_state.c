@@ -53,3 +53,18 @@ void md_unet_state_set_moe(md_unet_state *st, const md_moe_options *opt)
     else
         memset(&st->moe_opt, 0, sizeof st->moe_opt);
 }
+
+void md_unet_state_usage(const md_unet_state *st, int index, md_moe_usage *out)
+{
+    if (index < 0 || index >= st->nmoe) {
+        *out = (md_moe_usage){0};
+        return;
+    }
+    md_moe_usage_of(st->moe[index], out);
+}
+
+void md_unet_state_reset_usage(md_unet_state *st)
+{
+    for (int i = 0; i < st->nmoe; i++)
+        md_moe_usage_reset(st->moe[i]);
+}

@@ -18,6 +18,14 @@ endforeach()
 # ThreadSanitizer (label "threads", .ci/run).
 set_tests_properties(abi_cancel abi_v1_3 abi_destroy PROPERTIES LABELS "unit;abi;threads")
 
+# Routing health (1.4): the test models are made by health.sh.
+add_executable(abi_health ${CMAKE_SOURCE_DIR}/tests/abi/abi_health.c)
+target_compile_options(abi_health PRIVATE ${MD_WARNINGS})
+target_link_libraries(abi_health PRIVATE moediffuse)
+add_test(NAME abi_health COMMAND bash ${CMAKE_SOURCE_DIR}/tests/abi/health.sh ${CMAKE_BINARY_DIR})
+set_tests_properties(abi_health PROPERTIES ENVIRONMENT "${MD_ABI_TEST_ENV};${MD_SANITIZER_ENV}"
+                     LABELS "unit;abi")
+
 # The same host source against the frozen 1.0 header and the current one.
 # tests/abi_v1_0/moediffuse.h is ABI 1.0 as released: never edit it.
 add_executable(abi-compat-v1_0 ${CMAKE_SOURCE_DIR}/tests/abi/compat_host.c)

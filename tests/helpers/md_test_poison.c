@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "st_header.h"
+
 int main(int argc, char **argv)
 {
     if (argc < 3) {
@@ -13,20 +15,11 @@ int main(int argc, char **argv)
         return 2;
     }
     float value = strtof(argc > 3 ? argv[3] : "nan", NULL);
-    FILE *f = fopen(argv[1], "r+b");
-    unsigned char len8[8];
-    if (!f || fread(len8, 1, 8, f) != 8) {
-        fprintf(stderr, "md-test-poison: cannot read %s\n", argv[1]);
-        return 1;
-    }
+    FILE *f = NULL;
     uint64_t hlen = 0;
-    for (int i = 7; i >= 0; i--)
-        hlen = hlen << 8 | len8[i];
-    char *h = hlen < (1u << 26) ? calloc(1, hlen + 1) : NULL;
-    if (!h || fread(h, 1, hlen, f) != hlen) {
-        fprintf(stderr, "md-test-poison: bad header in %s\n", argv[1]);
+    char *h = st_header_read("md-test-poison", argv[1], &f, &hlen);
+    if (!h)
         return 1;
-    }
     char key[512];
     snprintf(key, sizeof key, "\"%s\":{", argv[2]);
     char *entry = strstr(h, key);
