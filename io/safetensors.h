@@ -30,5 +30,10 @@ typedef struct md_safetensors_entry {
 } md_safetensors_entry;
 md_status md_safetensors_write(const char *path, const md_safetensors_entry *entries, size_t n,
                                md_error *err);
+/* The same with string metadata besides "format": "pt": meta_kv holds
+ * nmeta key/value pairs (key 0, value 0, key 1, ...). */
+md_status md_safetensors_write_meta(const char *path, const md_safetensors_entry *entries,
+                                    size_t n, const char *const *meta_kv, size_t nmeta,
+                                    md_error *err);
 
 #endif

@@ -61,12 +61,16 @@ static md_status check_entry(const md_safetensors_entry *e, const char *path, md
 }
 
 /* Builds the padded header text; *len excludes the terminating NUL. */
-static md_status build_header(const md_st_order *order, size_t n, const char *path, char **out,
-                              size_t *len, md_error *err)
+static md_status build_header(const md_st_order *order, size_t n, const char *const *meta_kv,
+                              size_t nmeta, const char *path, char **out, size_t *len,
+                              md_error *err)
 {
     cJSON *root = cJSON_CreateObject();
     cJSON *meta = root ? cJSON_AddObjectToObject(root, "__metadata__") : NULL;
-    if (!meta || !cJSON_AddStringToObject(meta, "format", "pt")) {
+    int mok = meta && cJSON_AddStringToObject(meta, "format", "pt");
+    for (size_t i = 0; mok && i < nmeta; i++)
+        mok = cJSON_AddStringToObject(meta, meta_kv[2 * i], meta_kv[2 * i + 1]) != NULL;
+    if (!mok) {
         cJSON_Delete(root);
         return md_fail(err, MD_ERR_NOMEM, "%s: out of memory", path);
     }
@@ -111,7 +115,17 @@ static md_status build_header(const md_st_order *order, size_t n, const char *pa
 md_status md_safetensors_write(const char *path, const md_safetensors_entry *entries, size_t n,
                                md_error *err)
 {
+    return md_safetensors_write_meta(path, entries, n, NULL, 0, err);
+}
+
+md_status md_safetensors_write_meta(const char *path, const md_safetensors_entry *entries,
+                                    size_t n, const char *const *meta_kv, size_t nmeta,
+                                    md_error *err)
+{
     md_status s;
+    for (size_t i = 0; i < nmeta; i++)
+        if (!meta_kv[2 * i] || !meta_kv[2 * i + 1] || !strcmp(meta_kv[2 * i], "format"))
+            return md_fail(err, MD_ERR_INVALID, "%s: invalid metadata entry %zu", path, i);
     for (size_t i = 0; i < n; i++)
         if ((s = check_entry(&entries[i], path, err)) != MD_OK)
             return s;
@@ -131,7 +145,7 @@ md_status md_safetensors_write(const char *path, const md_safetensors_entry *ent
     }
     char *header = NULL;
     size_t hlen = 0;
-    if ((s = build_header(order, n, path, &header, &hlen, err)) != MD_OK) {
+    if ((s = build_header(order, n, meta_kv, nmeta, path, &header, &hlen, err)) != MD_OK) {
         free(order);
         return s;
     }

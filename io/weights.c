@@ -29,6 +29,8 @@ struct md_weights {
     size_t nowned, owned_cap;
     md_weights_synth_fn synth;
     void *synth_user;
+    md_weights_key_fn key_fn;
+    void *key_user;
 };
 
 static uint64_t hash_name(const char *s)
@@ -225,6 +227,12 @@ static void describe_sources(const md_weights *w, char *buf, size_t cap)
         used += (size_t)snprintf(buf + used, cap - used, "%s%s", i ? ", " : "", w->sources[i]);
 }
 
+void md_weights_set_key_namer(md_weights *w, md_weights_key_fn fn, void *user)
+{
+    w->key_fn = fn;
+    w->key_user = user;
+}
+
 void md_weights_set_synthesizer(md_weights *w, md_weights_synth_fn fn, void *user)
 {
     w->synth = fn;
@@ -260,6 +268,11 @@ md_status md_weights_get(const md_weights *w, const char *name, int ndim, const 
     if (i < 0) {
         char src[300];
         describe_sources(w, src, sizeof src);
+        char key[320];
+        if (w->key_fn && w->key_fn(w->key_user, name, key, sizeof key))
+            return md_fail(err, MD_ERR_FORMAT,
+                           "%s: weight '%s' is missing (model: %s; the tensor '%s' is not in it)",
+                           w->label, name, src, key);
         return md_fail(err, MD_ERR_FORMAT, "%s: weight '%s' is missing (model: %s)", w->label,
                        name, src);
     }

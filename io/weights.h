@@ -47,6 +47,13 @@ md_status md_weights_add_owned(md_weights *w, const char *name, const md_tensor 
 md_tensor *md_weights_tensor(const md_weights *w, size_t i);
 const char *md_weights_source(const md_weights *w, size_t i);
 
+/* For files whose keys are not the diffusers names (single-file
+ * checkpoints): fn writes the file's key for a diffusers name into key and
+ * returns 1 (0: none), so that a missing weight is named as the file would
+ * hold it. */
+typedef int (*md_weights_key_fn)(void *user, const char *name, char *key, size_t cap);
+void md_weights_set_key_namer(md_weights *w, md_weights_key_fn fn, void *user);
+
 /* Makes md_weights_get create weights that are absent instead of failing:
  * fn fills *out with the requested shape and malloc'd data (the map then
  * owns it) and returns 1, or returns 0 on failure. Lets a tool build a

@@ -71,6 +71,8 @@ static void attention_facts(const md_safetensors *st, const char *bp, md_unet_co
     if (p)
         c->use_linear_projection = p->ndim == 2;
     const md_tensor *k = findf(st, U "%stransformer_blocks.0.attn2.to_k.weight", bp);
+    if (!k) /* an MoE projection: every expert has the plain shape */
+        k = findf(st, U "%stransformer_blocks.0.attn2.to_k.experts.0.weight", bp);
     if (k && k->ndim == 2)
         c->cross_attention_dim = (int)k->shape[1];
 }

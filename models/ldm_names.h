@@ -27,6 +27,10 @@
 md_status md_ldm_rename_unet(const md_safetensors *st, const md_unet_config *cfg, md_weights *out,
                              md_error *err);
 
+/* The inverse for messages: the file's key (with its prefix) of a
+ * diffusers U-Net name under cfg; 0 when the name has none. */
+int md_ldm_unet_key(const md_unet_config *cfg, const char *name, char *out, size_t cap);
+
 /* first_stage_model.* -> AutoencoderKL names (decoder.up.{i} is
  * up_blocks.{levels-1-i}; mid attention 1x1 convs become [C, C] linears). */
 md_status md_ldm_rename_vae(const md_safetensors *st, const md_vae_config *cfg, md_weights *out,

@@ -203,3 +203,57 @@ md_status md_ldm_rename_unet(const md_safetensors *st, const md_unet_config *cfg
     free(maps);
     return s;
 }
+
+/* The inverse of rename_sub: what follows a block prefix in the file. */
+static int unrename_sub(block_kind kind, const char *sub, char *buf, size_t cap)
+{
+    static const char *const resnet[][2] = {
+        {"norm1.", "in_layers.0."},         {"conv1.", "in_layers.2."},
+        {"time_emb_proj.", "emb_layers.1."}, {"norm2.", "out_layers.0."},
+        {"conv2.", "out_layers.3."},        {"conv_shortcut.", "skip_connection."},
+    };
+    const char *rest = sub;
+    switch (kind) {
+    case KIND_DIRECT:
+    case KIND_ATTN:
+    case KIND_UPSAMPLE:
+        break;
+    case KIND_RESNET:
+        for (size_t i = 0; i < sizeof resnet / sizeof resnet[0]; i++)
+            if (!strncmp(sub, resnet[i][0], strlen(resnet[i][0]))) {
+                int n = snprintf(buf, cap, "%s%s", resnet[i][1], sub + strlen(resnet[i][0]));
+                return n > 0 && (size_t)n < cap;
+            }
+        return 0;
+    case KIND_DOWNSAMPLE:
+        if (strncmp(sub, "conv.", 5) != 0)
+            return 0;
+        {
+            int n = snprintf(buf, cap, "op.%s", sub + 5);
+            return n > 0 && (size_t)n < cap;
+        }
+    }
+    int n = snprintf(buf, cap, "%s", rest);
+    return n > 0 && (size_t)n < cap;
+}
+
+int md_ldm_unet_key(const md_unet_config *cfg, const char *name, char *out, size_t cap)
+{
+    map_list *maps = malloc(sizeof *maps);
+    int ok = 0;
+    if (!maps || !build_maps(cfg, maps)) {
+        free(maps);
+        return 0;
+    }
+    for (int m = 0; m < maps->n && !ok; m++) {
+        size_t n = strlen(maps->m[m].diff);
+        char sub[224];
+        if (!strncmp(name, maps->m[m].diff, n) &&
+            unrename_sub(maps->m[m].kind, name + n, sub, sizeof sub)) {
+            int w = snprintf(out, cap, MD_LDM_UNET_PREFIX "%s%s", maps->m[m].ldm, sub);
+            ok = w > 0 && (size_t)w < cap;
+        }
+    }
+    free(maps);
+    return ok;
+}

@@ -1,7 +1,11 @@
 /* Loading a single-file checkpoint (original LDM / SGM layout). The
  * architecture comes from the tensor shapes and family defaults, refined by
- * an optional LDM .yaml; an explicit per-component override replaces the
- * inferred config of that component entirely. */
+ * an optional LDM .yaml; an explicit per-component override (the options'
+ * architecture, else the file's "architecture" metadata) replaces the
+ * inferred config of that component entirely. MoE settings come with a
+ * U-Net config or from the "segmoe_config" / "moe_config" metadata
+ * (docs/moe-config.md, "Single files"). */
+#include <stdio.h>
 #include <string.h>
 
 #include "../config/config_json.h"
@@ -85,20 +89,105 @@ static md_status tokenizer(md_tokenizer **tok, int32_t *pad, int open_clip, cons
     return MD_OK;
 }
 
+/* A JSON object stored as the metadata string `key`; *out NULL when the
+ * key is absent. */
+static md_status metadata_json(const md_safetensors *st, const char *key, cJSON **out,
+                               md_error *err)
+{
+    *out = NULL;
+    const char *text = md_safetensors_metadata(st, key);
+    if (!text)
+        return MD_OK;
+    cJSON *j = cJSON_Parse(text);
+    if (!cJSON_IsObject(j)) {
+        cJSON_Delete(j);
+        return md_fail(err, MD_ERR_FORMAT, "%s: __metadata__ \"%s\" is not a JSON object",
+                       md_safetensors_path(st), key);
+    }
+    *out = j;
+    return MD_OK;
+}
+
+/* The component config from the options' architecture, else from the
+ * file's own "architecture" metadata. */
+static const cJSON *component(const md_model_options *opt, const cJSON *meta, const char *name)
+{
+    const cJSON *c = md_model_override(opt, name);
+    if (c || !meta)
+        return c;
+    c = cJSON_GetObjectItemCaseSensitive(meta, name);
+    return cJSON_IsObject(c) ? c : NULL;
+}
+
+/* An MoE single file may carry its MoE settings as the metadata string
+ * "segmoe_config" or "moe_config" (the JSON object of unet/config.json).
+ * They apply to a U-Net config that has none of its own (inferred, or an
+ * architecture without MoE members); one that has them wins. */
+static md_status metadata_moe(md_model *m, const md_safetensors *st, md_error *err)
+{
+    const char *path = md_safetensors_path(st);
+    cJSON *seg, *own;
+    MD_TRY(metadata_json(st, "segmoe_config", &seg, err));
+    md_status s = metadata_json(st, "moe_config", &own, err);
+    if (s == MD_OK && seg && own)
+        s = md_fail(err, MD_ERR_INVALID,
+                    "%s: __metadata__ has both \"segmoe_config\" and \"moe_config\"", path);
+    if (s == MD_OK && (seg || own) && m->unet_cfg.moe.num_experts == 0) {
+        char label[600];
+        snprintf(label, sizeof label, "%s: __metadata__", path);
+        md_unet_config u = m->unet_cfg;
+        s = md_moe_config_from_json(seg ? seg : own, seg != NULL, u.levels, label, &u.moe, err);
+        if (s == MD_OK)
+            s = md_unet_config_validate(&u, label, err);
+        if (s == MD_OK)
+            m->unet_cfg = u;
+    }
+    cJSON_Delete(seg);
+    cJSON_Delete(own);
+    if (s != MD_OK || m->unet_cfg.moe.num_experts > 0)
+        return s;
+    /* Expert weights with no MoE config would otherwise fail as a missing
+     * dense weight, which does not say what is wrong. */
+    for (size_t i = 0; i < md_safetensors_count(st); i++) {
+        const char *key = md_safetensors_name(st, i);
+        if (!strncmp(key, MD_LDM_UNET_PREFIX, strlen(MD_LDM_UNET_PREFIX)) &&
+            (strstr(key, ".gate.weight") || strstr(key, ".experts.0.")))
+            return md_fail(err, MD_ERR_FORMAT,
+                           "%s: the U-Net has MoE weights ('%s') but no MoE config: a single "
+                           "file needs the __metadata__ entry \"segmoe_config\" or "
+                           "\"moe_config\" (or an architecture whose unet has one; "
+                           "docs/moe-config.md, \"Single files\")",
+                           path, key);
+    }
+    return MD_OK;
+}
+
+/* Missing U-Net weights are named by their key in the file. */
+static int unet_key(void *user, const char *name, char *key, size_t cap)
+{
+    return md_ldm_unet_key(user, name, key, cap);
+}
+
 md_status md_model_load_single(md_model *m, const char *file, const md_model_options *opt,
                                md_error *err)
 {
     md_safetensors *st;
     MD_TRY(md_model_open_file(m, file, &st, err));
     MD_TRY(md_ldm_detect_family(st, &m->family, err));
-    overrides o = {md_model_override(opt, "unet"), md_model_override(opt, "vae"),
-                   md_model_override(opt, "text_encoder"), md_model_override(opt, "text_encoder_2"),
-                   md_model_override(opt, "scheduler")};
-    MD_TRY(configs(m, st, opt, &o, err));
+    cJSON *arch;
+    MD_TRY(metadata_json(st, "architecture", &arch, err));
+    overrides o = {component(opt, arch, "unet"), component(opt, arch, "vae"),
+                   component(opt, arch, "text_encoder"), component(opt, arch, "text_encoder_2"),
+                   component(opt, arch, "scheduler")};
+    md_status cs = configs(m, st, opt, &o, err);
+    cJSON_Delete(arch);
+    MD_TRY(cs);
+    MD_TRY(metadata_moe(m, st, err));
     m->force_zeros_for_empty_prompt = m->family == MD_FAMILY_SDXL;
 
     md_weights *te, *te2 = NULL, *unet, *vae;
     MD_TRY(md_model_new_weights(m, "unet", &unet, err));
+    md_weights_set_key_namer(unet, unet_key, &m->unet_cfg);
     MD_TRY(md_ldm_rename_unet(st, &m->unet_cfg, unet, err));
     MD_TRY(md_model_new_weights(m, "vae", &vae, err));
     MD_TRY(md_ldm_rename_vae(st, &m->vae_cfg, vae, err));

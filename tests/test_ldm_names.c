@@ -102,6 +102,28 @@ static void test_sd(void)
     /* Every tensor of the file belongs to one of the three components. */
     CHECK(md_weights_count(u) + md_weights_count(v) + md_weights_count(t) ==
           md_safetensors_count(st));
+    /* The inverse (named in errors) gives back every U-Net key: the renamed
+     * weights are in the file's order. */
+    size_t j = 0;
+    int inverse_bad = 0;
+    for (size_t i = 0; i < md_safetensors_count(st); i++) {
+        const char *key = md_safetensors_name(st, i);
+        if (strncmp(key, MD_LDM_UNET_PREFIX, strlen(MD_LDM_UNET_PREFIX)) != 0)
+            continue;
+        char back[320];
+        if (j >= md_weights_count(u) ||
+            !md_ldm_unet_key(&a.unet, md_weights_name(u, j++), back, sizeof back) ||
+            strcmp(back, key) != 0)
+            inverse_bad++;
+    }
+    CHECK(!inverse_bad && j == md_weights_count(u), "%d keys not given back", inverse_bad);
+    char moe_key[320];
+    CHECK(md_ldm_unet_key(&a.unet,
+                          "up_blocks.1.attentions.1.transformer_blocks.0.ff.experts.3.net.2.bias",
+                          moe_key, sizeof moe_key) &&
+          !strcmp(moe_key, MD_LDM_UNET_PREFIX
+                  "output_blocks.3.1.transformer_blocks.0.ff.experts.3.net.2.bias"));
+    CHECK(!md_ldm_unet_key(&a.unet, "nowhere.weight", moe_key, sizeof moe_key));
     md_weights_free(u);
     md_weights_free(v);
     md_weights_free(t);

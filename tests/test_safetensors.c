@@ -155,6 +155,24 @@ static void test_roundtrip(void)
         CHECK(md_safetensors_count(st) == 0);
         md_safetensors_close(st);
     }
+    /* Metadata besides "format" (an MoE single file's settings). */
+    path_of(path, sizeof path, "meta.safetensors");
+    const char *meta[] = {"segmoe_config", "{\"num_experts\":4}", "architecture", "{}"};
+    CHECK(md_safetensors_write_meta(path, e, 2, meta, 2, &err) == MD_OK);
+    st = NULL;
+    CHECK(md_safetensors_open(path, &st, &err) == MD_OK);
+    if (st) {
+        const char *v = md_safetensors_metadata(st, "segmoe_config");
+        CHECK(v && !strcmp(v, "{\"num_experts\":4}"));
+        v = md_safetensors_metadata(st, "architecture");
+        CHECK(v && !strcmp(v, "{}"));
+        v = md_safetensors_metadata(st, "format");
+        CHECK(v && !strcmp(v, "pt"));
+        CHECK(md_safetensors_count(st) == 2);
+        md_safetensors_close(st);
+    }
+    const char *clash[] = {"format", "x"};
+    CHECK(md_safetensors_write_meta(path, e, 2, clash, 1, &err) == MD_ERR_INVALID);
 }
 
 static void test_write_errors(void)

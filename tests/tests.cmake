@@ -99,6 +99,9 @@ foreach(src ${MD_TEST_HELPERS})
 endforeach()
 # Derives golden cases: reads them as golden-check does.
 target_sources(md-test-golden-case PRIVATE ${CMAKE_SOURCE_DIR}/tools/golden_check/golden_json.c)
+# Writes a diffusers folder as an LDM single file with the inverse renaming
+# of make-random-model's single files.
+target_sources(md-test-single-file PRIVATE ${CMAKE_SOURCE_DIR}/tools/make_random_model/sgm_names.c)
 
 # The batch parsers name samplers through libmoediffuse, as the CLI does.
 if(TEST test_batch_parse)
