@@ -222,8 +222,8 @@ typedef struct mdiff_gen_params {
     /* ABI 1.4: more Mixture-of-Experts controls (docs/moe.md, "Controls").
      * All zero / NULL = routing exactly as before. */
     float moe_capacity;            /* token routing: each expert takes at most
-                                      ceil(moe_capacity * rows * k / experts) rows per call;
-                                      overflow goes to the row's next-best expert with room,
+                                      ceil(moe_capacity * rows * k / experts) rows per call
+                                      and guidance half (rows: the half's); overflow goes to the row's next-best expert with room,
                                       else to the residual path. 0 = no cap; > 0, at most 64.
                                       With sequence routing it is MDIFF_ERR_INVALID */
     float moe_skip;                /* 0 <= moe_skip < 1: a chosen expert whose renormalised

@@ -239,12 +239,19 @@ int md_router_plan_controlled(md_route_plan *p, md_routing mode, const md_route_
         for (int g = 0; g < g_count; g++)
             choose_group(p, c, logits, g * per, (g + 1) * per, c->forced ? g : 0, v);
     } else if (ok) {
-        memset(load, 0, (size_t)E * sizeof(int64_t));
-        int64_t cap = 0;
-        if (c->capacity > 0.0f)
-            cap = (int64_t)ceil((double)c->capacity * (double)rows * k / E);
-        for (int64_t r = 0; r < rows; r++)
-            choose_row(p, c, logits, r, cap, load, v, order);
+        /* Capacity holds per row group (each image of a guidance batch):
+         * served in row order over the whole call, the unconditional half
+         * would fill the experts first and push the conditional half, the
+         * one the image follows, off its choices. */
+        int64_t per = rows / groups;
+        for (int g = 0; g < groups; g++) {
+            memset(load, 0, (size_t)E * sizeof(int64_t));
+            int64_t cap = 0;
+            if (c->capacity > 0.0f)
+                cap = (int64_t)ceil((double)c->capacity * (double)per * k / E);
+            for (int64_t r = g * per; r < (g + 1) * per; r++)
+                choose_row(p, c, logits, r, cap, load, v, order);
+        }
     }
     if (v != vbuf)
         free(v);

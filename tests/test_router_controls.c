@@ -68,9 +68,13 @@ static void put(expect *x, const float *l, int E, int r, const int *sel, int n)
 static void ref_token(const float *l, int rows, int E, int k, const md_route_controls *c,
                       expect *x)
 {
-    int64_t cap = c->capacity > 0 ? (int64_t)ceil((double)c->capacity * rows * k / E) : 0;
+    /* capacity: per row group, each with its own count */
+    int groups = c->groups > 1 && rows % c->groups == 0 ? c->groups : 1, per = rows / groups;
+    int64_t cap = c->capacity > 0 ? (int64_t)ceil((double)c->capacity * per * k / E) : 0;
     int64_t load[MAXE] = {0};
     for (int r = 0; r < rows; r++) {
+        if (r % per == 0)
+            memset(load, 0, sizeof load);
         double v[MAXE];
         int rank[MAXE], sel[MAXE], n;
         for (int e = 0; e < E; e++)
@@ -200,6 +204,9 @@ static void test_controls_against_reference(void)
                          ties, "capacity 1.0");
                 run_case(&rng, MD_ROUTE_TOKEN_TOPK, E, k, (md_route_controls){.capacity = 0.5f},
                          ties, "capacity 0.5 (residual path)");
+                run_case(&rng, MD_ROUTE_TOKEN_TOPK, E, k,
+                         (md_route_controls){.capacity = 1.0f, .groups = 2}, ties,
+                         "capacity 1.0 per guidance half");
                 run_case(&rng, MD_ROUTE_TOKEN_TOPK, E, k, (md_route_controls){.skip = 0.3f},
                          ties, "token skip");
                 run_case(&rng, MD_ROUTE_TOKEN_TOPK, E, k,

@@ -17,6 +17,7 @@ for choosing sampling settings without looking at the held-out one.
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -83,6 +84,7 @@ def main():
     ap.add_argument("--sampler", default=None)
     ap.add_argument("--cfg-scale", type=float, default=None)
     ap.add_argument("--seed", type=int, default=1000)
+    ap.add_argument("--extra", default="", help="more CLI flags for every image, e.g. '--moe-top-k 1'")
     ap.add_argument("--split", choices=["held-out", "seen"], default="held-out",
                     help="seen: prompts over triples training saw (for choosing settings)")
     ap.add_argument("--out", default="eval-out")
@@ -101,6 +103,7 @@ def main():
             cmd += ["--sampler", a.sampler]
         if a.cfg_scale is not None:
             cmd += ["--cfg-scale", str(a.cfg_scale)]
+        cmd += shlex.split(a.extra)
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0:
             sys.exit(f"evaluate: {' '.join(cmd)} failed ({r.returncode}): {r.stderr.strip()}")
