@@ -134,6 +134,7 @@ def demo(a, tmp):
 def segmoe(a, tmp):
     model = os.path.join(a.models, "segmoe-sd15-4x2")
     if not os.path.isdir(model):
+        os.makedirs(a.models, exist_ok=True)
         subprocess.run([a.make_model, "--preset", "segmoe-sd15-4x2", model], check=True,
                        stdout=subprocess.DEVNULL)
     base = ["-m", model, "-p", "a photo of a cat in a garden", "--seed", "1", "-W", str(a.size),
