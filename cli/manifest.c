@@ -168,7 +168,7 @@ int md_manifest_read(const char *path, md_manifest_done *d, mdh_error *err)
 static int is_manifest_name(const char *name)
 {
     size_t n = strlen(name);
-    return n > 14 && strncmp(name, "manifest", 8) == 0 && strcmp(name + n - 6, ".jsonl") == 0;
+    return n >= 14 && strncmp(name, "manifest", 8) == 0 && strcmp(name + n - 6, ".jsonl") == 0;
 }
 
 int md_manifest_read_dir(const char *dir, const char *own, md_manifest_done *d,
