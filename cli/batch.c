@@ -103,15 +103,11 @@ static int make_dirs(const char *path, char *msg, size_t msg_size)
     return 0;
 }
 
-/* An image and its directory entry on disk before the manifest says ok. */
-static void sync_output(const char *path, const char *dir)
+/* The image's directory entry on disk before the manifest says ok (its
+ * bytes were fsync'd before the rename, host/output_file.c). */
+static void sync_folder(const char *dir)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
-    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd >= 0) {
         fsync(fd);
         close(fd);
@@ -257,7 +253,7 @@ static int render(batch *b, md_batch_job *j, const char *out, long pos)
         b->n_failed++;
         return record(b, j, out, "error", msg, now_s() - t0, -1, NULL, NULL, NULL) ? MD_EXIT_IO : 0;
     }
-    sync_output(out, b->out_dir);
+    sync_folder(b->out_dir);
     md_file_digest digest;
     if (md_file_digest_of(out, &digest) != 0) {
         fprintf(stderr, "%s: %s: the image just written cannot be read back\n", TAG, out);

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "engine.h"
+#include "fnv1a.h"
 
 static void add_str(cJSON *o, const char *key, const char *s)
 {
@@ -128,12 +129,11 @@ int md_file_digest_of(const char *path, md_file_digest *d)
         close(fd);
         return -1;
     }
-    uint64_t h = 0xcbf29ce484222325ULL, size = 0;
+    uint64_t h = MD_FNV1A64_INIT, size = 0;
     unsigned char buf[65536];
     ssize_t n;
     while ((n = read(fd, buf, sizeof buf)) > 0) {
-        for (ssize_t i = 0; i < n; i++)
-            h = (h ^ buf[i]) * 0x100000001b3ULL;
+        h = md_fnv1a64(h, buf, (size_t)n);
         size += (uint64_t)n;
     }
     close(fd);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "../host/output_file.h"
+#include "fnv1a.h"
 
 static void claim_name(const char *name, char *out, size_t cap)
 {
@@ -18,9 +19,7 @@ static void claim_name(const char *name, char *out, size_t cap)
         snprintf(out, cap, ".%s.claim", name);
         return;
     }
-    uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a: a stable short name */
-    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
-        h = (h ^ *p) * 0x100000001b3ULL;
+    uint64_t h = md_fnv1a64(MD_FNV1A64_INIT, name, strlen(name));
     snprintf(out, cap, ".claim-%016llx", (unsigned long long)h);
 }
 
