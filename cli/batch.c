@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -64,14 +63,7 @@ static int on_step(void *user, const mdiff_progress *progress)
 
 static uint64_t random_base_seed(void)
 {
-    uint64_t x = 0;
-    if (getrandom(&x, sizeof x, GRND_NONBLOCK) != (ssize_t)sizeof x) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        x = (uint64_t)ts.tv_nsec * 0x9E3779B97F4A7C15ULL ^ (uint64_t)ts.tv_sec ^
-            ((uint64_t)getpid() << 32);
-    }
-    return x & 0xffffffffULL; /* room for + index below 2^53, short enough to type */
+    return mdh_random_u64() & 0xffffffffULL; /* room for + index below 2^53, short to type */
 }
 
 /* mkdir -p */

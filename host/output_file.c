@@ -88,17 +88,22 @@ static int target_replaceable(const char *path, const target *t, mdh_error *err)
     return MDIFF_OK;
 }
 
-static void random_name(char *buf, size_t cap)
+uint64_t mdh_random_u64(void)
 {
     uint64_t x;
     if (getrandom(&x, sizeof x, GRND_NONBLOCK) != (ssize_t)sizeof x) {
-        /* no entropy yet (early boot): O_EXCL still makes the name unique */
+        /* no entropy yet (early boot): for names O_EXCL still makes them unique */
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         x = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^ ((uint64_t)getpid() << 40);
         x *= 0x9E3779B97F4A7C15ULL;
     }
-    snprintf(buf, cap, MDH_OUTPUT_TMP_PREFIX "%016llx", (unsigned long long)x);
+    return x;
+}
+
+static void random_name(char *buf, size_t cap)
+{
+    snprintf(buf, cap, MDH_OUTPUT_TMP_PREFIX "%016llx", (unsigned long long)mdh_random_u64());
 }
 
 int mdh_output_temp(int dir_fd, char *name, size_t cap)

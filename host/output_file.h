@@ -5,6 +5,7 @@
 #ifndef MDH_OUTPUT_FILE_H
 #define MDH_OUTPUT_FILE_H
 
+#include <stdint.h>
 #include <stdio.h>
 
 #include "host_error.h"
@@ -30,6 +31,10 @@ typedef int (*mdh_output_writer)(FILE *f, void *user);
  * failure, a full disk or a file-size limit included, the temporary is
  * removed and `path` is untouched. The file names in messages are `path`. */
 int mdh_output_write(const char *path, mdh_output_writer write, void *user, mdh_error *err);
+
+/* 64 random bits from getrandom (a time and pid mix when the kernel has
+ * no entropy yet): temporary names, random seeds. */
+uint64_t mdh_random_u64(void);
 
 /* A new empty temporary in the folder dir_fd (O_CREAT|O_EXCL|O_NOFOLLOW,
  * random name written to name, cap >= 40), locked with flock. Returns its

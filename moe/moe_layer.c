@@ -239,7 +239,7 @@ static md_status moe_run(md_backend *be, const md_moe_layer *l, md_moe_scratch *
         be->download(be, x2, sc->in_host);
         be->download(be, y2, sc->out_host);
         /* The trace names the call's row groups even when the choice ignored them. */
-        plan->groups = rt.ctl.groups > 1 && rows % rt.ctl.groups == 0 ? rt.ctl.groups : 1;
+        plan->groups = md_route_groups(&rt.ctl, rows);
         md_moe_trace tr = {.layer = l,
                            .routing = rt.mode,
                            .split = rt.ctl.split,

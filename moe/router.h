@@ -47,6 +47,13 @@ typedef struct md_route_controls {
     const int8_t *forced;
 } md_route_controls;
 
+/* The row groups a call of `rows` rows is taken as: c->groups when they
+ * divide the rows evenly, else one. */
+static inline int md_route_groups(const md_route_controls *c, int64_t rows)
+{
+    return c->groups > 1 && rows % c->groups == 0 ? c->groups : 1;
+}
+
 /* NULL on out-of-memory or when top_k is not in [1, min(num_experts, 16)]. */
 md_route_plan *md_route_plan_new(int num_experts, int top_k, int64_t max_rows);
 void md_route_plan_free(md_route_plan *p);

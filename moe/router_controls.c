@@ -223,7 +223,7 @@ int md_router_plan_controlled(md_route_plan *p, md_routing mode, const md_route_
     const int E = p->num_experts, k = p->top_k;
     p->rows = rows;
     p->skipped = p->dropped = 0;
-    int groups = c->groups > 1 && rows % c->groups == 0 ? c->groups : 1;
+    int groups = md_route_groups(c, rows);
     p->groups = groups;
     double vbuf[64];
     int64_t lbuf[64];

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "../unet/unet.h"
+#include "pipeline.h"
 
 #define MAX_CAPACITY 64.0f
 
@@ -16,7 +17,7 @@ int md_request_first_step(const mdiff_gen_params *p)
     return p->steps - (int)(p->steps * p->strength);
 }
 
-md_status md_moe_controls_check_alone(const mdiff_gen_params *p, md_error *err)
+md_status md_moe_controls_check_alone(const mdiff_gen_params *p, int parse_texts, md_error *err)
 {
     if (!(p->moe_capacity >= 0.0f && p->moe_capacity <= MAX_CAPACITY))
         return md_fail(err, MD_ERR_INVALID,
@@ -25,11 +26,12 @@ md_status md_moe_controls_check_alone(const mdiff_gen_params *p, md_error *err)
     if (!(p->moe_skip >= 0.0f && p->moe_skip < 1.0f))
         return md_fail(err, MD_ERR_INVALID, "moe_skip must be in [0, 1) (got %g)",
                        (double)p->moe_skip);
-    if (p->moe_schedule) {
+    /* With a model, md_moe_controls_check_model parses them (once, not twice) */
+    if (parse_texts && p->moe_schedule) {
         md_moe_schedule s;
         MD_TRY(md_moe_schedule_parse(p->moe_schedule, MDIFF_MOE_SCHEDULE_MAX, &s, err));
     }
-    if (p->moe_routes) {
+    if (parse_texts && p->moe_routes) {
         md_moe_routes *r;
         MD_TRY(md_moe_routes_parse(p->moe_routes, MDIFF_MOE_ROUTES_MAX, &r, err));
         md_moe_routes_free(r);
@@ -117,7 +119,7 @@ md_status md_moe_controls_check_model(const md_model *m, const mdiff_gen_params 
         MD_TRY(md_moe_routes_parse(p->moe_routes, MDIFF_MOE_ROUTES_MAX, &r, err));
         md_status st = bind_routes(r, m, err);
         if (st == MD_OK)
-            st = routes_fit(r, p, p->guidance > 1.0f ? 2 : 1, err);
+            st = routes_fit(r, p, md_generate_batch(p), err);
         md_moe_routes_free(r);
         MD_TRY(st);
     }

@@ -16,7 +16,7 @@ typedef struct md_moe_controls {
 
 /* What needs no model: capacity, skip, and the schedule's and routes'
  * syntax. */
-md_status md_moe_controls_check_alone(const mdiff_gen_params *p, md_error *err);
+md_status md_moe_controls_check_alone(const mdiff_gen_params *p, int parse_texts, md_error *err);
 /* Against the model, on a resolved request (routing, guidance, steps
  * known): capacity only with token routing, schedule k and experts in
  * range, routes matching layers, steps and guidance. */

@@ -23,7 +23,7 @@ void md_request_defaults(mdiff_gen_params *p, size_t host_size)
 }
 
 /* What needs no model. */
-static md_status check_alone(const mdiff_gen_params *p, md_error *err)
+static md_status check_alone(const mdiff_gen_params *p, int parse_texts, md_error *err)
 {
     if (!p->prompt)
         return md_fail(err, MD_ERR_INVALID, "prompt is NULL");
@@ -76,7 +76,7 @@ static md_status check_alone(const mdiff_gen_params *p, md_error *err)
         return md_fail(err, MD_ERR_INVALID,
                        "unknown moe_routing %d (sequence 1, token 2, sequence-split 3)",
                        p->moe_routing);
-    return md_moe_controls_check_alone(p, err);
+    return md_moe_controls_check_alone(p, parse_texts, err);
 }
 
 /* What the loaded model decides: native size, guidance, clip layers, experts. */
@@ -130,7 +130,8 @@ md_status md_request_resolve(const md_model *m, int default_top_k, const mdiff_g
     if (out != in)
         *out = *in;
     out->struct_size = sizeof *out;
-    md_status st = check_alone(out, err);
+    /* an MoE model's check parses the schedule and routes itself */
+    md_status st = check_alone(out, !m || !m->unet_cfg.moe.enabled, err);
     if (st == MD_OK && !out->sampler)
         out->sampler = md_sampler_name(MD_SAMPLER_DPMPP_2M_KARRAS);
     if (st == MD_OK && m)

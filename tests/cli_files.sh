@@ -40,7 +40,8 @@ check "no temporaries left" [ -z "$(ls -A | grep -i tmp)" ]
 # ---- 2. unwritable folder and over-long names: refused before generating
 one -o no/such/dir/x.png 2>err; rc=$?
 check "missing folder: refused before loading (4)" all "[ $rc = 4 ]" "grep -q 'no/such/dir/x.png: cannot write in no/such/dir: the folder does not exist' err"
-check "missing folder: found before the model is loaded" sh -c "! grep -q 'loaded' err"
+timeout 60 "$CLI" -m "$TMP/no-such-model" --steps 2 -p "a fox" -q -o no/such/dir/x.png 2>err; rc=$?
+check "missing folder: found before the model is opened" all "[ $rc = 4 ]" "grep -q 'the folder does not exist' err"
 long=$(printf 'a%.0s' $(seq 1 300))
 one -o "$long.png" 2>err; rc=$?
 check "name over NAME_MAX: refused (2)" all "[ $rc = 2 ]" "grep -q 'the name is longer than 255 bytes' err"
