@@ -32,6 +32,7 @@ struct mdiff_context {
     char model_path[1024];
     int threads;
     int top_k;          /* default experts per token of requests that leave it 0; 0 = the model's */
+    uint64_t expert_budget; /* default max_expert_memory of requests that leave it 0 */
     md_backend *be;           /* computes this context's generations: the loader, or (sharing
                                  a model) a CPU backend of its own */
     md_model *model;          /* = shared->model; never changed by a generation */
@@ -72,6 +73,7 @@ enum {
     ABI_1_0_GEN_PARAMS_SIZE = 80,
     ABI_1_3_GEN_PARAMS_SIZE = 128,
     ABI_1_4_GEN_PARAMS_SIZE = 152,
+    ABI_1_5_GEN_PARAMS_SIZE = 160,
     ABI_1_0_EXPERT_SETTINGS_SIZE = 16
 };
 
@@ -136,6 +138,7 @@ const void *abi_router_trace_api(void);
 const void *abi_describe_api(void);
 const void *abi_devices_api(void);
 const void *abi_profile_api(void);
+const void *abi_expert_memory_api(void);
 
 /* Writes text into a host buffer as describe/report do: at most cap bytes,
  * returns the whole length. */

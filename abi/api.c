@@ -19,7 +19,9 @@ _Static_assert(offsetof(mdiff_context_params, backend) == ABI_1_0_CONTEXT_PARAMS
                "mdiff_context_params 1.0 layout");
 _Static_assert(offsetof(mdiff_context_params, share_model) == 80,
                "mdiff_context_params 1.2 layout");
-_Static_assert(sizeof(mdiff_context_params) == 88, "mdiff_context_params 1.3 layout");
+_Static_assert(offsetof(mdiff_context_params, max_expert_memory) == 88,
+               "mdiff_context_params 1.3 layout");
+_Static_assert(sizeof(mdiff_context_params) == 96, "mdiff_context_params 1.5 layout");
 _Static_assert(offsetof(mdiff_gen_params, clip_skip) == ABI_1_0_GEN_PARAMS_SIZE,
                "mdiff_gen_params 1.0 layout");
 _Static_assert(offsetof(mdiff_gen_params, prompt_syntax) == 88, "mdiff_gen_params 1.1 layout");
@@ -27,9 +29,13 @@ _Static_assert(offsetof(mdiff_gen_params, moe_top_k) == 120, "mdiff_gen_params 1
 _Static_assert(offsetof(mdiff_gen_params, moe_capacity) == ABI_1_3_GEN_PARAMS_SIZE,
                "mdiff_gen_params 1.3 layout");
 _Static_assert(offsetof(mdiff_gen_params, moe_schedule) == 136, "mdiff_gen_params 1.4 layout");
-_Static_assert(sizeof(mdiff_gen_params) == ABI_1_4_GEN_PARAMS_SIZE, "mdiff_gen_params 1.4 layout");
+_Static_assert(offsetof(mdiff_gen_params, max_expert_memory) == ABI_1_4_GEN_PARAMS_SIZE,
+               "mdiff_gen_params 1.4 layout");
+_Static_assert(sizeof(mdiff_gen_params) == ABI_1_5_GEN_PARAMS_SIZE, "mdiff_gen_params 1.5 layout");
 _Static_assert(offsetof(mdiff_model_info, default_guidance) == 72, "mdiff_model_info 1.0 layout");
-_Static_assert(sizeof(mdiff_model_info) == 88, "mdiff_model_info 1.2 layout");
+_Static_assert(offsetof(mdiff_model_info, expert_memory) == 88, "mdiff_model_info 1.2 layout");
+_Static_assert(sizeof(mdiff_model_info) == 104, "mdiff_model_info 1.5 layout");
+_Static_assert(sizeof(mdiff_expert_memory) == 96, "mdiff_expert_memory layout");
 _Static_assert(offsetof(mdiff_router_event, skipped) == 56, "mdiff_router_event 1.2 layout");
 _Static_assert(sizeof(mdiff_router_event) == 80, "mdiff_router_event 1.4 layout");
 _Static_assert(sizeof(mdiff_routing_health) == 40, "mdiff_routing_health layout");
@@ -211,6 +217,8 @@ static const void *api_get_feature(const char *id)
         return abi_describe_api();
     if (!strcmp(id, MDIFF_FEATURE_DEVICES))
         return abi_devices_api();
+    if (!strcmp(id, MDIFF_FEATURE_EXPERT_MEMORY))
+        return abi_expert_memory_api();
     if (!strcmp(id, MDIFF_FEATURE_PROFILE))
         return abi_profile_api();
     return NULL;

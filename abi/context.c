@@ -28,7 +28,8 @@ void abi_stats_clear(mdiff_context *ctx)
 
 static md_status load_model(mdiff_context *ctx, md_error *err)
 {
-    md_model_options mo = {.backend = ctx->be};
+    /* With a bound, device backends leave the experts for the cache. */
+    md_model_options mo = {.backend = ctx->be, .defer_experts = ctx->expert_budget != 0};
     md_model *m = NULL;
     md_status st = md_model_load(ctx->model_path, &mo, &m, err);
     /* A bad value inside the model's files is a malformed model, not a bad
@@ -128,6 +129,8 @@ int abi_context_create(const mdiff_context_params *params, mdiff_context **out, 
     if (!p.share_model)
         memcpy(ctx->model_path, p.model_path, strlen(p.model_path) + 1);
     ctx->threads = p.threads;
+    if (params->struct_size >= offsetof(mdiff_context_params, max_expert_memory) + 8)
+        ctx->expert_budget = p.max_expert_memory;
     ctx->progress = p.progress;
     ctx->progress_user = p.progress_user;
     ctx->log = p.log;

@@ -60,6 +60,13 @@ int abi_model_info(mdiff_context *ctx, mdiff_model_info *info)
                                         (uint64_t)(r.num_experts - r.top_k)
                                   : 0;
     r.params_active = r.params_total - idle;
+    md_expert_cache *cache = md_unet_expert_cache(m->unet);
+    if (cache) {
+        md_expert_memory mem;
+        md_expert_cache_memory(cache, &mem);
+        r.expert_memory = mem.total;
+        r.expert_memory_minimum = mem.minimum;
+    }
     size_t size = info->struct_size;
     memcpy(info, &r, size < sizeof r ? size : sizeof r);
     info->struct_size = size;

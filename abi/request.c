@@ -24,8 +24,10 @@ int abi_resolve_request(mdiff_context *ctx, const mdiff_gen_params *in, mdiff_ge
         }
     }
     md_error err = {0};
-    md_status st = md_request_resolve(ctx ? ctx->model : NULL, ctx ? ctx->top_k : 0, in, out,
-                                      &err);
+    md_request_context rc = {.model = ctx ? ctx->model : NULL,
+                             .top_k = ctx ? ctx->top_k : 0,
+                             .expert_budget = ctx ? ctx->expert_budget : 0};
+    md_status st = md_request_resolve(&rc, in, out, &err);
     if (st != MD_OK)
         abi_message(msg, cap, err.msg);
     return abi_status(st);

@@ -162,6 +162,7 @@ static int load_model(batch *b)
     double t0 = now_s();
     md_cli_engine_options eo = {.model = path, .backend = b->o.backend, .device = b->o.device,
                                 .threads = b->o.threads,
+                                .max_expert_memory = md_cli_context_expert_memory(&b->o.defaults),
                                 .log_level = b->o.quiet ? -1 : MDIFF_LOG_WARN};
     char msg[1024];
     int rc = md_cli_engine_open(&b->engine, &eo, msg, sizeof msg);

@@ -43,6 +43,8 @@ static void print_help(void)
            "                            recorded in the manifest and reused on resume)\n"
            "  -W, --width N  -H, --height N   (default: the model's native size)\n"
            "  -t, --threads N  --backend cpu|vulkan|auto  --device N  -q, --quiet  -h, --help\n"
+           "      --max-expert-memory SIZE  routed experts' weights resident at once (512M,\n"
+           "                            2G, 50%% of the model's); lines may set their own\n"
            "      --moe-stats           MoE routing per image: NAME.moe.json and a heatmap\n"
            "                            NAME.moe.png beside it (docs/moe-health.md)\n"
            "\n"
@@ -74,7 +76,7 @@ static int parse_long(const char *flag, const char *s, long lo, long hi, long *o
 int md_batch_parse(int argc, char **argv, md_batch_options *o)
 {
     enum { OPT_PROMPTS = 256, OPT_MANIFEST, OPT_SHARD, OPT_STEPS, OPT_CFG, OPT_SAMPLER, OPT_SEED,
-           OPT_CLIP_SKIP, OPT_BACKEND, OPT_DEVICE, OPT_MOE_STATS };
+           OPT_CLIP_SKIP, OPT_BACKEND, OPT_DEVICE, OPT_MOE_STATS, OPT_EXPERT_MEMORY };
     static const struct option longopts[] = {
         {"prompts", required_argument, NULL, OPT_PROMPTS},
         {"model", required_argument, NULL, 'm'},
@@ -94,6 +96,7 @@ int md_batch_parse(int argc, char **argv, md_batch_options *o)
         {"device", required_argument, NULL, OPT_DEVICE},
         {"quiet", no_argument, NULL, 'q'},
         {"moe-stats", no_argument, NULL, OPT_MOE_STATS},
+        {"max-expert-memory", required_argument, NULL, OPT_EXPERT_MEMORY},
         {"help", no_argument, NULL, 'h'},
         {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
@@ -179,6 +182,13 @@ int md_batch_parse(int argc, char **argv, md_batch_options *o)
                 return 2;
             o->threads = (int)v;
             break;
+        case OPT_EXPERT_MEMORY: {
+            mdh_error err = {0};
+            if (mdh_request_set_text(&o->defaults, mdh_request_field("max_expert_memory"), optarg,
+                                     &err) != MDIFF_OK)
+                return usage("--max-expert-memory: %s", err.msg);
+            break;
+        }
         case 'h': print_help(); return -1;
         case ':': return usage("%s needs a value", argv[optind - 1]);
         default: return usage("unknown option '%s'", argv[optind - 1]);

@@ -42,6 +42,7 @@ int md_cli_engine_open(md_cli_engine *e, const md_cli_engine_options *o, char *m
     cp.backend = o->backend;
     cp.device = o->device;
     cp.flags = o->profile ? MDIFF_CONTEXT_PROFILE : 0;
+    cp.max_expert_memory = o->max_expert_memory;
     if (o->log_level >= 0) {
         cp.log = on_log;
         cp.log_level = o->log_level;
@@ -59,6 +60,12 @@ void md_cli_engine_close(md_cli_engine *e)
     if (e->api)
         e->api->context_destroy(e->ctx);
     e->ctx = NULL;
+}
+
+uint64_t md_cli_context_expert_memory(const mdh_request *defaults)
+{
+    return defaults->expert_memory_percent > 0.0f ? MDIFF_EXPERT_MEMORY_ON_DEMAND
+                                                  : defaults->p.max_expert_memory;
 }
 
 int md_cli_exit_code(int status)

@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #include "moediffuse.h"
+#include "../host/request_fields.h"
 
 typedef struct md_cli_engine {
     const mdiff_api *api;
@@ -22,7 +23,13 @@ typedef struct md_cli_engine_options {
     int threads;         /* 0 = all cores */
     int profile;         /* Vulkan per-op timestamps */
     int log_level;       /* mdiff_log_level printed on stderr; -1 = nothing */
+    uint64_t max_expert_memory; /* the context's (mdiff_context_params) */
 } md_cli_engine_options;
+
+/* The context's expert memory bound for a request's default: its bytes, or,
+ * given as a percentage (known in bytes only once the model is loaded),
+ * experts loaded on demand with each request bounding them. */
+uint64_t md_cli_context_expert_memory(const mdh_request *defaults);
 
 /* The library's function table (ABI 1.2 or later); NULL when the library
  * found at run time is older, with the reason printed. */

@@ -121,6 +121,8 @@ static int render(md_cli_engine *e, md_cli_options *o, uint64_t seed, md_cli_pro
             rc = MD_EXIT_FAILURE;
             break;
         }
+        if (o->verbose)
+            md_expert_memory_begin(e);
         int status = md_render(e, r, &target, &res, msg, sizeof msg);
         if (reporting) {
             md_moe_report_end(&report, e);
@@ -144,6 +146,8 @@ static int render(md_cli_engine *e, md_cli_options *o, uint64_t seed, md_cli_pro
         md_cli_progress_done(progress, name, res.resolved.width, res.resolved.height, res.seconds);
         char line[1024];
         if (o->verbose && md_moe_health_line(e, line, sizeof line))
+            fprintf(stderr, "moe-diffuse: %s: %s\n", name, line);
+        if (o->verbose && md_expert_memory_line(e, res.resolved.max_expert_memory, line, sizeof line))
             fprintf(stderr, "moe-diffuse: %s: %s\n", name, line);
         if (cancel_requested && i < o->batch_count) { /* came during the decode: image i is whole */
             md_cli_progress_error(progress, MD_EXIT_CANCELLED, "cancelled before the next image");
@@ -197,6 +201,7 @@ int main(int argc, char **argv)
     md_cli_engine engine;
     md_cli_engine_options eo = {.model = model_path, .backend = o.backend, .device = o.device,
                                 .threads = o.threads, .profile = o.profile,
+                                .max_expert_memory = md_cli_context_expert_memory(&o.req),
                                 .log_level = o.quiet || o.json ? -1
                                              : o.verbose       ? MDIFF_LOG_INFO
                                                                : MDIFF_LOG_WARN};

@@ -122,3 +122,29 @@ int md_moe_health_line(md_cli_engine *e, char *buf, size_t cap)
                  h.collapse ? "; collapsed" : h.judged_layers < h.layers ? "; too few steps to judge some layers" : "");
     return 1;
 }
+
+void md_expert_memory_begin(md_cli_engine *e)
+{
+    const mdiff_expert_memory_api *em = e->api->get_feature(MDIFF_FEATURE_EXPERT_MEMORY);
+    if (em)
+        em->reset(e->ctx);
+}
+
+int md_expert_memory_line(md_cli_engine *e, uint64_t bound, char *buf, size_t cap)
+{
+    const mdiff_expert_memory_api *em = e->api->get_feature(MDIFF_FEATURE_EXPERT_MEMORY);
+    mdiff_expert_memory m = {.struct_size = sizeof m};
+    if (!em || em->get(e->ctx, &m) != MDIFF_OK)
+        return 0;
+    const double mib = 1048576.0;
+    char b[48] = "none";
+    if (bound && bound != MDIFF_EXPERT_MEMORY_ON_DEMAND)
+        snprintf(b, sizeof b, "%.2f MiB", (double)bound / mib);
+    snprintf(buf, cap,
+             "expert memory: peak %.2f of %.2f MiB resident (bound %s); %llu loads, %llu hits, "
+             "%llu evictions%s",
+             (double)m.peak / mib, (double)m.total / mib, b, (unsigned long long)m.loads,
+             (unsigned long long)m.hits, (unsigned long long)m.evictions,
+             m.device ? "; experts on the device" : "");
+    return 1;
+}

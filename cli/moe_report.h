@@ -41,6 +41,11 @@ void md_moe_report_free(md_moe_report *r);
 int md_moe_health(md_cli_engine *e, mdiff_routing_health *out);
 /* One line for -v: "routing: experts used per layer 4/4 4/4 3/4 (of slots >= 0.5%),
  * least share 0.1%, most 47.4%"; 0 when nothing was measured. */
+/* -v: restarts the model's expert-memory counters before a generation, and
+ * after it writes "expert memory: peak ... of ... MiB resident (bound ...);
+ * N loads, M hits, E evictions" into buf. 0 on a dense model. */
+void md_expert_memory_begin(md_cli_engine *e);
+int md_expert_memory_line(md_cli_engine *e, uint64_t bound, char *buf, size_t cap);
 int md_moe_health_line(md_cli_engine *e, char *buf, size_t cap);
 
 #endif

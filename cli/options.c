@@ -175,8 +175,7 @@ static int apply_from_png(md_cli_options *o)
             if (mdh_request_set_string(&o->req, f, mdh_request_string(&t.req, f)) != MDIFF_OK)
                 rc = MD_EXIT_FAILURE;
         } else if (f->type != MDH_FIELD_PATH) {
-            size_t size = f->type == MDH_FIELD_SEED ? sizeof(uint64_t) : sizeof(int32_t);
-            memcpy((char *)&o->req.p + f->offset, (const char *)&t.req.p + f->offset, size);
+            mdh_request_copy_value(&o->req, &t.req, f);
             if (f->type == MDH_FIELD_SEED)
                 o->random_seed = 0;
         }
@@ -343,6 +342,7 @@ int md_cli_parse(int argc, char **argv, md_cli_options *o)
         {"moe-skip", required_argument, NULL, OPT_MOE_FIELD},
         {"moe-schedule", required_argument, NULL, OPT_MOE_FIELD},
         {"moe-routes", required_argument, NULL, OPT_MOE_FIELD},
+        {"max-expert-memory", required_argument, NULL, OPT_MOE_FIELD},
         {"verbose", no_argument, NULL, 'v'},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},

@@ -243,6 +243,7 @@ int md_render(md_cli_engine *e, const mdh_request *rq, const md_render_target *t
     if ((st0 = mdh_output_check(t->output, &err)) != MDIFF_OK)
         return fail_with(msg, cap, st0, &err);
     mdiff_gen_params p = rq->p;
+    p.max_expert_memory = mdh_request_expert_memory(rq, e->info.expert_memory);
     inputs in = {0};
     uint8_t *init_rgb = NULL, *mask8 = NULL;
     char *params = NULL, *routes = NULL;

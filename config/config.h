@@ -25,6 +25,9 @@ typedef struct md_moe_config {
      * up_blocks[up_start, up_end) are MoE; the mid block never is. */
     int down_start, down_end, up_start, up_end;
     int shared_expert;     /* an always-on expert beside the routed ones (demo models) */
+    /* Not from a file: set by the U-Net loader when the routed experts are
+     * to be left unprepared for the expert cache (md_unet_load_with). */
+    int defer_experts;
 } md_moe_config;
 
 typedef enum md_prediction { MD_PRED_EPSILON = 0, MD_PRED_V = 1, MD_PRED_SAMPLE = 2 } md_prediction;

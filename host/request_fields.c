@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <ctype.h>
 
 #define P(field) offsetof(mdiff_gen_params, field)
 
@@ -44,6 +45,7 @@ static const mdh_field fields[] = {
     {"moe_schedule", MDH_FIELD_TEXT, P(moe_schedule), "MoE schedule", NULL},
     /* The routes file's path; the host reads it into moe_routes when it generates. */
     {"moe_routes", MDH_FIELD_PATH, 0, "MoE routes", NULL},
+    {"max_expert_memory", MDH_FIELD_BYTES, P(max_expert_memory), "Max expert memory", NULL},
 };
 #define NFIELDS (int)(sizeof fields / sizeof fields[0])
 
@@ -130,6 +132,7 @@ int mdh_request_copy(mdh_request *dst, const mdh_request *src)
     memset(dst, 0, sizeof *dst);
     dst->p = src->p;
     dst->p.prompt = dst->p.negative_prompt = dst->p.sampler = dst->p.moe_schedule = NULL;
+    dst->expert_memory_percent = src->expert_memory_percent;
     int rc = MDIFF_OK;
     for (int i = 0; i < NFIELDS && rc == MDIFF_OK; i++) {
         const mdh_field *f = &fields[i];
@@ -201,6 +204,52 @@ static int set_number(mdh_request *r, const mdh_field *f, double v, mdh_error *e
     }
 }
 
+static uint64_t *bytes_ptr(mdh_request *r, const mdh_field *f)
+{
+    return (uint64_t *)((char *)&r->p + f->offset);
+}
+
+/* "123", "512M", "1.5 GiB", "50%". */
+static int set_bytes_text(mdh_request *r, const mdh_field *f, const char *text, mdh_error *err)
+{
+    static const char what[] = "a size: bytes, or a number with K, M, G or T (powers of 1024), "
+                               "or a percentage of the model's expert memory such as 50%";
+    char *end;
+    errno = 0;
+    double v = strtod(text, &end);
+    if (errno || end == text || !isfinite(v) || v < 0 || text[0] == '-')
+        return bad(err, f, what);
+    while (*end == ' ')
+        end++;
+    if (*end == '%') {
+        if (end[1] || !(v > 0 && v <= 100))
+            return bad(err, f, "a percentage above 0 up to 100%");
+        *bytes_ptr(r, f) = 0;
+        r->expert_memory_percent = (float)v;
+        return MDIFF_OK;
+    }
+    static const char units[] = "KMGT";
+    double scale = 1.0;
+    if (*end) {
+        const char *u = strchr(units, toupper((unsigned char)*end));
+        if (!u)
+            return bad(err, f, what);
+        for (const char *q = units; q <= u; q++)
+            scale *= 1024.0;
+        end++;
+        if (!strcasecmp(end, "ib") || !strcasecmp(end, "b"))
+            end += strlen(end);
+        if (*end)
+            return bad(err, f, what);
+    }
+    double bytes = floor(v * scale);
+    if (bytes >= 18446744073709551616.0 || (scale == 1.0 && v != floor(v)))
+        return bad(err, f, what);
+    *bytes_ptr(r, f) = (uint64_t)bytes;
+    r->expert_memory_percent = 0.0f;
+    return MDIFF_OK;
+}
+
 int mdh_request_set_json(mdh_request *r, const mdh_field *f, const cJSON *v, mdh_error *err)
 {
     int is_string = f->type == MDH_FIELD_TEXT || f->type == MDH_FIELD_NAME ||
@@ -215,6 +264,13 @@ int mdh_request_set_json(mdh_request *r, const mdh_field *f, const cJSON *v, mdh
             return bad(err, f, "a string");
         int rc = mdh_request_set_string(r, f, v->valuestring);
         return rc == MDIFF_OK ? rc : mdh_fail(err, rc, "out of memory");
+    }
+    if (f->type == MDH_FIELD_BYTES && cJSON_IsString(v))
+        return set_bytes_text(r, f, v->valuestring, err);
+    if (f->type == MDH_FIELD_BYTES && cJSON_IsNumber(v)) {
+        char num[64];
+        snprintf(num, sizeof num, "%.17g", v->valuedouble);
+        return set_bytes_text(r, f, num, err);
     }
     if (f->type == MDH_FIELD_CHOICE && cJSON_IsString(v)) {
         int k = choice_of(f, v->valuestring);
@@ -240,6 +296,8 @@ int mdh_request_set_text(mdh_request *r, const mdh_field *f, const char *text, m
         *int_ptr(r, f) = choice_of(f, text);
         return MDIFF_OK;
     }
+    if (f->type == MDH_FIELD_BYTES)
+        return set_bytes_text(r, f, text, err);
     char *end;
     errno = 0;
     double v = strtod(text, &end);
@@ -269,6 +327,11 @@ cJSON *mdh_request_get_json(const mdh_request *r, const mdh_field *f)
     }
     case MDH_FIELD_INT: return cJSON_CreateNumber(*(const int32_t *)at);
     case MDH_FIELD_SEED: return cJSON_CreateNumber((double)r->p.seed);
+    case MDH_FIELD_BYTES: {
+        char buf[48];
+        mdh_request_format(r, f, buf, sizeof buf);
+        return cJSON_CreateString(buf);
+    }
     case MDH_FIELD_FLOAT: return cJSON_CreateNumber(*(const float *)at);
     case MDH_FIELD_CHOICE: {
         int32_t v = *(const int32_t *)at;
@@ -293,6 +356,16 @@ int mdh_request_format(const mdh_request *r, const mdh_field *f, char *buf, size
     }
     case MDH_FIELD_INT: return snprintf(buf, cap, "%d", (int)*(const int32_t *)at);
     case MDH_FIELD_SEED: return snprintf(buf, cap, "%llu", (unsigned long long)r->p.seed);
+    case MDH_FIELD_BYTES: {
+        if (r->expert_memory_percent > 0.0f)
+            return snprintf(buf, cap, "%g%%", (double)r->expert_memory_percent);
+        /* the largest unit that is exact, so the text reads back the same */
+        uint64_t v = *(const uint64_t *)at;
+        int u = 0;
+        while (u < 4 && v >= 1024 && v % 1024 == 0)
+            v /= 1024, u++;
+        return snprintf(buf, cap, "%llu%s", (unsigned long long)v, u ? (const char *[]){"", "K", "M", "G", "T"}[u] : "");
+    }
     case MDH_FIELD_FLOAT: {
         /* the shortest decimal that reads back as the same float */
         float v = *(const float *)at;
@@ -315,12 +388,35 @@ int mdh_request_format(const mdh_request *r, const mdh_field *f, char *buf, size
     return 0;
 }
 
+static size_t value_size(const mdh_field *f)
+{
+    return f->type == MDH_FIELD_SEED || f->type == MDH_FIELD_BYTES ? sizeof(uint64_t)
+                                                                   : sizeof(int32_t);
+}
+
+void mdh_request_copy_value(mdh_request *dst, const mdh_request *src, const mdh_field *f)
+{
+    memcpy((char *)&dst->p + f->offset, (const char *)&src->p + f->offset, value_size(f));
+    if (f->type == MDH_FIELD_BYTES)
+        dst->expert_memory_percent = src->expert_memory_percent;
+}
+
+uint64_t mdh_request_expert_memory(const mdh_request *r, uint64_t expert_memory)
+{
+    if (r->expert_memory_percent <= 0.0f)
+        return r->p.max_expert_memory;
+    double b = ceil((double)expert_memory * (double)r->expert_memory_percent / 100.0);
+    return b < 1.0 ? 1 : (uint64_t)b;
+}
+
 int mdh_request_is_default(const mdh_request *r, const mdh_field *f)
 {
     if (f->type == MDH_FIELD_TEXT || f->type == MDH_FIELD_NAME || f->type == MDH_FIELD_PATH)
         return mdh_request_string(r, f) == NULL;
+    if (f->type == MDH_FIELD_BYTES && r->expert_memory_percent > 0.0f)
+        return 0;
     mdiff_gen_params d;
     defaults(&d);
-    size_t n = f->type == MDH_FIELD_SEED ? sizeof(uint64_t) : sizeof(int32_t);
+    size_t n = value_size(f);
     return memcmp((const char *)&r->p + f->offset, (const char *)&d + f->offset, n) == 0;
 }

@@ -22,7 +22,10 @@ typedef enum mdh_field_type {
     MDH_FIELD_INT,    /* int32_t */
     MDH_FIELD_SEED,   /* uint64_t, at most 2^53 - 1 (exact as a JSON number) */
     MDH_FIELD_FLOAT,  /* float */
-    MDH_FIELD_CHOICE  /* int32_t stored as one of `choices` (index = value) */
+    MDH_FIELD_CHOICE, /* int32_t stored as one of `choices` (index = value) */
+    MDH_FIELD_BYTES   /* uint64_t bytes: a number, or text with a unit ("512M", "1.5G",
+                         "2GiB": powers of 1024) or a percentage of the model's expert
+                         memory ("50%", kept in mdh_request until the host resolves it) */
 } mdh_field_type;
 
 typedef struct mdh_field {
@@ -46,6 +49,8 @@ typedef struct mdh_request {
     char *text[4];               /* owned copies (prompt, negative, sampler, moe_schedule) */
     char *init_image, *mask;     /* image files; NULL = none */
     char *moe_routes;            /* routes file (moe_routes is its text); NULL = none */
+    float expert_memory_percent; /* max_expert_memory given as a percentage of the model's
+                                    expert memory, 0 = given in bytes (or not given) */
 } mdh_request;
 
 /* p from the library's gen_params_init; nothing owned yet. */
@@ -68,6 +73,11 @@ const char *mdh_request_string(const mdh_request *r, const mdh_field *f);
 cJSON *mdh_request_get_json(const mdh_request *r, const mdh_field *f);
 /* The field's value as text ("" for a NULL string); returns the length. */
 int mdh_request_format(const mdh_request *r, const mdh_field *f, char *buf, size_t cap);
+/* Copies one number or choice field (not a string or path) from src. */
+void mdh_request_copy_value(mdh_request *dst, const mdh_request *src, const mdh_field *f);
+/* The request's max_expert_memory in bytes: as given, or its percentage of
+ * `expert_memory` (model_info's). */
+uint64_t mdh_request_expert_memory(const mdh_request *r, uint64_t expert_memory);
 /* 1 when the field holds gen_params_init's default (or no string / path). */
 int mdh_request_is_default(const mdh_request *r, const mdh_field *f);
 

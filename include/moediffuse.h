@@ -73,7 +73,7 @@ extern "C" {
 #endif
 
 #define MOEDIFFUSE_ABI_MAJOR 1
-#define MOEDIFFUSE_ABI_MINOR 4
+#define MOEDIFFUSE_ABI_MINOR 5
 
 #if defined(__GNUC__)
 #define MOEDIFFUSE_EXPORT __attribute__((visibility("default")))
@@ -173,7 +173,20 @@ typedef struct mdiff_context_params {
                                    until the last context using it is destroyed. CPU backend
                                    only (MDIFF_ERR_UNSUPPORTED on Vulkan); model_path, backend
                                    and device are then ignored. */
+    /* ABI 1.5 */
+    uint64_t max_expert_memory; /* bytes of routed experts' weights resident at once, for this
+                                   context's generations whose request leaves its own at 0;
+                                   0 = no bound. On Vulkan it also decides the loading: with a
+                                   bound the experts stay in host memory and go to the device
+                                   when used (an LRU cache, docs/moe.md "Expert memory");
+                                   without, every expert is uploaded at load and a request's
+                                   bound below the experts' size is MDIFF_ERR_INVALID. A
+                                   shared model (share_model) keeps the loader's choice.
+                                   MDIFF_EXPERT_MEMORY_ON_DEMAND: no bound of the context's
+                                   own, but experts load on demand (requests bound them) */
 } mdiff_context_params;
+
+#define MDIFF_EXPERT_MEMORY_ON_DEMAND UINT64_MAX
 
 /* Per-op GPU timestamps on the Vulkan backend, read with MDIFF_FEATURE_PROFILE. */
 #define MDIFF_CONTEXT_PROFILE 1u
@@ -238,6 +251,15 @@ typedef struct mdiff_gen_params {
                                       as the CLI's --moe-stats writes it): every layer's experts
                                       per step are taken from it, whatever the other MoE fields
                                       say. NULL = none. At most MDIFF_MOE_ROUTES_MAX bytes */
+    /* ABI 1.5 */
+    uint64_t max_expert_memory;    /* at most this many bytes of routed experts' weights
+                                      resident while generating (least recently used experts
+                                      are released, and loaded again when chosen: the image is
+                                      the same, only slower); 0 = the context's (context params),
+                                      else no bound. At least model_info's
+                                      expert_memory_minimum (MDIFF_ERR_INVALID below it). Dense
+                                      models ignore it. Generations sharing one model share its
+                                      resident experts: each evicts down to its own bound. */
 } mdiff_gen_params;
 
 /* guidance value meaning "the model's own default" (ABI 1.3). */
@@ -292,6 +314,12 @@ typedef struct mdiff_model_info {
     int32_t text_encoders;     /* 1, or 2 (SDXL) */
     int32_t shared_expert;     /* 1: each MoE layer also has an always-on expert */
     int32_t reserved;
+    /* ABI 1.5 */
+    uint64_t expert_memory;    /* bytes of all routed experts' weights (as stored), what
+                                  max_expert_memory is measured against; 0 for a dense model */
+    uint64_t expert_memory_minimum; /* the smallest max_expert_memory that works: the
+                                  largest expert plus what cannot be released (experts
+                                  converted on load, or on Vulkan loaded whole) */
 } mdiff_model_info;
 
 /* ---- optional features, found by id with api->get_feature ----
@@ -423,6 +451,37 @@ typedef struct mdiff_routing_health_api {
     /* Layer `index` < layers, in the U-Net's order. */
     int (*layer)(mdiff_context *ctx, int index, mdiff_layer_health *out);
 } mdiff_routing_health_api;
+
+/* "moe.expert_memory" (1.5): the loaded model's resident experts under
+ * max_expert_memory. The counters cover every generation on the model
+ * (contexts sharing it included) since the model loaded or the last reset. */
+#define MDIFF_FEATURE_EXPERT_MEMORY "moe.expert_memory"
+
+typedef struct mdiff_expert_memory {
+    size_t struct_size;
+    uint64_t total;            /* = model_info expert_memory */
+    uint64_t minimum;          /* = model_info expert_memory_minimum */
+    uint64_t fixed;            /* bytes that stay resident whatever the bound */
+    uint64_t resident;         /* now */
+    uint64_t peak;             /* the most resident at once */
+    uint64_t loads;            /* experts made resident (read again, or uploaded) */
+    uint64_t hits;             /* expert uses that found it resident */
+    uint64_t evictions;
+    uint64_t prefetches;       /* loaded ahead from the previous step's choice (device) */
+    uint64_t prefetch_used;    /* of those, used before being evicted */
+    int32_t device;            /* 1: experts load onto a device (Vulkan with a bound) */
+    int32_t reserved;
+} mdiff_expert_memory;
+
+typedef struct mdiff_expert_memory_api {
+    size_t struct_size;
+    /* out->struct_size must be set; MDIFF_ERR_UNSUPPORTED on a dense model.
+     * Both may be called while a generation runs (also from its progress
+     * callback): the figures then include it. */
+    int (*get)(mdiff_context *ctx, mdiff_expert_memory *out);
+    /* Restarts the counters; the peak restarts from what is resident. */
+    int (*reset)(mdiff_context *ctx);
+} mdiff_expert_memory_api;
 
 /* "model.describe" (1.2): a multi-line description of the loaded model for
  * people (components, sizes, MoE layout, weight types, memory estimate). */

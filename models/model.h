@@ -43,6 +43,10 @@ typedef struct md_model {
     int default_size;
     float default_cfg;
 
+    /* Loaded with md_model_options.defer_experts on a backend that loads
+     * weights on demand: the expert cache fills the device under a budget. */
+    int defer_experts;
+
     /* owned storage the components point into */
     md_safetensors *files[MD_MODEL_MAX_FILES];
     int nfiles;
@@ -57,6 +61,11 @@ typedef struct md_model_options {
      * members in diffusers config.json form (golden.json "architecture"). */
     const cJSON *architecture;
     const char *config_yaml;        /* an LDM/SGM .yaml (v-prediction, ...) */
+    /* The routed experts stay in host memory and go to the device only when
+     * a generation uses them, under its expert budget (moe/expert_cache.h).
+     * Backends without weights_load (CPU) ignore it: their experts are
+     * always used from the mapped files. */
+    int defer_experts;
 } md_model_options;
 
 /* `path` is a diffusers folder (model_index.json) or a .safetensors file. */

@@ -76,7 +76,8 @@ md_status md_model_build(md_model *m, md_weights *te, md_weights *te2, md_weight
         if ((s = md_text_encoder_load(&m->te2, &m->te2_cfg, te2, be, err)) != MD_OK)
             return md_fail_context(err, "%s: text_encoder_2: ", m->path);
     }
-    if ((s = md_unet_load(&m->unet, &m->unet_cfg, unet, be, err)) != MD_OK)
+    md_unet_load_options uo = {.defer_experts = m->defer_experts};
+    if ((s = md_unet_load_with(&m->unet, &m->unet_cfg, unet, be, &uo, err)) != MD_OK)
         return md_fail_context(err, "%s: unet: ", m->path);
     if ((s = md_vae_load(&m->vae, &m->vae_cfg, vae, be, err)) != MD_OK)
         return md_fail_context(err, "%s: vae: ", m->path);
@@ -104,6 +105,7 @@ md_status md_model_load(const char *path, const md_model_options *opt, md_model 
         goto fail;
     }
     memcpy(m->path, path, strlen(path) + 1);
+    m->defer_experts = opt->defer_experts && opt->backend->weights_load != NULL;
     struct stat sb;
     if (stat(path, &sb) != 0) {
         /* Each reason its own words: "no such file" for a loop or a locked

@@ -22,6 +22,8 @@
 
 typedef enum md_moe_kind { MD_MOE_LINEAR, MD_MOE_GEGLU_FF } md_moe_kind;
 
+typedef struct md_expert_cache md_expert_cache; /* expert_cache.h */
+
 typedef struct md_moe_expert {
     /* MD_MOE_LINEAR: w1 [out,in], b1 (optional). MD_MOE_GEGLU_FF: w1/b1 = net.0.proj
      * [2*inner, dim], w2/b2 = net.2 [dim, inner]. */
@@ -58,6 +60,8 @@ typedef struct md_moe_options {
     uint64_t pinned;               /* bit e: the call uses only pinned experts; 0 = all */
     const md_moe_routes *routes;   /* replay (bound to the model), NULL = none */
     int step;                      /* the denoising step, for replay */
+    uint64_t expert_budget;        /* bytes of routed experts' weights resident at once
+                                      (expert_cache.h); 0 = no bound */
 } md_moe_options;
 
 typedef struct md_moe_layer {
@@ -78,6 +82,11 @@ typedef struct md_moe_layer {
     md_tensor stack_w1, stack_b1, stack_w2, stack_b2;
     int index;             /* 0.. in the owning model's load order (md_unet numbers its
                               layers), selects the run state's scratch; 0 standalone */
+    /* The owning model's expert cache (NULL standalone: experts used as
+     * loaded) and this layer's first entry in it. The cache is the one
+     * part of a loaded model that generations change; it locks itself. */
+    md_expert_cache *cache;
+    int cache_first;
 } md_moe_layer;
 
 /* What one MoE call did; handed to an observer when one is set. Host
@@ -115,6 +124,9 @@ void md_moe_usage_reset(md_moe_scratch *s);
 md_status md_moe_layer_load(md_moe_layer *layer, md_moe_kind kind, const md_moe_config *cfg,
                             md_weights *w, const char *prefix, int in_dim, int out_dim,
                             md_backend *be, md_error *err);
+/* With cfg->defer_experts the routed experts' weights are left unprepared
+ * for an expert cache that loads them onto be on demand (be->weights_load);
+ * the layer then routes on the host. */
 void md_moe_layer_free(md_moe_layer *layer);
 
 /* x [..., in_dim] viewed as rows; y [..., out_dim] (allocated by the

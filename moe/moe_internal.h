@@ -17,6 +17,7 @@ struct md_moe_scratch {
     int64_t *usage;
     int usage_n;
     int64_t usage_calls, usage_rows, usage_choices;
+    uint64_t last_experts; /* bit e: the previous host-routed call used expert e */
 };
 
 #endif

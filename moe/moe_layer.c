@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../nn/nn.h"
+#include "expert_cache.h"
 #include "moe_internal.h"
 
 md_moe_scratch *md_moe_scratch_new(void)
@@ -71,6 +72,7 @@ typedef struct moe_route {
     int k;
     md_routing mode;
     md_route_controls ctl; /* all zero: plain top-k, which a device may run */
+    uint64_t budget;       /* expert memory budget, bytes; 0 = none */
 } moe_route;
 
 /* Grows a host buffer to hold n floats; keeps it when large enough. */
@@ -103,6 +105,20 @@ static md_status expert_forward(md_backend *be, const md_moe_layer *l, const md_
     return MD_OK;
 }
 
+/* out [n, out] = expert e over xin [n, in], its weights made resident (and
+ * pinned while it runs) by the model's expert cache under the budget. */
+static md_status run_expert(md_backend *be, const md_moe_layer *l, int e, uint64_t budget,
+                            md_tensor *out, const md_tensor *xin, int64_t n, md_error *err)
+{
+    if (!l->cache)
+        return expert_forward(be, l, &l->experts[e], out, xin, n, err);
+    md_moe_expert use;
+    MD_TRY(md_expert_cache_acquire(l->cache, l, e, budget, be, &use, err));
+    md_status s = expert_forward(be, l, &use, out, xin, n, err);
+    md_expert_cache_release(l->cache, l, e);
+    return s;
+}
+
 /* y2 = the routed experts of `plan`, the shared one not included. */
 static md_status experts_host(md_backend *be, const md_moe_layer *l, moe_route rt, md_tensor *y2,
                               const md_tensor *x2, int64_t rows, const md_route_plan *plan,
@@ -130,13 +146,13 @@ static md_status experts_host(md_backend *be, const md_moe_layer *l, moe_route r
         if (n == rows) {
             /* Every row goes to this expert (always so in sequence mode), and
              * the plan lists rows in ascending order: no gather needed. */
-            MD_TRY(expert_forward(be, l, &l->experts[e], &out, x2, n, err));
+            MD_TRY(run_expert(be, l, e, rt.budget, &out, x2, n, err));
             be->add_rows_weighted(be, y2, &out, plan->weight_of + off);
         } else {
             md_tensor xin;
             MD_TRY(md_nn_tensor(be, &xin, err, 2, (int64_t[]){n, l->in_dim}));
             be->gather_rows(be, &xin, x2, plan->rows_of + off, n);
-            MD_TRY(expert_forward(be, l, &l->experts[e], &out, &xin, n, err));
+            MD_TRY(run_expert(be, l, e, rt.budget, &out, &xin, n, err));
             be->scatter_add_rows(be, y2, &out, plan->rows_of + off, plan->weight_of + off, n);
         }
         be->arena_reset(be, mark);
@@ -219,6 +235,11 @@ static md_status moe_run(md_backend *be, const md_moe_layer *l, md_moe_scratch *
     if (on_device) {
         MD_TRY(device_run(be, l, sc, rt, y2, x2, &logits, rows, observer != NULL, err));
     } else {
+        /* Routing changes little from one step to the next: the experts
+         * the previous call used load (on a device cache) while the gate
+         * runs. */
+        if (l->cache && sc->last_experts)
+            md_expert_cache_prefetch(l->cache, l, sc->last_experts, rt.budget, be);
         /* Gate logits stay f32 and go to the host: the choice is made there
          * so every backend picks the same experts. */
         be->linear(be, &logits, x2, l->gate, NULL);
@@ -228,6 +249,10 @@ static md_status moe_run(md_backend *be, const md_moe_layer *l, md_moe_scratch *
                            (long long)rows);
         MD_TRY(experts_host(be, l, rt, y2, x2, rows, plan, err));
         MD_TRY(add_shared(be, l, y2, x2, rows, err));
+        sc->last_experts = 0;
+        for (int e = 0; e < E && e < 64; e++)
+            if (plan->offset[e + 1] > plan->offset[e])
+                sc->last_experts |= (uint64_t)1 << e;
     }
 
     if (!on_device || observer)
@@ -290,6 +315,7 @@ static md_status route_of(const md_moe_layer *layer, const md_moe_options *opt, 
     *rt = (moe_route){.k = layer->top_k, .mode = layer->routing};
     if (!opt)
         return MD_OK;
+    rt->budget = opt->expert_budget;
     if (opt->top_k != 0)
         rt->k = opt->top_k;
     if (opt->routing == MD_MOE_ROUTING_SEQUENCE || opt->routing == MD_MOE_ROUTING_SEQUENCE_SPLIT)

@@ -146,12 +146,14 @@ static md_status layer_load(md_moe_layer *l, md_moe_kind kind, const md_moe_conf
     /* Backends that route on the device get the experts' weights as
      * stacks; the others prepare them one by one as they load. */
     int stacked = be->prepare_weight_stack != NULL && be->moe_routed != NULL;
+    /* Deferred: the expert cache loads them onto the device when used. */
+    int defer = stacked || cfg->defer_experts;
     for (int e = 0; e < l->num_experts; e++) {
         char p[224];
         MD_TRY(md_nn_name(p, sizeof(p), err, "%s.experts.%d", prefix, e));
-        MD_TRY(load_expert(&l->experts[e], l, w, be, err, p, stacked));
+        MD_TRY(load_expert(&l->experts[e], l, w, be, err, p, defer));
     }
-    if (stacked)
+    if (stacked && !cfg->defer_experts)
         MD_TRY(prepare_experts(l, be, stacked, err));
     if (cfg->shared_expert) {
         char p[224];

@@ -288,7 +288,8 @@ static md_status take_request(gen_state *s, const mdiff_gen_params *req,
                               const md_gen_images *images, mdiff_gen_params *resolved,
                               md_error *err)
 {
-    MD_TRY(md_request_resolve(s->m, 0, req, resolved, err));
+    md_request_context rc = {.model = s->m};
+    MD_TRY(md_request_resolve(&rc, req, resolved, err));
     s->p = resolved;
     s->init_image = images ? images->init_image : NULL;
     s->mask = images ? images->mask : NULL;

@@ -140,6 +140,7 @@ md_status md_moe_controls_open(md_moe_controls *c, const md_model *m, const mdif
     if (!m->unet_cfg.moe.enabled)
         return MD_OK;
     o->capacity = p->moe_capacity;
+    o->expert_budget = p->max_expert_memory;
     o->skip = p->moe_skip;
     if (p->moe_schedule)
         MD_TRY(md_moe_schedule_parse(p->moe_schedule, MDIFF_MOE_SCHEDULE_MAX, &c->schedule, err));

@@ -80,9 +80,11 @@ static md_status check_alone(const mdiff_gen_params *p, int parse_texts, md_erro
 }
 
 /* What the loaded model decides: native size, guidance, clip layers, experts. */
-static md_status resolve_with_model(const md_model *m, int default_top_k, mdiff_gen_params *p,
+static md_status resolve_with_model(const md_request_context *rc, mdiff_gen_params *p,
                                     md_error *err)
 {
+    const md_model *m = rc->model;
+    const int default_top_k = rc->top_k;
     int factor = md_vae_factor(m->vae);
     int native = m->unet_cfg.sample_size * factor;
     if (p->width == 0)
@@ -108,8 +110,12 @@ static md_status resolve_with_model(const md_model *m, int default_top_k, mdiff_
     if (!moe->enabled) {
         p->moe_top_k = 0;
         p->moe_routing = MDIFF_ROUTING_MODEL;
+        p->max_expert_memory = 0;
         return MD_OK;
     }
+    if (p->max_expert_memory == 0)
+        p->max_expert_memory = rc->expert_budget;
+    MD_TRY(md_expert_cache_check(md_unet_expert_cache(m->unet), p->max_expert_memory, err));
     if (p->moe_top_k == 0)
         p->moe_top_k = default_top_k ? default_top_k : moe->top_k;
     if (p->moe_top_k > moe->num_experts)
@@ -124,9 +130,10 @@ static md_status resolve_with_model(const md_model *m, int default_top_k, mdiff_
     return md_moe_controls_check_model(m, p, err);
 }
 
-md_status md_request_resolve(const md_model *m, int default_top_k, const mdiff_gen_params *in,
+md_status md_request_resolve(const md_request_context *rc, const mdiff_gen_params *in,
                              mdiff_gen_params *out, md_error *err)
 {
+    const md_model *m = rc ? rc->model : NULL;
     if (out != in)
         *out = *in;
     out->struct_size = sizeof *out;
@@ -135,6 +142,6 @@ md_status md_request_resolve(const md_model *m, int default_top_k, const mdiff_g
     if (st == MD_OK && !out->sampler)
         out->sampler = md_sampler_name(MD_SAMPLER_DPMPP_2M_KARRAS);
     if (st == MD_OK && m)
-        st = resolve_with_model(m, default_top_k, out, err);
+        st = resolve_with_model(rc, out, err);
     return st;
 }

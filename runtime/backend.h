@@ -157,6 +157,18 @@ struct md_backend {
     void (*moe_routed)(md_backend *be, md_tensor *y, md_tensor *logits, md_tensor *choice,
                        const md_tensor *x, const md_moe_routed *m);
 
+    /* ---- optional: weights loaded on demand (moe/expert_cache.c) ----
+     * NULL on backends that compute with weights in host memory (CPU).
+     * weights_load copies n host weights (F32/F16/BF16, as prepare_weight
+     * takes them) into one new device allocation: dev[i] gets host[i]'s
+     * dtype and shape with device data, usable like a prepared weight;
+     * *handle names the allocation. The host tensors are not changed.
+     * weights_unload frees it; work already recorded that reads it still
+     * sees the weights (the free waits for that work). */
+    md_status (*weights_load)(md_backend *be, const md_tensor *const *host, md_tensor *dev, int n,
+                              void **handle, md_error *err);
+    void (*weights_unload)(md_backend *be, void *handle);
+
     /* Optional: on = 1 makes every op compute in f32 until called with 0;
      * returns the previous setting. The VAE runs in f32 through it: SDXL's
      * VAE decoder has activations beyond fp16's range. NULL on backends that

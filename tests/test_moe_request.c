@@ -15,7 +15,8 @@ static void expect(const mdiff_gen_params *p, const md_model *m, const char *nee
 {
     mdiff_gen_params out;
     md_error err = {0};
-    md_status st = md_request_resolve(m, 0, p, &out, &err);
+    md_request_context rc = {.model = m};
+    md_status st = md_request_resolve(&rc, p, &out, &err);
     if (!needle)
         CHECK(st == MD_OK, "want OK, got %d '%s'", (int)st, err.msg);
     else

@@ -20,6 +20,7 @@ struct md_unet {
     int nmoe; /* MoE layers, numbered by number_moe() */
     md_moe_layer **moe_list; /* by index (moe_cap entries allocated) */
     int moe_cap;
+    md_expert_cache *experts; /* NULL without MoE layers */
 };
 
 static md_status check_config(const md_unet_config *c, const char *label, md_error *err)
@@ -149,29 +150,49 @@ static void number_moe(md_unet *u)
     u->nmoe = n;
 }
 
-md_status md_unet_load(md_unet **out, const md_unet_config *cfg, md_weights *w, md_backend *be,
-                       md_error *err)
+md_status md_unet_load_with(md_unet **out, const md_unet_config *cfg, md_weights *w,
+                            md_backend *be, const md_unet_load_options *opt, md_error *err)
 {
     *out = NULL;
     md_unet *u = calloc(1, sizeof(*u));
     if (!u)
         return md_fail(err, MD_ERR_NOMEM, "%s: out of memory", md_weights_label(w));
     u->cfg = *cfg;
+    u->cfg.moe.defer_experts = opt && opt->defer_experts && be->weights_load != NULL;
     u->be = be;
     md_status s = unet_load(u, w, err);
+    if (s == MD_OK) {
+        number_moe(u);
+        if (u->nmoe > u->moe_cap)
+            s = md_fail(err, MD_ERR_NOMEM, "%s: out of memory", md_weights_label(w));
+        else if (u->nmoe > 0)
+            s = md_expert_cache_new(&u->experts, u->moe_list, u->nmoe, be,
+                                    u->cfg.moe.defer_experts, err);
+    }
     if (s != MD_OK) {
         md_unet_free(u);
         return md_fail_context(err, "loading unet: ");
     }
-    number_moe(u);
     *out = u;
     return MD_OK;
+}
+
+md_status md_unet_load(md_unet **out, const md_unet_config *cfg, md_weights *w, md_backend *be,
+                       md_error *err)
+{
+    return md_unet_load_with(out, cfg, w, be, NULL, err);
+}
+
+md_expert_cache *md_unet_expert_cache(const md_unet *u)
+{
+    return u->experts;
 }
 
 void md_unet_free(md_unet *u)
 {
     if (!u)
         return;
+    md_expert_cache_free(u->experts); /* before the layers its entries name */
     for (int l = 0; l < MD_MAX_LEVELS; l++) {
         md_unet_block_free(&u->down[l]);
         md_unet_block_free(&u->up[l]);

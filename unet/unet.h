@@ -13,13 +13,26 @@
 
 #include "../config/config.h"
 #include "../io/weights.h"
+#include "../moe/expert_cache.h"
 #include "../moe/moe.h"
 
 typedef struct md_unet md_unet;
 
 md_status md_unet_load(md_unet **out, const md_unet_config *cfg, md_weights *w, md_backend *be,
                        md_error *err);
+/* Load options beyond the model's config. */
+typedef struct md_unet_load_options {
+    /* The routed experts stay in host memory until a generation needs them
+     * (the expert cache loads them on demand, under the budget): only on a
+     * backend with weights_load (Vulkan); ignored elsewhere. */
+    int defer_experts;
+} md_unet_load_options;
+md_status md_unet_load_with(md_unet **out, const md_unet_config *cfg, md_weights *w,
+                            md_backend *be, const md_unet_load_options *opt, md_error *err);
 void md_unet_free(md_unet *u);
+/* The model's expert cache (moe/expert_cache.h), NULL without MoE layers.
+ * The one mutable part of a loaded U-Net; it locks itself. */
+md_expert_cache *md_unet_expert_cache(const md_unet *u);
 const md_unet_config *md_unet_config_of(const md_unet *u);
 /* Number of MoE layers; they are numbered 0..count-1 (md_moe_layer.index). */
 int md_unet_moe_layers(const md_unet *u);
