@@ -479,7 +479,7 @@ typedef struct mdiff_expert_memory_api {
      * Both may be called while a generation runs (also from its progress
      * callback): the figures then include it. */
     int (*get)(mdiff_context *ctx, mdiff_expert_memory *out);
-    /* Restarts the counters; the peak restarts from what is resident. */
+    /* Restarts the counters; the peak restarts at the next expert use. */
     int (*reset)(mdiff_context *ctx);
 } mdiff_expert_memory_api;
 

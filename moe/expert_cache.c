@@ -186,11 +186,12 @@ static void settle(md_expert_cache *c)
             unload(c, &c->ent[i]);
 }
 
-/* Evicts until `need` more bytes fit under budget; waits while the rest
- * is pinned by other generations. 0 when they fit. */
-static int make_room(md_expert_cache *c, const cache_entry *keep, uint64_t need, uint64_t budget)
+/* Evicts until `keep` fits under budget (resident already, or with its
+ * bytes added); waits while the rest is pinned by other generations, which
+ * may meanwhile have made `keep` resident themselves. 0 when it fits. */
+static int make_room(md_expert_cache *c, const cache_entry *keep, uint64_t budget)
 {
-    while (c->mem.resident + need > budget) {
+    while (c->mem.resident + (keep->resident ? 0 : keep->bytes) > budget) {
         cache_entry *v = victim(c, keep);
         if (v)
             evict(c, v);
@@ -227,8 +228,6 @@ static md_status load(md_expert_cache *c, cache_entry *en, md_error *err)
     }
     en->resident = 1;
     c->mem.resident += en->bytes;
-    if (c->mem.resident > c->mem.peak)
-        c->mem.peak = c->mem.resident;
     c->mem.loads++;
     return MD_OK;
 }
@@ -252,25 +251,18 @@ static const char *size_text(char buf[32], uint64_t b)
 /* Makes `en` resident under budget (lock held). */
 static md_status ensure(md_expert_cache *c, cache_entry *en, uint64_t budget, md_error *err)
 {
-    uint64_t bound = budget ? budget : UINT64_MAX;
     if (budget)
         settle(c);
-    if (en->resident)
-        return make_room(c, en, 0, bound) == 0 ? MD_OK
-                                              : md_fail(err, MD_ERR_INVALID,
-                                                        "MoE %s: the expert budget cannot be met",
-                                                        en->layer->name);
-    if (make_room(c, en, en->bytes, bound) != 0)
-    {
+    if (make_room(c, en, budget ? budget : UINT64_MAX) != 0) {
         char b[32], x[32];
-        return md_fail(err, MD_ERR_INVALID,
-                       "MoE %s: expert %d (%s) does not fit max_expert_memory %s",
+        return md_fail(err, MD_ERR_INVALID, "MoE %s: expert %d (%s) does not fit max_expert_memory %s",
                        en->layer->name, en->expert, size_text(x, en->bytes),
                        size_text(b, budget));
     }
-    if (en->resident) /* loaded by another generation while this one waited */
-        return MD_OK;
-    return load(c, en, err);
+    md_status s = en->resident ? MD_OK : load(c, en, err);
+    if (c->mem.resident > c->mem.peak)
+        c->mem.peak = c->mem.resident;
+    return s;
 }
 
 static cache_entry *entry_of(md_expert_cache *c, const md_moe_layer *l, int e)
@@ -365,7 +357,7 @@ void md_expert_cache_memory(md_expert_cache *c, md_expert_memory *out)
 void md_expert_cache_reset(md_expert_cache *c)
 {
     pthread_mutex_lock(&c->lock);
-    c->mem.peak = c->mem.resident;
+    c->mem.peak = 0; /* from the next use on, after its evictions */
     c->mem.loads = c->mem.hits = c->mem.evictions = 0;
     c->mem.prefetches = c->mem.prefetch_used = 0;
     pthread_mutex_unlock(&c->lock);

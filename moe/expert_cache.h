@@ -29,7 +29,8 @@ typedef struct md_expert_memory {
     uint64_t fixed;    /* bytes that stay resident whatever the budget */
     uint64_t minimum;  /* the smallest budget that works: fixed + largest */
     uint64_t resident; /* now */
-    uint64_t peak;     /* the most resident at once since the last md_expert_cache_reset */
+    uint64_t peak;     /* the most resident at any expert use since the last reset (a use
+                          first evicts down to its bound) */
     uint64_t loads, hits, evictions;   /* since the last reset */
     uint64_t prefetches, prefetch_used; /* device entries loaded ahead; of them, used */
     int entries, device;                /* device: 1 when entries load onto a device */
@@ -60,7 +61,7 @@ void md_expert_cache_prefetch(md_expert_cache *c, const md_moe_layer *l, uint64_
  * with the sizes when it is below the minimum. */
 md_status md_expert_cache_check(const md_expert_cache *c, uint64_t budget, md_error *err);
 void md_expert_cache_memory(md_expert_cache *c, md_expert_memory *out);
-/* Restarts the counters and the peak (the peak from what is resident). */
+/* Restarts the counters and the peak. */
 void md_expert_cache_reset(md_expert_cache *c);
 
 #endif

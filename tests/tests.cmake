@@ -34,9 +34,11 @@ endforeach()
 
 # Tests that run threads at once; the ThreadSanitizer pass (.ci/run) runs
 # this label.
-if(TEST test_run_state)
-  set_tests_properties(test_run_state PROPERTIES LABELS "unit;threads")
-endif()
+foreach(threaded test_run_state test_expert_cache)
+  if(TEST ${threaded})
+    set_tests_properties(${threaded} PROPERTIES LABELS "unit;threads")
+  endif()
+endforeach()
 
 # Golden cases: one test per folder of the reference set, so a new case is
 # added by dropping in a folder.
