@@ -137,14 +137,16 @@ int md_expert_memory_line(md_cli_engine *e, uint64_t bound, char *buf, size_t ca
     if (!em || em->get(e->ctx, &m) != MDIFF_OK)
         return 0;
     const double mib = 1048576.0;
-    char b[48] = "none";
+    char b[48] = "none", dev[96] = "";
+    if (m.device)
+        snprintf(dev, sizeof dev, "; on the device, %llu prefetched (%llu of them used)",
+                 (unsigned long long)m.prefetches, (unsigned long long)m.prefetch_used);
     if (bound && bound != MDIFF_EXPERT_MEMORY_ON_DEMAND)
         snprintf(b, sizeof b, "%.2f MiB", (double)bound / mib);
     snprintf(buf, cap,
              "expert memory: peak %.2f of %.2f MiB resident (bound %s); %llu loads, %llu hits, "
              "%llu evictions%s",
              (double)m.peak / mib, (double)m.total / mib, b, (unsigned long long)m.loads,
-             (unsigned long long)m.hits, (unsigned long long)m.evictions,
-             m.device ? "; experts on the device" : "");
+             (unsigned long long)m.hits, (unsigned long long)m.evictions, dev);
     return 1;
 }

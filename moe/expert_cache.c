@@ -357,7 +357,7 @@ void md_expert_cache_memory(md_expert_cache *c, md_expert_memory *out)
 void md_expert_cache_reset(md_expert_cache *c)
 {
     pthread_mutex_lock(&c->lock);
-    c->mem.peak = 0; /* from the next use on, after its evictions */
+    c->mem.peak = c->mem.fixed; /* from the next use on, after its evictions */
     c->mem.loads = c->mem.hits = c->mem.evictions = 0;
     c->mem.prefetches = c->mem.prefetch_used = 0;
     pthread_mutex_unlock(&c->lock);

@@ -53,6 +53,9 @@ uint64_t md_vulkan_validation_messages(md_backend *be, char *first, size_t cap);
 typedef struct md_vulkan_stats {
     uint64_t dispatches, barriers, submits;
     uint64_t weight_bytes, arena_bytes;
+    /* Weights loaded on demand (weights_load: the expert cache under a
+     * bound): device bytes held now and at most at once. */
+    uint64_t ondemand_bytes, ondemand_peak;
 } md_vulkan_stats;
 int md_vulkan_stats_get(md_backend *be, md_vulkan_stats *out);
 

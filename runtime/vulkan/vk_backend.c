@@ -134,6 +134,20 @@ static md_status vk_prepare_weight_stack(md_backend *be, md_tensor *const *ws, i
     return md_vk_upload_weight_stack(md_vk_of(be), ws, n, err);
 }
 
+static md_status vk_weights_load(md_backend *be, const md_tensor *const *host, md_tensor *dev,
+                                 int n, void **handle, md_error *err)
+{
+    md_vk_buffer *b = NULL;
+    md_status s = md_vk_load_weights(md_vk_of(be), host, dev, n, &b, err);
+    *handle = b;
+    return s;
+}
+
+static void vk_weights_unload(md_backend *be, void *handle)
+{
+    md_vk_unload_weights(md_vk_of(be), handle);
+}
+
 static md_status vk_sync(md_backend *be, md_error *err)
 {
     md_vk *vk = md_vk_of(be);
@@ -266,6 +280,8 @@ md_status md_backend_vulkan_create(md_backend **out, const md_vulkan_options *op
         be->prepare_weight_stack = vk_prepare_weight_stack;
         be->moe_routed = md_vk_op_moe_routed;
     }
+    be->weights_load = vk_weights_load;
+    be->weights_unload = vk_weights_unload;
     be->sync = vk_sync;
     be->force_f32 = vk_force_f32;
     *out = be;
@@ -366,5 +382,7 @@ int md_vulkan_stats_get(md_backend *be, md_vulkan_stats *out)
     out->submits = vk->submits;
     out->weight_bytes = vk->weight_bytes;
     out->arena_bytes = md_vk_arena_bytes(vk);
+    out->ondemand_bytes = vk->ondemand_bytes;
+    out->ondemand_peak = vk->ondemand_peak;
     return 1;
 }

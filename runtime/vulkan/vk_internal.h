@@ -133,6 +133,7 @@ typedef struct md_vk {
     size_t nwblocks, wblocks_cap;
     size_t wblock_used; /* in the last block */
     uint64_t weight_bytes;
+    uint64_t ondemand_bytes, ondemand_peak; /* weights_load's buffers */
 
     md_vk_arena arena;
 
@@ -195,6 +196,11 @@ uint32_t md_vk_memory_type(const md_vk *vk, uint32_t type_bits, VkMemoryProperty
 /* host_visible: mapped staging memory; else device-local. */
 md_vk_buffer *md_vk_buffer_new(md_vk *vk, VkDeviceSize size, int host_visible, md_error *err);
 void md_vk_buffer_free(md_vk *vk, md_vk_buffer *b);
+/* Weights loaded on demand into a buffer of their own (backend.h
+ * weights_load / weights_unload). */
+md_status md_vk_load_weights(md_vk *vk, const md_tensor *const *host, md_tensor *dev, int n,
+                             md_vk_buffer **out, md_error *err);
+void md_vk_unload_weights(md_vk *vk, md_vk_buffer *b);
 /* The buffer holding [p, p + bytes), or NULL. */
 md_vk_buffer *md_vk_find(const md_vk *vk, const void *p, size_t bytes);
 /* Binding of a tensor (activation or prepared weight); 0 on failure (the

@@ -373,6 +373,53 @@ md_status md_vk_write_tensor(md_vk *vk, const md_tensor *dst, const void *src, m
     return write_buffer(vk, b, (uintptr_t)dst->data - b->va, src, bytes, err);
 }
 
+md_status md_vk_load_weights(md_vk *vk, const md_tensor *const *host, md_tensor *dev, int n,
+                             md_vk_buffer **out, md_error *err)
+{
+    *out = NULL;
+    VkDeviceSize total = 0;
+    for (int i = 0; i < n; i++) {
+        MD_TRY(check_dtype(host[i], err));
+        size_t bytes = md_tensor_nbytes(host[i]);
+        if (bytes > vk->props.limits.maxStorageBufferRange)
+            return md_fail(err, MD_ERR_UNSUPPORTED,
+                           "vulkan backend: a weight of %.1f MiB exceeds %s's storage-buffer "
+                           "binding limit",
+                           (double)bytes / 1048576.0, vk->device_name);
+        total += round_up(bytes ? bytes : 4, MD_VK_ALIGN);
+    }
+    md_vk_buffer *b = md_vk_buffer_new(vk, total ? total : MD_VK_ALIGN, 0, err);
+    if (!b)
+        return md_fail_context(err, "loading weights on demand: ");
+    VkDeviceSize off = 0;
+    for (int i = 0; i < n; i++) {
+        size_t bytes = md_tensor_nbytes(host[i]);
+        md_status s = bytes ? write_buffer(vk, b, off, host[i]->data, bytes, err) : MD_OK;
+        if (s != MD_OK) {
+            md_vk_unload_weights(vk, b);
+            return s;
+        }
+        dev[i] = *host[i];
+        dev[i].data = (void *)(b->va + off);
+        off += round_up(bytes ? bytes : 4, MD_VK_ALIGN);
+    }
+    vk->ondemand_bytes += b->size;
+    if (vk->ondemand_bytes > vk->ondemand_peak)
+        vk->ondemand_peak = vk->ondemand_bytes;
+    *out = b;
+    return MD_OK;
+}
+
+void md_vk_unload_weights(md_vk *vk, md_vk_buffer *b)
+{
+    if (!b)
+        return;
+    /* Work recorded so far may read the buffer: it runs first. */
+    md_vk_flush(vk);
+    vk->ondemand_bytes -= vk->ondemand_bytes >= b->size ? b->size : vk->ondemand_bytes;
+    md_vk_buffer_free(vk, b);
+}
+
 void md_vk_weights_free(md_vk *vk)
 {
     for (size_t i = 0; i < vk->nwblocks; i++)
