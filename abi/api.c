@@ -36,6 +36,7 @@ _Static_assert(offsetof(mdiff_model_info, default_guidance) == 72, "mdiff_model_
 _Static_assert(offsetof(mdiff_model_info, expert_memory) == 88, "mdiff_model_info 1.2 layout");
 _Static_assert(sizeof(mdiff_model_info) == 104, "mdiff_model_info 1.5 layout");
 _Static_assert(sizeof(mdiff_expert_memory) == 96, "mdiff_expert_memory layout");
+_Static_assert(sizeof(mdiff_expert_estimate) == 48, "mdiff_expert_estimate layout");
 _Static_assert(offsetof(mdiff_router_event, skipped) == 56, "mdiff_router_event 1.2 layout");
 _Static_assert(sizeof(mdiff_router_event) == 80, "mdiff_router_event 1.4 layout");
 _Static_assert(sizeof(mdiff_routing_health) == 40, "mdiff_routing_health layout");

@@ -3,6 +3,7 @@
  * it while a generation runs, from its progress callback too. */
 #include <string.h>
 
+#include "../pipeline/moe_controls.h"
 #include "abi_internal.h"
 
 static md_expert_cache *cache_of(mdiff_context *ctx)
@@ -48,8 +49,54 @@ static int em_reset(mdiff_context *ctx)
     return MDIFF_OK;
 }
 
-static const mdiff_expert_memory_api expert_memory_v1 = {
-    .struct_size = sizeof(mdiff_expert_memory_api), .get = em_get, .reset = em_reset};
+static int em_estimate(mdiff_context *ctx, uint64_t bound, const char *routes,
+                       mdiff_expert_estimate *out, char *msg, size_t msg_cap)
+{
+    abi_message(msg, msg_cap, "");
+    if (!ctx || !routes || !out || out->struct_size < sizeof(size_t)) {
+        abi_message(msg, msg_cap, "expert_memory.estimate: ctx, routes and out are required");
+        return MDIFF_ERR_INVALID;
+    }
+    md_expert_cache *c = cache_of(ctx);
+    if (!c) {
+        abi_message(msg, msg_cap, "expert_memory.estimate: the model has no MoE layers");
+        return MDIFF_ERR_UNSUPPORTED;
+    }
+    if (abi_enter(ctx) != MDIFF_OK) {
+        abi_message(msg, msg_cap, "expert_memory.estimate: the context is generating");
+        return MDIFF_ERR_BUSY;
+    }
+    md_error err = {0};
+    md_moe_routes *r = NULL;
+    md_expert_estimate e;
+    md_status st = md_moe_routes_parse(routes, MDIFF_MOE_ROUTES_MAX, &r, &err);
+    if (st == MD_OK)
+        st = md_moe_routes_bind_model(r, ctx->model, &err);
+    if (st == MD_OK)
+        st = md_expert_cache_simulate(c, r, bound, &e, &err);
+    md_moe_routes_free(r);
+    abi_leave(ctx);
+    if (st != MD_OK) {
+        abi_message(msg, msg_cap, err.msg);
+        return abi_status(st);
+    }
+    mdiff_expert_estimate o = {.struct_size = sizeof o,
+                               .steps = e.steps,
+                               .first_loads = e.first_loads,
+                               .loads_per_step = e.loads_per_step,
+                               .bytes_per_step = e.bytes_per_step,
+                               .used_per_step = e.used_per_step};
+    size_t size = out->struct_size;
+    memcpy(out, &o, size < sizeof o ? size : sizeof o);
+    out->struct_size = size;
+    return MDIFF_OK;
+}
+
+static const mdiff_expert_memory_api expert_memory_v1 = {.struct_size =
+                                                             sizeof(mdiff_expert_memory_api),
+                                                         .get = em_get,
+                                                         .reset = em_reset,
+                                                         .estimate = em_estimate};
 
 const void *abi_expert_memory_api(void)
 {

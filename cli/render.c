@@ -188,8 +188,7 @@ static int to_library_images(const inputs *in, int w, int h, int has_mask, uint8
     return 0;
 }
 
-/* A routes file's text (the library parses and checks it). */
-static int read_routes(const char *path, char **text, char *msg, size_t cap)
+int md_read_routes(const char *path, char **text, char *msg, size_t cap)
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
@@ -299,7 +298,7 @@ int md_render(md_cli_engine *e, const mdh_request *rq, const md_render_target *t
         p.height = h;
     }
     if (rq->moe_routes) {
-        if ((rc = read_routes(rq->moe_routes, &routes, msg, cap)) != MDIFF_OK)
+        if ((rc = md_read_routes(rq->moe_routes, &routes, msg, cap)) != MDIFF_OK)
             goto done;
         p.moe_routes = routes;
     }

@@ -36,4 +36,7 @@ int md_render(md_cli_engine *e, const mdh_request *r, const md_render_target *t,
  * or invalid. */
 char *md_render_parameters(md_cli_engine *e, const mdh_request *r, const char *model_name);
 
+/* A routes file's text, whole (the library parses and checks it). */
+int md_read_routes(const char *path, char **text, char *msg, size_t cap);
+
 #endif

@@ -473,6 +473,18 @@ typedef struct mdiff_expert_memory {
     int32_t reserved;
 } mdiff_expert_memory;
 
+/* What a bound would cost for a recorded generation's routing. */
+typedef struct mdiff_expert_estimate {
+    size_t struct_size;
+    int32_t steps;             /* denoising steps the routes hold */
+    int32_t reserved;
+    uint64_t first_loads;      /* experts the first step loads (nothing resident yet) */
+    double loads_per_step;     /* expert loads per later step: experts chosen that the bound
+                                  had evicted, or that the previous steps never used */
+    double bytes_per_step;     /* bytes those loads read per later step */
+    double used_per_step;      /* experts used per step, all layers */
+} mdiff_expert_estimate;
+
 typedef struct mdiff_expert_memory_api {
     size_t struct_size;
     /* out->struct_size must be set; MDIFF_ERR_UNSUPPORTED on a dense model.
@@ -481,6 +493,13 @@ typedef struct mdiff_expert_memory_api {
     int (*get)(mdiff_context *ctx, mdiff_expert_memory *out);
     /* Restarts the counters; the peak restarts at the next expert use. */
     int (*reset)(mdiff_context *ctx);
+    /* Replays `routes` (a routes file's text, as moe_routes takes it, recorded
+     * on this model) through a least-recently-used cache of `bound` bytes (0:
+     * none), starting empty, in the order the layers run: how many experts a
+     * generation with that routing loads per step. Nothing is computed on the
+     * model; not while the context generates (MDIFF_ERR_BUSY). */
+    int (*estimate)(mdiff_context *ctx, uint64_t bound, const char *routes,
+                    mdiff_expert_estimate *out, char *msg, size_t msg_cap);
 } mdiff_expert_memory_api;
 
 /* "model.describe" (1.2): a multi-line description of the loaded model for

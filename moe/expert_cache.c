@@ -362,3 +362,73 @@ void md_expert_cache_reset(md_expert_cache *c)
     c->mem.prefetches = c->mem.prefetch_used = 0;
     pthread_mutex_unlock(&c->lock);
 }
+
+/* One simulated use of entry i (LRU under budget): 1 when it had to load. */
+static int simulate_use(const md_expert_cache *c, uint64_t *stamp, uint64_t clock,
+                        uint64_t *resident, uint64_t budget, int i)
+{
+    if (stamp[i]) {
+        stamp[i] = clock;
+        return 0;
+    }
+    while (*resident + c->ent[i].bytes > budget) {
+        int v = -1;
+        for (int j = 0; j < c->n; j++)
+            if (stamp[j] && c->ent[j].kind != ENTRY_FIXED && (v < 0 || stamp[j] < stamp[v]))
+                v = j;
+        if (v < 0)
+            break;
+        stamp[v] = 0;
+        *resident -= c->ent[v].bytes;
+    }
+    stamp[i] = clock;
+    *resident += c->ent[i].bytes;
+    return 1;
+}
+
+md_status md_expert_cache_simulate(const md_expert_cache *c, const md_moe_routes *routes,
+                                   uint64_t budget, md_expert_estimate *out, md_error *err)
+{
+    memset(out, 0, sizeof *out);
+    uint64_t *stamp = calloc(c->n ? (size_t)c->n : 1, sizeof *stamp);
+    if (!stamp)
+        return md_fail(err, MD_ERR_NOMEM, "out of memory");
+    uint64_t resident = c->mem.fixed, clock = 0, later = 0, later_bytes = 0, used = 0;
+    const uint64_t bound = budget ? budget : UINT64_MAX;
+    for (int i = 0; i < c->n; i++)
+        if (c->ent[i].kind == ENTRY_FIXED)
+            stamp[i] = ++clock;
+    for (int step = routes->first_step; step < routes->steps; step++) {
+        out->steps++;
+        for (int li = 0; li < c->n; li += c->ent[li].layer->num_experts) {
+            const md_moe_layer *l = c->ent[li].layer;
+            const md_moe_route_entry *en = md_moe_routes_at(routes, step, l->index);
+            if (!en)
+                continue;
+            uint64_t mask = 0;
+            for (int64_t j = 0; j < en->n * en->k; j++)
+                if (en->experts[j] >= 0 && en->experts[j] < l->num_experts && en->experts[j] < 64)
+                    mask |= (uint64_t)1 << en->experts[j];
+            for (int e = 0; e < l->num_experts && e < 64; e++) {
+                if (!(mask >> e & 1))
+                    continue;
+                used++;
+                int loaded = simulate_use(c, stamp, ++clock, &resident, bound, li + e);
+                if (step == routes->first_step)
+                    out->first_loads += (uint64_t)loaded;
+                else if (loaded) {
+                    later++;
+                    later_bytes += c->ent[li + e].bytes;
+                }
+            }
+        }
+    }
+    free(stamp);
+    if (out->steps > 1) {
+        out->loads_per_step = (double)later / (out->steps - 1);
+        out->bytes_per_step = (double)later_bytes / (out->steps - 1);
+    }
+    if (out->steps > 0)
+        out->used_per_step = (double)used / out->steps;
+    return MD_OK;
+}

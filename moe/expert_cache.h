@@ -57,6 +57,19 @@ void md_expert_cache_release(md_expert_cache *c, const md_moe_layer *l, int e);
 void md_expert_cache_prefetch(md_expert_cache *c, const md_moe_layer *l, uint64_t mask,
                               uint64_t budget, md_backend *be);
 
+/* What an LRU cache under `budget` would load for a recorded generation:
+ * the routes (bound to the cache's model) replayed in the layers' order,
+ * starting from nothing resident. Only reads the cache's sizes. */
+typedef struct md_expert_estimate {
+    int steps;                 /* steps the routes hold */
+    uint64_t first_loads;      /* loads of the first step (all cold) */
+    double loads_per_step;     /* mean over the later steps */
+    double bytes_per_step;     /* bytes those loads read */
+    double used_per_step;      /* distinct experts used per step (all layers) */
+} md_expert_estimate;
+md_status md_expert_cache_simulate(const md_expert_cache *c, const md_moe_routes *routes,
+                                   uint64_t budget, md_expert_estimate *out, md_error *err);
+
 /* Whether a generation can run under `budget` (0: always): MD_ERR_INVALID
  * with the sizes when it is below the minimum. */
 md_status md_expert_cache_check(const md_expert_cache *c, uint64_t budget, md_error *err);

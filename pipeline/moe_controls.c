@@ -40,7 +40,7 @@ md_status md_moe_controls_check_alone(const mdiff_gen_params *p, int parse_texts
 }
 
 /* The model's MoE layer names and expert counts in index order. */
-static md_status bind_routes(md_moe_routes *r, const md_model *m, md_error *err)
+md_status md_moe_routes_bind_model(md_moe_routes *r, const md_model *m, md_error *err)
 {
     int n = md_unet_moe_layers(m->unet);
     const char **names = calloc(n > 0 ? (size_t)n : 1, sizeof *names);
@@ -117,7 +117,7 @@ md_status md_moe_controls_check_model(const md_model *m, const mdiff_gen_params 
     if (p->moe_routes) {
         md_moe_routes *r;
         MD_TRY(md_moe_routes_parse(p->moe_routes, MDIFF_MOE_ROUTES_MAX, &r, err));
-        md_status st = bind_routes(r, m, err);
+        md_status st = md_moe_routes_bind_model(r, m, err);
         if (st == MD_OK)
             st = routes_fit(r, p, md_generate_batch(p), err);
         md_moe_routes_free(r);
@@ -146,7 +146,7 @@ md_status md_moe_controls_open(md_moe_controls *c, const md_model *m, const mdif
         MD_TRY(md_moe_schedule_parse(p->moe_schedule, MDIFF_MOE_SCHEDULE_MAX, &c->schedule, err));
     if (p->moe_routes) {
         MD_TRY(md_moe_routes_parse(p->moe_routes, MDIFF_MOE_ROUTES_MAX, &c->routes, err));
-        md_status st = bind_routes(c->routes, m, err);
+        md_status st = md_moe_routes_bind_model(c->routes, m, err);
         if (st == MD_OK)
             st = routes_fit(c->routes, p, groups, err);
         if (st != MD_OK) {

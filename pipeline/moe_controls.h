@@ -28,6 +28,8 @@ md_status md_moe_controls_open(md_moe_controls *c, const md_model *m, const mdif
 /* The options of denoising step `step` (absolute) of `steps`. */
 void md_moe_controls_step(const md_moe_controls *c, int step, int steps, md_moe_options *out);
 void md_moe_controls_close(md_moe_controls *c);
+/* Binds parsed routes to the model's MoE layers (names and expert counts). */
+md_status md_moe_routes_bind_model(md_moe_routes *r, const md_model *m, md_error *err);
 
 /* The first denoising step a request runs (img2img with strength < 1
  * starts part-way down the schedule). */
