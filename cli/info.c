@@ -12,9 +12,10 @@
 #include "render.h"
 
 /* Measured routing change between adjacent steps (docs/moe.md, "Routing
- * change between steps"): the share of a sequence-routed layer's chosen
- * experts that differ from the previous step's. */
-#define MD_SEQUENCE_CHANGE 0.10
+ * change between steps"): the share of a step's sequence-routed experts
+ * that the previous step did not use, 8-9% at 20 steps on an SD1.5-size
+ * SegMoE 4x2 (3% on the tiny golden one). */
+#define MD_SEQUENCE_CHANGE 0.09
 
 static void print_help(void)
 {
