@@ -46,6 +46,23 @@ typedef enum md_moe_routing_choice {
     MD_MOE_ROUTING_SEQUENCE_SPLIT = 3 /* sequence, each row group choosing its own */
 } md_moe_routing_choice;
 
+/* One call offered to a router override (docs/moe.md, "Router override")
+ * after the gate logits are on the host and before the choice is made. */
+typedef struct md_moe_override_call {
+    const struct md_moe_layer *layer;
+    int top_k;
+    int64_t rows;
+    int groups;                    /* equal row groups (CFG: [uncond; cond]) */
+    int grid_h, grid_w;            /* each group's token grid (rows = groups * h * w); 0 when
+                                      the rows are not a grid (text tokens) */
+    const float *logits;           /* [rows, E] as the gate computed them */
+    float *bias;                   /* [rows, E], zeroed; the choice and the weights are made
+                                      from logits + bias */
+    md_moe_routing_choice routing; /* in: what the call uses (never _LAYER); out: wanted */
+} md_moe_override_call;
+/* MD_OK goes on; any other status fails the call with err set. */
+typedef md_status (*md_moe_override_fn)(void *user, md_moe_override_call *call, md_error *err);
+
 /* Per generation, and per step where a schedule says so (the pipeline sets
  * them before each U-Net call). docs/moe.md, "Controls". */
 typedef struct md_moe_options {
@@ -58,6 +75,10 @@ typedef struct md_moe_options {
     uint64_t pinned;               /* bit e: the call uses only pinned experts; 0 = all */
     const md_moe_routes *routes;   /* replay (bound to the model), NULL = none */
     int step;                      /* the denoising step, for replay */
+    md_moe_override_fn override;   /* NULL = none; not called for replayed calls */
+    void *override_user;
+    int grid_h, grid_w;            /* the token grid of the call's row groups, set by the
+                                      transformer block; 0 = not a grid */
 } md_moe_options;
 
 typedef struct md_moe_layer {

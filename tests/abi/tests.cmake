@@ -6,7 +6,8 @@ endif()
 
 set(MD_ABI_TEST_ENV "MD_SOURCE_DIR=${CMAKE_SOURCE_DIR};MD_GOLDEN_DIR=${MD_GOLDEN_DIR}")
 
-foreach(name abi_basics abi_generate abi_cancel abi_moe abi_v1_2 abi_v1_3 abi_v1_4 abi_destroy)
+foreach(name abi_basics abi_generate abi_cancel abi_moe abi_v1_2 abi_v1_3 abi_v1_4 abi_destroy
+             abi_router_override)
   add_executable(${name} ${CMAKE_SOURCE_DIR}/tests/abi/${name}.c)
   target_compile_options(${name} PRIVATE ${MD_WARNINGS})
   target_link_libraries(${name} PRIVATE moediffuse Threads::Threads)
