@@ -37,7 +37,7 @@ foreach(t abi-compat-v1_0 abi-compat-current)
   target_link_libraries(${t} PRIVATE moediffuse)
 endforeach()
 
-foreach(script compat example_host)
+foreach(script compat example_host paint_example)
   add_test(NAME abi_${script} COMMAND bash ${CMAKE_SOURCE_DIR}/tests/abi/${script}.sh ${CMAKE_BINARY_DIR})
   set_tests_properties(abi_${script} PROPERTIES ENVIRONMENT "${MD_ABI_TEST_ENV};${MD_SANITIZER_ENV}"
                        LABELS "unit;abi")
