@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "moediffuse.h"
+#include "example_output.h"
 
 typedef struct paint {
     uint8_t *mask;     /* mask_w x mask_h, 1 = paint */
@@ -210,23 +211,10 @@ int main(int argc, char **argv)
     api->image_init(&img, sizeof img);
     if (rc == MDIFF_OK)
         rc = api->generate(ctx, &gp, &img, msg, sizeof msg);
-    if (rc == MDIFF_OK) {
+    if (rc == MDIFF_OK)
         fprintf(stderr, "expert %d painted on %ld rows in %ld MoE calls\n", p.expert, p.rows,
                 p.calls);
-        FILE *f = fopen(argv[3], "wb");
-        if (f) {
-            fprintf(f, "P6\n%d %d\n255\n", img.width, img.height);
-            for (int y = 0; y < img.height; y++)
-                fwrite(img.data + (size_t)y * img.stride, 3, (size_t)img.width, f);
-        }
-        if (!f || fclose(f) != 0) {
-            fprintf(stderr, "cannot write %s\n", argv[3]);
-            rc = MDIFF_ERR_IO;
-        }
-        api->image_free(&img);
-    } else {
-        fprintf(stderr, "%s: %s\n", api->status_name(rc), msg);
-    }
+    rc = example_deliver(api, rc, &img, argv[3], msg);
     api->context_destroy(ctx);
     free(p.mask);
     dlclose(so);

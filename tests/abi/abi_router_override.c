@@ -182,27 +182,9 @@ static double share(uint64_t n, uint64_t of)
     return of ? (double)n / (double)of : 0.0;
 }
 
-static mdiff_context *open_demo(const mdiff_api *api)
-{
-    char path[1024], msg[512];
-    const char *src = getenv("MD_SOURCE_DIR");
-    snprintf(path, sizeof path, "%s/models/demo", src ? src : ".");
-    mdiff_context_params cp;
-    api->context_params_init(&cp, sizeof cp);
-    cp.model_path = path;
-    cp.threads = 2;
-    mdiff_context *ctx = NULL;
-    int rc = api->context_create(&cp, &ctx, msg, sizeof msg);
-    if (rc != MDIFF_OK) {
-        fprintf(stderr, "FAIL: cannot load %s: %s\n", path, msg);
-        exit(1);
-    }
-    return ctx;
-}
-
 static void test_paint(const mdiff_api *api, const mdiff_router_override_api *ov)
 {
-    mdiff_context *ctx = open_demo(api);
+    mdiff_context *ctx = test_context_at(api, test_demo_model());
     char msg[512];
     uint64_t plain, h;
     CHECK(generate(api, ctx, &plain, msg, sizeof msg) == MDIFF_OK, "baseline: %s", msg);

@@ -10,9 +10,7 @@ MODEL="${MD_SOURCE_DIR:?}/models/demo"
 export MOEDIFFUSE_LIB="$BUILD/libmoediffuse.so.1"
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
-pass=0; fail=0
-ok()  { pass=$((pass+1)); echo "ok   $1"; }
-bad() { fail=$((fail+1)); echo "FAIL $1"; }
+. "$(dirname "$0")/../support/checks.sh"
 PROMPT="a large red circle in the center on a blue background"
 
 "$BUILD/moediffuse-example" "$MODEL" "$PROMPT" "$TMP/plain.ppm" 8 42 2>/dev/null ||
