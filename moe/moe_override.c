@@ -41,7 +41,8 @@ md_status md_moe_override_apply(md_moe_scratch *sc, const md_moe_layer *l,
                        l->name, (int)call.routing);
     for (size_t i = 0; i < n; i++) {
         float v = logits[i] + sc->bias[i];
-        if (!isfinite(sc->bias[i]) || !isfinite(v))
+        /* A non-finite logit is the weights' fault, found downstream as such. */
+        if (!isfinite(sc->bias[i]) || (isfinite(logits[i]) && !isfinite(v)))
             return md_fail(err, MD_ERR_INVALID,
                            "MoE %s: the router override's bias for row %lld, expert %d is not "
                            "finite (%g, biased logit %g)",

@@ -184,7 +184,8 @@ static double share(uint64_t n, uint64_t of)
 
 static void test_paint(const mdiff_api *api, const mdiff_router_override_api *ov)
 {
-    mdiff_context *ctx = test_context_at(api, test_demo_model());
+    /* The CPU: its choices and images are exact, so equal bytes can be asserted. */
+    mdiff_context *ctx = test_context_at(api, test_demo_model(), "cpu");
     char msg[512];
     uint64_t plain, h;
     CHECK(generate(api, ctx, &plain, msg, sizeof msg) == MDIFF_OK, "baseline: %s", msg);
@@ -271,7 +272,7 @@ static void test_paint(const mdiff_api *api, const mdiff_router_override_api *ov
 /* (c) SegMoE: the choice is made once per call from the summed logits. */
 static void test_sequence(const mdiff_api *api, const mdiff_router_override_api *ov)
 {
-    mdiff_context *ctx = test_context(api, "tiny-sd-moe");
+    mdiff_context *ctx = test_context_at(api, test_model("tiny-sd-moe"), "cpu");
     char msg[512];
     uint64_t h;
     for (int e = 0; e < 4; e += 3) {

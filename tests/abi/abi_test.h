@@ -60,12 +60,15 @@ static inline const char *test_demo_model(void)
     return path;
 }
 
-/* A context on the model at `path` (exits on failure). */
-static inline mdiff_context *test_context_at(const mdiff_api *api, const char *path)
+/* A context on the model at `path` on `backend` (NULL = "auto"); exits on
+ * failure. */
+static inline mdiff_context *test_context_at(const mdiff_api *api, const char *path,
+                                             const char *backend)
 {
     mdiff_context_params cp;
     api->context_params_init(&cp, sizeof cp);
     cp.model_path = path;
+    cp.backend = backend;
     cp.threads = 2;
     char msg[512];
     mdiff_context *ctx = NULL;
@@ -79,7 +82,7 @@ static inline mdiff_context *test_context_at(const mdiff_api *api, const char *p
 
 static inline mdiff_context *test_context(const mdiff_api *api, const char *model)
 {
-    return test_context_at(api, test_model(model));
+    return test_context_at(api, test_model(model), NULL);
 }
 
 /* FNV-1a over an image's pixels (row by row, so stride padding is left out). */

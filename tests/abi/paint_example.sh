@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The "paint with experts" example on the demo model (token routing): with
-# strength 0 it is the plain example's image; forcing an expert on the left
+# strength 0 it is the unpainted image; forcing an expert on the left
 # half changes the left half more than the right; a PGM mask and the same
 # --rect give one image; bad arguments fail with a message, not a crash.
 set -u
@@ -13,10 +13,12 @@ trap 'rm -rf "$TMP"' EXIT
 . "$(dirname "$0")/../support/checks.sh"
 PROMPT="a large red circle in the center on a blue background"
 
-"$BUILD/moediffuse-example" "$MODEL" "$PROMPT" "$TMP/plain.ppm" 8 42 2>/dev/null ||
-  bad "example host failed"
+# The unpainted image: a rectangle outside the image biases nothing.
+"$PAINT" "$MODEL" "$PROMPT" "$TMP/plain.ppm" --expert 1 --rect 1000,0,8,8 --steps 8 \
+  2>"$TMP/err" && grep -q "painted on 0 rows in 0 MoE calls" "$TMP/err" &&
+  ok "a mask outside the image paints nothing" || bad "outside: $(cat "$TMP/err")"
 "$PAINT" "$MODEL" "$PROMPT" "$TMP/zero.ppm" --expert 1 --rect 0,0,32,64 --steps 8 --strength 0 \
-  2>"$TMP/err" && cmp -s "$TMP/zero.ppm" "$TMP/plain.ppm" && ok "strength 0: the plain image" ||
+  2>"$TMP/err" && cmp -s "$TMP/zero.ppm" "$TMP/plain.ppm" && ok "strength 0: the unpainted image" ||
   bad "strength 0: $(cat "$TMP/err")"
 if "$PAINT" "$MODEL" "$PROMPT" "$TMP/left.ppm" --expert 1 --rect 0,0,32,64 --steps 8 \
      2>"$TMP/err"; then
