@@ -46,9 +46,9 @@
  *     callback. It then does not wait: it cancels the generation, which
  *     returns MDIFF_ERR_CANCELLED with no output, and the context is freed
  *     when that call returns. From then on no new callback of the context
- *     (progress, log, router trace) starts; one already running on the
- *     generating thread may finish, so keep its user data until the
- *     generate call has returned. Any other call on ctx after
+ *     (progress, log, router trace, router override) starts; one already
+ *     running on the generating thread may finish, so keep its user data
+ *     until the generate call has returned. Any other call on ctx after
  *     context_destroy, and a second destroy, remain the host's error.
  *   - api->cancel may be called from any thread, and from a signal handler
  *     (it is a lock-free atomic store): the generation in progress stops

@@ -144,7 +144,9 @@ void md_moe_layer_free(md_moe_layer *layer);
  * and be's arena, so one layer serves any number of generations at once,
  * each with its own scratch and backend. opt NULL = the layer's own top-k
  * and routing; a top_k above num_experts or 16 is MD_ERR_INVALID naming
- * the layer, and so is a replayed route that does not fit the call. */
+ * the layer, and so is a replayed route that does not fit the call.
+ * opt->override, when set, is offered each call that is not replayed
+ * before the choice is made (moe_override.c); such calls route on the host. */
 md_status md_moe_forward(md_backend *be, const md_moe_layer *layer, md_moe_scratch *scratch,
                          const md_moe_options *opt, md_tensor *y, const md_tensor *x,
                          md_moe_observer observer, void *observer_user, md_error *err);

@@ -19,6 +19,15 @@ endforeach()
 # ThreadSanitizer (label "threads", .ci/run).
 set_tests_properties(abi_cancel abi_v1_3 abi_destroy PROPERTIES LABELS "unit;abi;threads")
 
+# The router override on Vulkan (lavapipe on CI): an override routes on the
+# host there. Skipped (77) without a Vulkan device.
+if(MD_VULKAN)
+  add_test(NAME abi_router_override_vulkan COMMAND abi_router_override vulkan)
+  set_tests_properties(abi_router_override_vulkan PROPERTIES
+                       ENVIRONMENT "${MD_ABI_TEST_ENV};MD_VK_VALIDATION=1;${MD_SANITIZER_ENV}"
+                       LABELS "abi;vulkan" SKIP_RETURN_CODE 77)
+endif()
+
 # Routing health (1.4): the test models are made by health.sh.
 add_executable(abi_health ${CMAKE_SOURCE_DIR}/tests/abi/abi_health.c)
 target_compile_options(abi_health PRIVATE ${MD_WARNINGS})
