@@ -59,6 +59,14 @@ static void add_weight(store *s, md_weights *w, const char *name, int64_t a, int
     CHECK(md_weights_add(w, name, t, "test", &err) == MD_OK, "adding %s: %s", name, err.msg);
 }
 
+/* Frees the weights' registry and their storage. */
+static void store_free(store *s, md_weights *w)
+{
+    md_weights_free(w);
+    for (int i = 0; i < s->n; i++)
+        free(s->buf[i]);
+}
+
 static void add_expert(store *s, md_weights *w, const char *p, md_moe_kind kind, int D, int O,
                        int I)
 {
@@ -296,9 +304,7 @@ static void run(md_backend *cpu, md_test_rng *rng, md_moe_kind kind, md_routing 
     md_moe_scratch_free(scratch);
     md_moe_layer_free(&layer);
 out:
-    md_weights_free(w);
-    for (int i = 0; i < st.n; i++)
-        free(st.buf[i]);
+    store_free(&st, w);
 }
 
 static void test_bad_config(md_backend *be, md_test_rng *rng)
@@ -317,9 +323,7 @@ static void test_bad_config(md_backend *be, md_test_rng *rng)
     cfg.top_k = 3;
     CHECK(md_moe_layer_load(&layer, MD_MOE_LINEAR, &cfg, w, "m", 4, 4, be, &err) != MD_OK,
           "top_k > num_experts must fail");
-    md_weights_free(w);
-    for (int i = 0; i < st.n; i++)
-        free(st.buf[i]);
+    store_free(&st, w);
 }
 
 /* The router override at the layer: what it is told, and a token layer
@@ -418,9 +422,7 @@ static void test_override(md_backend *be, md_test_rng *rng)
     md_moe_scratch_free(scratch);
     md_moe_layer_free(&layer);
 out:
-    md_weights_free(w);
-    for (int i = 0; i < st.n; i++)
-        free(st.buf[i]);
+    store_free(&st, w);
 }
 
 int main(void)
