@@ -58,6 +58,9 @@ struct mdiff_context {
     mdiff_router_trace_fn trace;
     void *trace_user;
     int trace_step;         /* denoising steps done in the running generation */
+    int trace_total;        /* denoising steps the running generation takes */
+    mdiff_router_override_fn override; /* abi/router_override.c */
+    void *override_user;
 
     /* Routing health of the last generation (abi/routing_health.c). */
     md_routing_health health;
@@ -135,6 +138,7 @@ const void *abi_routing_health_api(void);
 const void *abi_router_stats_api(void);
 const void *abi_expert_settings_api(void);
 const void *abi_router_trace_api(void);
+const void *abi_router_override_api(void);
 const void *abi_describe_api(void);
 const void *abi_devices_api(void);
 const void *abi_profile_api(void);

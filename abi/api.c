@@ -212,6 +212,8 @@ static const void *api_get_feature(const char *id)
         return abi_expert_settings_api();
     if (!strcmp(id, MDIFF_FEATURE_ROUTER_TRACE))
         return abi_router_trace_api();
+    if (!strcmp(id, MDIFF_FEATURE_ROUTER_OVERRIDE))
+        return abi_router_override_api();
     if (!strcmp(id, MDIFF_FEATURE_ROUTING_HEALTH))
         return abi_routing_health_api();
     if (!strcmp(id, MDIFF_FEATURE_DESCRIBE))

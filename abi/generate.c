@@ -179,6 +179,7 @@ static int run(mdiff_context *ctx, const mdiff_gen_params *request, mdiff_image 
     gen_run r = {.ctx = ctx, .has_init = p->init_image != NULL, .width = p->width,
                  .height = p->height, .preview_interval = p->preview_interval};
     r.total = p->init_image && p->strength < 1.0f ? (int)(p->steps * p->strength) : p->steps;
+    ctx->trace_total = r.total;
     md_error err = {0};
     md_status st;
     if (!image || (p->init_image && !init) || (p->mask && !mask)) {

@@ -46,9 +46,9 @@
  *     callback. It then does not wait: it cancels the generation, which
  *     returns MDIFF_ERR_CANCELLED with no output, and the context is freed
  *     when that call returns. From then on no new callback of the context
- *     (progress, log, router trace) starts; one already running on the
- *     generating thread may finish, so keep its user data until the
- *     generate call has returned. Any other call on ctx after
+ *     (progress, log, router trace, router override) starts; one already
+ *     running on the generating thread may finish, so keep its user data
+ *     until the generate call has returned. Any other call on ctx after
  *     context_destroy, and a second destroy, remain the host's error.
  *   - api->cancel may be called from any thread, and from a signal handler
  *     (it is a lock-free atomic store): the generation in progress stops
@@ -407,6 +407,70 @@ typedef struct mdiff_router_trace_api {
     /* fn NULL turns tracing off (the default). MDIFF_ERR_BUSY while generating. */
     int (*set)(mdiff_context *ctx, mdiff_router_trace_fn fn, void *user);
 } mdiff_router_trace_api;
+
+/* "moe.router_override" (1.5): the host takes part in routing ("paint with
+ * experts"). Its callback is offered every MoE layer call of a generation
+ * after the gate logits are computed and before the experts run; it may
+ * read the logits, add a bias to them and switch the call between token
+ * and sequence routing. The experts chosen and their weights are then
+ * made from logits + bias, with every other control of the request
+ * (top-k, moe_skip, moe_capacity, pinned experts of moe_schedule) as
+ * usual; a router trace sees the biased logits and that choice.
+ *   - Forcing: a bias of +1e4 on an expert puts it among a row's (token
+ *     routing) or the call's (sequence routing: the choice is made from the
+ *     logits summed over the rows, so bias every row) chosen experts;
+ *     -1e4 keeps it out. As weights are a softmax over the chosen experts'
+ *     biased logits, a forced expert takes nearly all of the weight; a
+ *     bias of a few units only tips the choice.
+ *   - Rows: `groups` equal groups, one per image of the U-Net's batch
+ *     (with classifier-free guidance [unconditional; conditional]); when
+ *     grid_height/grid_width are set, row r is pixel (x, y) = (p %
+ *     grid_width, p / grid_width), p = r % (grid_height * grid_width), of
+ *     the latents at the call's U-Net level (the latent size, halved per
+ *     level down). They are 0 for the projections of the text context
+ *     (cross-attention keys and values), whose rows are text tokens.
+ *   - Calls whose experts a replayed routes file (moe_routes) gives are not
+ *     offered. On Vulkan an override makes every MoE layer route on the
+ *     host (slower: the logits are downloaded).
+ *   - Threading and lifetime: called on the generating thread, during
+ *     api->generate, one call at a time. The call struct and all it points
+ *     to are valid during the callback only. The callback must not call
+ *     the library for that context, except api->cancel. `user` is kept
+ *     until the override is replaced; after a context_destroy no new call
+ *     starts (see THREADING).
+ *   - A non-finite bias (or biased logit) or an unknown routing fails the
+ *     generation with MDIFF_ERR_INVALID and a message naming the layer. */
+#define MDIFF_FEATURE_ROUTER_OVERRIDE "moe.router_override"
+
+typedef struct mdiff_router_override_call {
+    size_t struct_size;
+    const char *layer_name;    /* the layer's module path */
+    int32_t layer_index;       /* 0 .. model_info's moe_layers - 1, in the model's load order */
+    int32_t step;              /* denoising steps completed before this call */
+    int32_t total_steps;       /* denoising steps this run takes */
+    int32_t num_experts;
+    int32_t top_k;             /* experts per row (token) or per call (sequence) */
+    int32_t groups;            /* equal row groups: 2 with guidance ([uncond; cond]), else 1 */
+    int64_t rows;              /* tokens routed in this call */
+    int32_t grid_height;       /* each group's token grid: rows = groups * grid_height *
+                                  grid_width; 0 when the rows are no grid (text tokens) */
+    int32_t grid_width;
+    const float *logits;       /* [rows, num_experts] gate logits as computed */
+    float *bias;               /* [rows, num_experts], zeroed: the host adds to it */
+    int32_t routing;           /* in: the mdiff_routing this call would use (SEQUENCE, TOKEN or
+                                  SEQUENCE_SPLIT); out: the one it uses, e.g. TOKEN to route
+                                  a sequence-routed (SegMoE) model's call per token */
+    int32_t reserved;
+} mdiff_router_override_call;
+
+/* 0 goes on; non-zero cancels the generation (MDIFF_ERR_CANCELLED). */
+typedef int (*mdiff_router_override_fn)(void *user, mdiff_router_override_call *call);
+
+typedef struct mdiff_router_override_api {
+    size_t struct_size;
+    /* fn NULL turns the override off (the default). MDIFF_ERR_BUSY while generating. */
+    int (*set)(mdiff_context *ctx, mdiff_router_override_fn fn, void *user);
+} mdiff_router_override_api;
 
 /* "moe.routing_health" (1.4): how the last generation used the experts of
  * each MoE layer, and whether its routing collapsed: in at least 3/4 of

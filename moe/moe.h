@@ -48,6 +48,23 @@ typedef enum md_moe_routing_choice {
     MD_MOE_ROUTING_SEQUENCE_SPLIT = 3 /* sequence, each row group choosing its own */
 } md_moe_routing_choice;
 
+/* One call offered to a router override (docs/moe.md, "Router override")
+ * after the gate logits are on the host and before the choice is made. */
+typedef struct md_moe_override_call {
+    const struct md_moe_layer *layer;
+    int top_k;
+    int64_t rows;
+    int groups;                    /* equal row groups (CFG: [uncond; cond]) */
+    int grid_h, grid_w;            /* each group's token grid (rows = groups * h * w); 0 when
+                                      the rows are not a grid (text tokens) */
+    const float *logits;           /* [rows, E] as the gate computed them */
+    float *bias;                   /* [rows, E], zeroed; the choice and the weights are made
+                                      from logits + bias */
+    md_moe_routing_choice routing; /* in: what the call uses (never _LAYER); out: wanted */
+} md_moe_override_call;
+/* MD_OK goes on; any other status fails the call with err set. */
+typedef md_status (*md_moe_override_fn)(void *user, md_moe_override_call *call, md_error *err);
+
 /* Per generation, and per step where a schedule says so (the pipeline sets
  * them before each U-Net call). docs/moe.md, "Controls". */
 typedef struct md_moe_options {
@@ -62,6 +79,10 @@ typedef struct md_moe_options {
     int step;                      /* the denoising step, for replay */
     uint64_t expert_budget;        /* bytes of routed experts' weights resident at once
                                       (expert_cache.h); 0 = no bound */
+    md_moe_override_fn override;   /* NULL = none; not called for replayed calls */
+    void *override_user;
+    int grid_h, grid_w;            /* the token grid of the call's row groups, set by the
+                                      transformer block; 0 = not a grid */
 } md_moe_options;
 
 typedef struct md_moe_layer {
@@ -135,7 +156,9 @@ void md_moe_layer_free(md_moe_layer *layer);
  * and be's arena, so one layer serves any number of generations at once,
  * each with its own scratch and backend. opt NULL = the layer's own top-k
  * and routing; a top_k above num_experts or 16 is MD_ERR_INVALID naming
- * the layer, and so is a replayed route that does not fit the call. */
+ * the layer, and so is a replayed route that does not fit the call.
+ * opt->override, when set, is offered each call that is not replayed
+ * before the choice is made (moe_override.c); such calls route on the host. */
 md_status md_moe_forward(md_backend *be, const md_moe_layer *layer, md_moe_scratch *scratch,
                          const md_moe_options *opt, md_tensor *y, const md_tensor *x,
                          md_moe_observer observer, void *observer_user, md_error *err);

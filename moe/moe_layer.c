@@ -24,6 +24,7 @@ void md_moe_scratch_free(md_moe_scratch *s)
     free(s->in_host);
     free(s->out_host);
     free(s->choice_host);
+    free(s->bias);
     free(s->usage);
     free(s);
 }
@@ -75,8 +76,7 @@ typedef struct moe_route {
     uint64_t budget;       /* expert memory budget, bytes; 0 = none */
 } moe_route;
 
-/* Grows a host buffer to hold n floats; keeps it when large enough. */
-static int grow(float **buf, size_t *cap, size_t n)
+int md_moe_grow(float **buf, size_t *cap, size_t n)
 {
     if (n <= *cap)
         return 0;
@@ -194,7 +194,7 @@ static md_status device_run(md_backend *be, const md_moe_layer *l, md_moe_scratc
     be->moe_routed(be, y2, logits, &choice, x2, &m);
     if (observed) {
         size_t n = (size_t)rows * (size_t)k;
-        if (grow(&sc->choice_host, &sc->choice_cap, n) != 0)
+        if (md_moe_grow(&sc->choice_host, &sc->choice_cap, n) != 0)
             return md_fail(err, MD_ERR_NOMEM, "MoE %s: out of memory for the trace", l->name);
         be->download(be, logits, sc->logits);
         be->download(be, &choice, sc->choice_host);
@@ -208,16 +208,53 @@ static md_status device_run(md_backend *be, const md_moe_layer *l, md_moe_scratc
     return add_shared(be, l, y2, x2, rows, err);
 }
 
+static int popcount64(uint64_t v)
+{
+    int n = 0;
+    for (; v; v &= v - 1)
+        n++;
+    return n;
+}
+
+/* Offers the call to the router override (its logits then biased in
+ * sc->logits) and takes the routing it wants. */
+static md_status offer_override(md_moe_scratch *sc, const md_moe_layer *l,
+                                const md_moe_options *opt, moe_route *rt, int64_t rows,
+                                md_error *err)
+{
+    const int seq = rt->mode == MD_ROUTE_SEQUENCE_TOPK;
+    md_moe_routing_choice r = !seq           ? MD_MOE_ROUTING_TOKEN
+                              : rt->ctl.split ? MD_MOE_ROUTING_SEQUENCE_SPLIT
+                                              : MD_MOE_ROUTING_SEQUENCE;
+    MD_TRY(md_moe_override_apply(sc, l, opt, rt->k, rows, md_route_groups(&rt->ctl, rows),
+                                 sc->logits, &r, err));
+    rt->mode = r == MD_MOE_ROUTING_TOKEN ? MD_ROUTE_TOKEN_TOPK : MD_ROUTE_SEQUENCE_TOPK;
+    rt->ctl.split = r == MD_MOE_ROUTING_SEQUENCE_SPLIT && md_route_groups(&rt->ctl, rows) > 1;
+    if (r != MD_MOE_ROUTING_TOKEN) {
+        rt->ctl.capacity = 0.0f; /* a token-routing control */
+        if (rt->ctl.pinned)      /* sequence routing takes exactly the pinned set */
+            rt->k = popcount64(rt->ctl.pinned);
+    }
+    if (md_route_plan_set_k(sc->plan, rt->k) != 0)
+        return md_fail(err, MD_ERR_NOMEM, "MoE %s: out of memory for top-%d", l->name, rt->k);
+    return MD_OK;
+}
+
 static md_status moe_run(md_backend *be, const md_moe_layer *l, md_moe_scratch *sc, moe_route rt,
-                         md_tensor *y2, const md_tensor *x2, int64_t rows, md_moe_observer observer,
-                         void *observer_user, md_error *err)
+                         const md_moe_options *opt, md_tensor *y2, const md_tensor *x2,
+                         int64_t rows, md_moe_observer observer, void *observer_user,
+                         md_error *err)
 {
     const int E = l->num_experts;
 
     md_tensor logits;
     MD_TRY(md_nn_tensor(be, &logits, err, 2, (int64_t[]){rows, E}));
-    /* The device runs plain top-k only; the controls route on the host. */
-    const int on_device = be->moe_routed && l->device_routed && !md_route_controls_active(&rt.ctl);
+    /* A replayed route is not offered: its experts are given, not chosen. */
+    const int offered = opt && opt->override && !rt.ctl.forced;
+    /* The device runs plain top-k only; the controls and an override route
+     * on the host. */
+    const int on_device = be->moe_routed && l->device_routed &&
+                          !md_route_controls_active(&rt.ctl) && !offered;
     /* The host's copy of the logits and its plan: needed to route on the
      * host, or to trace; a device-routed layer without an observer has none.
      * The plan is made by the first such call and regrown only when rows or
@@ -226,7 +263,7 @@ static md_status moe_run(md_backend *be, const md_moe_layer *l, md_moe_scratch *
         if (!sc->plan)
             sc->plan = md_route_plan_new(E, rt.k, rows);
         if (!sc->plan || md_route_plan_set_k(sc->plan, rt.k) != 0 ||
-            grow(&sc->logits, &sc->logits_cap, (size_t)rows * (size_t)E) != 0 ||
+            md_moe_grow(&sc->logits, &sc->logits_cap, (size_t)rows * (size_t)E) != 0 ||
             md_route_plan_reserve(sc->plan, rows) != 0)
             return md_fail(err, MD_ERR_NOMEM, "MoE %s: out of memory for %lld rows", l->name,
                            (long long)rows);
@@ -244,6 +281,8 @@ static md_status moe_run(md_backend *be, const md_moe_layer *l, md_moe_scratch *
          * so every backend picks the same experts. */
         be->linear(be, &logits, x2, l->gate, NULL);
         be->download(be, &logits, sc->logits);
+        if (offered)
+            MD_TRY(offer_override(sc, l, opt, &rt, rows, err));
         if (md_router_plan_controlled(plan, rt.mode, &rt.ctl, sc->logits, rows) != 0)
             return md_fail(err, MD_ERR_NOMEM, "MoE %s: out of memory routing %lld rows", l->name,
                            (long long)rows);
@@ -258,8 +297,8 @@ static md_status moe_run(md_backend *be, const md_moe_layer *l, md_moe_scratch *
     if (!on_device || observer)
         count_usage(sc, l, rt.mode, plan);
     if (observer) {
-        if (grow(&sc->in_host, &sc->in_cap, (size_t)rows * (size_t)l->in_dim) != 0 ||
-            grow(&sc->out_host, &sc->out_cap, (size_t)rows * (size_t)l->out_dim) != 0)
+        if (md_moe_grow(&sc->in_host, &sc->in_cap, (size_t)rows * (size_t)l->in_dim) != 0 ||
+            md_moe_grow(&sc->out_host, &sc->out_cap, (size_t)rows * (size_t)l->out_dim) != 0)
             return md_fail(err, MD_ERR_NOMEM, "MoE %s: out of memory for the trace", l->name);
         be->download(be, x2, sc->in_host);
         be->download(be, y2, sc->out_host);
@@ -276,14 +315,6 @@ static md_status moe_run(md_backend *be, const md_moe_layer *l, md_moe_scratch *
         observer(observer_user, &tr);
     }
     return MD_OK;
-}
-
-static int popcount64(uint64_t v)
-{
-    int n = 0;
-    for (; v; v &= v - 1)
-        n++;
-    return n;
 }
 
 /* A replayed route for this call: its mode, k and choices, checked against
@@ -375,7 +406,8 @@ md_status md_moe_forward(md_backend *be, const md_moe_layer *layer, md_moe_scrat
     md_tensor x2 = md_nn_view(x, 2, (int64_t[]){rows, layer->in_dim});
     md_tensor y2 = md_nn_view(y, 2, (int64_t[]){rows, layer->out_dim});
     size_t mark = be->arena_mark(be);
-    md_status s = moe_run(be, layer, scratch, rt, &y2, &x2, rows, observer, observer_user, err);
+    md_status s =
+        moe_run(be, layer, scratch, rt, opt, &y2, &x2, rows, observer, observer_user, err);
     be->arena_reset(be, mark);
     return s;
 }

@@ -11,6 +11,14 @@ target_include_directories(moediffuse-example PRIVATE ${CMAKE_SOURCE_DIR}/includ
 target_link_libraries(moediffuse-example PRIVATE ${CMAKE_DL_LIBS})
 add_dependencies(moediffuse-example moediffuse)
 
+# "Paint with experts": the router override (ABI 1.5) steering an expert
+# onto a masked region; dlopens the library like the example.
+add_executable(moediffuse-paint ${CMAKE_SOURCE_DIR}/plugins/examples/paint_with_experts.c)
+target_compile_options(moediffuse-paint PRIVATE ${MD_WARNINGS})
+target_include_directories(moediffuse-paint PRIVATE ${CMAKE_SOURCE_DIR}/include)
+target_link_libraries(moediffuse-paint PRIVATE ${CMAKE_DL_LIBS} m)
+add_dependencies(moediffuse-paint moediffuse)
+
 # GIMP 2.10 plug-in (C, out of process, linked to the library).
 pkg_check_modules(GIMP QUIET IMPORTED_TARGET gimp-2.0 gimpui-2.0)
 if(GIMP_FOUND)

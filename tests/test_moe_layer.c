@@ -2,7 +2,7 @@
  * and 2, linear and GEGLU experts, with and without a shared expert; also
  * checks that only chosen experts run (rows through expert GEMMs = rows*k),
  * that the observer sees the plan, that the usage counts add up (routing
- * health), and that the arena is given back. */
+ * health), that the arena is given back, and the router override hook. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,6 +57,14 @@ static void add_weight(store *s, md_weights *w, const char *name, int64_t a, int
     s->buf[s->n++] = d;
     md_error err;
     CHECK(md_weights_add(w, name, t, "test", &err) == MD_OK, "adding %s: %s", name, err.msg);
+}
+
+/* Frees the weights' registry and their storage. */
+static void store_free(store *s, md_weights *w)
+{
+    md_weights_free(w);
+    for (int i = 0; i < s->n; i++)
+        free(s->buf[i]);
 }
 
 static void add_expert(store *s, md_weights *w, const char *p, md_moe_kind kind, int D, int O,
@@ -296,9 +304,7 @@ static void run(md_backend *cpu, md_test_rng *rng, md_moe_kind kind, md_routing 
     md_moe_scratch_free(scratch);
     md_moe_layer_free(&layer);
 out:
-    md_weights_free(w);
-    for (int i = 0; i < st.n; i++)
-        free(st.buf[i]);
+    store_free(&st, w);
 }
 
 static void test_bad_config(md_backend *be, md_test_rng *rng)
@@ -317,9 +323,106 @@ static void test_bad_config(md_backend *be, md_test_rng *rng)
     cfg.top_k = 3;
     CHECK(md_moe_layer_load(&layer, MD_MOE_LINEAR, &cfg, w, "m", 4, 4, be, &err) != MD_OK,
           "top_k > num_experts must fail");
-    md_weights_free(w);
-    for (int i = 0; i < st.n; i++)
-        free(st.buf[i]);
+    store_free(&st, w);
+}
+
+/* The router override at the layer: what it is told, and a token layer
+ * with pinned experts {0, 2} switched to sequence routing, which then takes
+ * exactly the pinned set, the biased expert first. */
+typedef struct override_seen {
+    int calls, grid_h, grid_w, groups, routing_in, top_k;
+    float answer; /* added to expert 2 of every row */
+    md_moe_routing_choice routing_out;
+    md_routing traced;
+    int selected[2];
+    int trace_k;
+} override_seen;
+
+static md_status on_override(void *user, md_moe_override_call *c, md_error *err)
+{
+    override_seen *s = user;
+    (void)err;
+    s->calls++;
+    s->grid_h = c->grid_h;
+    s->grid_w = c->grid_w;
+    s->groups = c->groups;
+    s->routing_in = c->routing;
+    s->top_k = c->top_k;
+    for (int64_t r = 0; r < c->rows; r++)
+        c->bias[r * c->layer->num_experts + 2] = s->answer;
+    c->routing = s->routing_out;
+    return MD_OK;
+}
+
+static void observe_override(void *user, const md_moe_trace *tr)
+{
+    override_seen *s = user;
+    s->traced = tr->routing;
+    s->trace_k = tr->plan->top_k;
+    s->selected[0] = tr->plan->selected[0];
+    s->selected[1] = tr->plan->selected[1];
+}
+
+static void test_override(md_backend *be, md_test_rng *rng)
+{
+    const int E = 4, D = 8, B = 2, H = 3, W = 4;
+    store st = {.n = 0, .rng = rng};
+    md_weights *w = md_weights_new("moe-test");
+    add_weight(&st, w, "o.gate.weight", E, D);
+    for (int e = 0; e < E; e++) {
+        char p[32];
+        snprintf(p, sizeof p, "o.experts.%d", e);
+        add_expert(&st, w, p, MD_MOE_LINEAR, D, D, 0);
+    }
+    md_moe_config cfg = {.enabled = 1, .num_experts = E, .top_k = 1, .moe_ff = 1,
+                         .routing = MD_ROUTE_TOKEN_TOPK};
+    md_moe_layer layer;
+    md_error err = {0};
+    if (!CHECK(md_moe_layer_load(&layer, MD_MOE_LINEAR, &cfg, w, "o", D, D, be, &err) == MD_OK,
+               "load: %s", err.msg))
+        goto out;
+    md_moe_scratch *scratch = md_moe_scratch_new();
+    size_t mark = be->arena_mark(be);
+    md_tensor xt = be->new_tensor(be, 3, (int64_t[]){B, H * W, D});
+    md_tensor yt = be->new_tensor(be, 3, (int64_t[]){B, H * W, D});
+    float x[2 * 3 * 4 * 8];
+    for (int i = 0; i < B * H * W * D; i++)
+        x[i] = frand(rng);
+    be->upload(be, &xt, x);
+
+    override_seen s = {.answer = 1e4f, .routing_out = MD_MOE_ROUTING_SEQUENCE};
+    md_moe_options opt = {.groups = 2, .pinned = 0x5, .override = on_override,
+                          .override_user = &s, .grid_h = H, .grid_w = W};
+    md_status rc = md_moe_forward(be, &layer, scratch, &opt, &yt, &xt, observe_override, &s, &err);
+    CHECK(rc == MD_OK, "override forward: %s", err.msg);
+    CHECK(s.calls == 1 && s.grid_h == H && s.grid_w == W && s.groups == 2 &&
+              s.routing_in == MD_MOE_ROUTING_TOKEN && s.top_k == 1,
+          "the override was told: %d calls, grid %dx%d, %d groups, routing %d, k %d", s.calls,
+          s.grid_h, s.grid_w, s.groups, s.routing_in, s.top_k);
+    CHECK(s.traced == MD_ROUTE_SEQUENCE_TOPK && s.trace_k == 2 && s.selected[0] == 2 &&
+              s.selected[1] == 0,
+          "switched to sequence over the pinned set: routing %d, k %d, experts %d %d", s.traced,
+          s.trace_k, s.selected[0], s.selected[1]);
+
+    /* A grid that does not account for the rows (text tokens) is not reported. */
+    opt.grid_h = 5;
+    s.routing_out = MD_MOE_ROUTING_TOKEN;
+    CHECK(md_moe_forward(be, &layer, scratch, &opt, &yt, &xt, NULL, NULL, &err) == MD_OK &&
+              s.grid_h == 0 && s.grid_w == 0,
+          "grid 5x4 of 24 rows reported as %dx%d", s.grid_h, s.grid_w);
+    s.answer = INFINITY;
+    rc = md_moe_forward(be, &layer, scratch, &opt, &yt, &xt, NULL, NULL, &err);
+    CHECK(rc == MD_ERR_INVALID && strstr(err.msg, "MoE o:") && strstr(err.msg, "not finite"),
+          "infinite bias: %s", err.msg);
+    s.answer = 0.0f;
+    s.routing_out = MD_MOE_ROUTING_LAYER;
+    rc = md_moe_forward(be, &layer, scratch, &opt, &yt, &xt, NULL, NULL, &err);
+    CHECK(rc == MD_ERR_INVALID && strstr(err.msg, "routing 0"), "routing LAYER: %s", err.msg);
+    be->arena_reset(be, mark);
+    md_moe_scratch_free(scratch);
+    md_moe_layer_free(&layer);
+out:
+    store_free(&st, w);
 }
 
 int main(void)
@@ -335,6 +438,7 @@ int main(void)
     run(be, &rng, MD_MOE_GEGLU_FF, MD_ROUTE_TOKEN_TOPK, 2, 1);
     run(be, &rng, MD_MOE_LINEAR, MD_ROUTE_SEQUENCE_TOPK, 1, 1);
     test_bad_config(be, &rng);
+    test_override(be, &rng);
     md_backend_destroy(be);
     return md_test_finish("test_moe_layer");
 }

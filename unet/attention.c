@@ -35,12 +35,22 @@ static void proj_free(md_proj *p)
     }
 }
 
+/* grid: x holds the block's image tokens (not the text context), so the
+ * MoE call may report their grid. */
 static md_status proj_forward(const md_unet_run *run, const md_proj *p, md_tensor *y,
-                              const md_tensor *x)
+                              const md_tensor *x, int grid)
 {
-    if (p->moe)
-        return md_moe_forward(run->be, p->moe, run->moe_scratch[p->moe->index], run->moe_opt, y,
-                              x, run->observer, run->observer_user, run->err);
+    if (p->moe) {
+        md_moe_options text_opt;
+        const md_moe_options *opt = run->moe_opt;
+        if (!grid && opt) {
+            text_opt = *opt;
+            text_opt.grid_h = text_opt.grid_w = 0;
+            opt = &text_opt;
+        }
+        return md_moe_forward(run->be, p->moe, run->moe_scratch[p->moe->index], opt, y, x,
+                              run->observer, run->observer_user, run->err);
+    }
     md_nn_linear_forward(run->be, y, x, &p->lin);
     return MD_OK;
 }
@@ -85,9 +95,9 @@ md_status md_attention_forward(const md_unet_run *run, const md_attention *a, md
     MD_TRY(md_nn_tensor(be, &k, run->err, 3, (int64_t[]){B, M, a->dim}));
     MD_TRY(md_nn_tensor(be, &v, run->err, 3, (int64_t[]){B, M, a->dim}));
     MD_TRY(md_nn_tensor(be, &o, run->err, 3, (int64_t[]){B, N, a->dim}));
-    MD_TRY(proj_forward(run, &a->q, &q, x));
-    MD_TRY(proj_forward(run, &a->k, &k, ctx));
-    MD_TRY(proj_forward(run, &a->v, &v, ctx));
+    MD_TRY(proj_forward(run, &a->q, &q, x, 1));
+    MD_TRY(proj_forward(run, &a->k, &k, ctx, ctx == x));
+    MD_TRY(proj_forward(run, &a->v, &v, ctx, ctx == x));
     float scale = (float)(1.0 / sqrt((double)(a->dim / a->heads)));
     be->attention(be, &o, &q, &k, &v, a->heads, scale, 0);
     md_nn_linear_forward(be, y, &o, &a->out);

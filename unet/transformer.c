@@ -170,8 +170,15 @@ md_status md_transformer_forward(const md_unet_run *run, const md_transformer *t
      * so both layouts go through the token path. */
     be->nchw_to_tokens(be, &tok, &n);
     md_nn_linear_forward(be, &h, &tok, &t->proj_in);
+    /* The blocks' MoE calls learn the token grid (row y * W + x of each
+     * image), so a router override can map rows to latent pixels. */
+    md_moe_options opt = run->moe_opt ? *run->moe_opt : (md_moe_options){0};
+    opt.grid_h = (int)H;
+    opt.grid_w = (int)W;
+    md_unet_run grid_run = *run;
+    grid_run.moe_opt = &opt;
     for (int i = 0; i < t->nblocks; i++)
-        MD_TRY(tblock_forward(run, &t->blocks[i], &h));
+        MD_TRY(tblock_forward(&grid_run, &t->blocks[i], &h));
     md_nn_linear_forward(be, &tok, &h, &t->proj_out);
     be->tokens_to_nchw(be, &n, &tok);
     be->add(be, x, &n, x);

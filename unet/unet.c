@@ -262,12 +262,15 @@ static md_status unet_run(const md_unet *u, md_unet_state *st, md_backend *be,
     MD_TRY(md_time_embed_forward(&u->temb, be, c, in, st->host, &temb, err));
     MD_TRY(md_nn_tensor(be, &ctx, err, 3, (int64_t[]){B, in->context_len, c->cross_attention_dim}));
     be->upload(be, &ctx, in->context);
+    md_moe_options moe_opt = st->moe_opt;
+    moe_opt.override = st->override;
+    moe_opt.override_user = st->override_user;
     md_unet_run run = {.be = be,
                        .err = err,
                        .temb = &temb,
                        .context = &ctx,
                        .moe_scratch = st->moe,
-                       .moe_opt = &st->moe_opt,
+                       .moe_opt = &moe_opt,
                        .observer = st->observer,
                        .observer_user = st->observer_user};
 

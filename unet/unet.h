@@ -52,8 +52,12 @@ void md_unet_state_free(md_unet_state *st);
 /* Called for every MoE layer call during forward (fn NULL = none). */
 void md_unet_state_set_observer(md_unet_state *st, md_moe_observer fn, void *user);
 /* Top-k and routing for every MoE layer of later calls (copied; NULL or
- * zeros = each layer's own). Checked per layer at forward time. */
+ * zeros = each layer's own). Checked per layer at forward time. Its
+ * override fields are ignored: the override is set on its own, below. */
 void md_unet_state_set_moe(md_unet_state *st, const md_moe_options *opt);
+/* Offered every MoE layer call before its experts run (fn NULL = none),
+ * whatever options each step sets. */
+void md_unet_state_set_override(md_unet_state *st, md_moe_override_fn fn, void *user);
 /* Routing counts of MoE layer `index` (0..md_unet_moe_layers-1) since the
  * last reset (moe.h md_moe_usage); a layer out of range reads as uncounted. */
 void md_unet_state_usage(const md_unet_state *st, int index, md_moe_usage *out);

@@ -34,6 +34,8 @@ struct md_unet_state {
     md_moe_options moe_opt;
     md_moe_observer observer;
     void *observer_user;
+    md_moe_override_fn override;
+    void *override_user;
 };
 
 /* Size of the skip stack a forward call of u pushes. */

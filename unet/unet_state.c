@@ -46,6 +46,12 @@ void md_unet_state_set_observer(md_unet_state *st, md_moe_observer fn, void *use
     st->observer_user = user;
 }
 
+void md_unet_state_set_override(md_unet_state *st, md_moe_override_fn fn, void *user)
+{
+    st->override = fn;
+    st->override_user = fn ? user : NULL;
+}
+
 void md_unet_state_set_moe(md_unet_state *st, const md_moe_options *opt)
 {
     if (opt)

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "moediffuse.h"
+#include "example_output.h"
 
 static const mdiff_api *api;
 static mdiff_context *ctx;
@@ -75,21 +76,7 @@ int main(int argc, char **argv)
     rc = api->generate(ctx, &gp, &img, msg, sizeof msg);
     signal(SIGINT, SIG_DFL);
     fputc('\n', stderr);
-    if (rc == MDIFF_OK) {
-        FILE *f = fopen(argv[3], "wb");
-        if (f) {
-            fprintf(f, "P6\n%d %d\n255\n", img.width, img.height);
-            for (int y = 0; y < img.height; y++)
-                fwrite(img.data + (size_t)y * img.stride, 3, (size_t)img.width, f);
-        }
-        if (!f || fclose(f) != 0) {
-            fprintf(stderr, "cannot write %s\n", argv[3]);
-            rc = MDIFF_ERR_IO;
-        }
-        api->image_free(&img);
-    } else {
-        fprintf(stderr, "%s: %s\n", api->status_name(rc), msg);
-    }
+    rc = example_deliver(api, rc, &img, argv[3], msg);
     api->context_destroy(ctx);
     dlclose(so);
     return rc == MDIFF_OK ? 0 : rc == MDIFF_ERR_CANCELLED ? 130 : 1;

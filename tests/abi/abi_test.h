@@ -50,11 +50,25 @@ static inline const mdiff_api *test_api(void)
     return api;
 }
 
-static inline mdiff_context *test_context(const mdiff_api *api, const char *model)
+/* The bundled demo model (token routing, 4 experts, top 2): models/demo
+ * of $MD_SOURCE_DIR. */
+static inline const char *test_demo_model(void)
+{
+    static char path[1024];
+    const char *src = getenv("MD_SOURCE_DIR");
+    snprintf(path, sizeof path, "%s/models/demo", src ? src : ".");
+    return path;
+}
+
+/* A context on the model at `path` on `backend` (NULL = "auto"); exits on
+ * failure. */
+static inline mdiff_context *test_context_at(const mdiff_api *api, const char *path,
+                                             const char *backend)
 {
     mdiff_context_params cp;
     api->context_params_init(&cp, sizeof cp);
-    cp.model_path = test_model(model);
+    cp.model_path = path;
+    cp.backend = backend;
     cp.threads = 2;
     char msg[512];
     mdiff_context *ctx = NULL;
@@ -64,6 +78,11 @@ static inline mdiff_context *test_context(const mdiff_api *api, const char *mode
         exit(1);
     }
     return ctx;
+}
+
+static inline mdiff_context *test_context(const mdiff_api *api, const char *model)
+{
+    return test_context_at(api, test_model(model), NULL);
 }
 
 /* FNV-1a over an image's pixels (row by row, so stride padding is left out). */

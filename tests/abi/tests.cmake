@@ -6,7 +6,8 @@ endif()
 
 set(MD_ABI_TEST_ENV "MD_SOURCE_DIR=${CMAKE_SOURCE_DIR};MD_GOLDEN_DIR=${MD_GOLDEN_DIR}")
 
-foreach(name abi_basics abi_generate abi_cancel abi_moe abi_v1_2 abi_v1_3 abi_v1_4 abi_v1_5 abi_destroy)
+foreach(name abi_basics abi_generate abi_cancel abi_moe abi_v1_2 abi_v1_3 abi_v1_4 abi_v1_5 abi_destroy
+             abi_router_override)
   add_executable(${name} ${CMAKE_SOURCE_DIR}/tests/abi/${name}.c)
   target_compile_options(${name} PRIVATE ${MD_WARNINGS})
   target_link_libraries(${name} PRIVATE moediffuse Threads::Threads)
@@ -17,6 +18,15 @@ endforeach()
 # Generates from several threads and contexts at once: also run under
 # ThreadSanitizer (label "threads", .ci/run).
 set_tests_properties(abi_cancel abi_v1_3 abi_destroy PROPERTIES LABELS "unit;abi;threads")
+
+# The router override on Vulkan (lavapipe on CI): an override routes on the
+# host there. Skipped (77) without a Vulkan device.
+if(MD_VULKAN)
+  add_test(NAME abi_router_override_vulkan COMMAND abi_router_override vulkan)
+  set_tests_properties(abi_router_override_vulkan PROPERTIES
+                       ENVIRONMENT "${MD_ABI_TEST_ENV};MD_VK_VALIDATION=1;${MD_SANITIZER_ENV}"
+                       LABELS "abi;vulkan" SKIP_RETURN_CODE 77)
+endif()
 
 # Routing health (1.4): the test models are made by health.sh.
 add_executable(abi_health ${CMAKE_SOURCE_DIR}/tests/abi/abi_health.c)
@@ -36,7 +46,7 @@ foreach(t abi-compat-v1_0 abi-compat-current)
   target_link_libraries(${t} PRIVATE moediffuse)
 endforeach()
 
-foreach(script compat example_host)
+foreach(script compat example_host paint_example)
   add_test(NAME abi_${script} COMMAND bash ${CMAKE_SOURCE_DIR}/tests/abi/${script}.sh ${CMAKE_BINARY_DIR})
   set_tests_properties(abi_${script} PROPERTIES ENVIRONMENT "${MD_ABI_TEST_ENV};${MD_SANITIZER_ENV}"
                        LABELS "unit;abi")
