@@ -1,0 +1,282 @@
+/* Applying LoRAs: the fused weight of a linear and a 3x3 conv against a
+ * plain loop, two LoRAs adding up, the backend wrapper's linear and conv2d
+ * (fused copies and side products) against the same reference, and a
+ * whole generation with a LoRA leaving the loaded model's weights
+ * byte-identical. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lora/lora_backend.h"
+#include "pipeline/pipeline.h"
+#include "test_support.h"
+
+enum { OUT = 5, IN = 3, K = 3, RANK = 2, LIN_OUT = 6, LIN_IN = 4 };
+
+typedef struct fixture {
+    md_test_rng rng;
+    float conv_w[OUT * IN * K * K], lin_w[LIN_OUT * LIN_IN];
+    md_tensor conv, lin;
+    md_tensor *conv_t, *lin_t; /* the model's weights: as the map holds them */
+    md_weights *map;
+    /* two LoRAs, each on both weights; stored F16 like most files */
+    uint16_t down[2][2][RANK * IN * K * K], up[2][2][OUT * RANK + LIN_OUT * RANK];
+    md_lora_entry entries[2][2];
+    md_lora_file files[2];
+    md_tensor tdown[2][2], tup[2][2];
+} fixture;
+
+static float uni(fixture *f)
+{
+    return (float)(2.0 * md_test_uniform(&f->rng) - 1.0);
+}
+
+static void setup(fixture *f)
+{
+    f->rng.state = 42;
+    for (int i = 0; i < OUT * IN * K * K; i++)
+        f->conv_w[i] = uni(f);
+    for (int i = 0; i < LIN_OUT * LIN_IN; i++)
+        f->lin_w[i] = uni(f);
+    f->conv = (md_tensor){.dtype = MD_F32, .ndim = 4, .shape = {OUT, IN, K, K}, .data = f->conv_w};
+    f->lin = (md_tensor){.dtype = MD_F32, .ndim = 2, .shape = {LIN_OUT, LIN_IN}, .data = f->lin_w};
+    f->map = md_weights_new("unet");
+    md_weights_add(f->map, "conv.weight", &f->conv, "model", NULL);
+    md_weights_add(f->map, "lin.weight", &f->lin, "model", NULL);
+    /* The map holds its own descriptors: the identity a binding keys on. */
+    f->conv_t = md_weights_find(f->map, "conv.weight");
+    f->lin_t = md_weights_find(f->map, "lin.weight");
+    for (int l = 0; l < 2; l++) {
+        for (int m = 0; m < 2; m++) { /* m 0: conv, 1: linear */
+            int in = m ? LIN_IN : IN * K * K, out = m ? LIN_OUT : OUT;
+            for (int i = 0; i < RANK * in; i++)
+                f->down[l][m][i] = md_f32_to_f16(uni(f));
+            for (int i = 0; i < out * RANK; i++)
+                f->up[l][m][i] = md_f32_to_f16(uni(f));
+            f->tdown[l][m] = m ? (md_tensor){MD_F16, 2, {RANK, LIN_IN}, f->down[l][m]}
+                               : (md_tensor){MD_F16, 4, {RANK, IN, K, K}, f->down[l][m]};
+            f->tup[l][m] = m ? (md_tensor){MD_F16, 2, {LIN_OUT, RANK}, f->up[l][m]}
+                             : (md_tensor){MD_F16, 4, {OUT, RANK, 1, 1}, f->up[l][m]};
+            md_lora_entry *e = &f->entries[l][m];
+            *e = (md_lora_entry){.part = MD_LORA_UNET, .down = &f->tdown[l][m],
+                                 .up = &f->tup[l][m], .alpha = l ? 2.0f : 1.5f, .rank = RANK};
+            snprintf(e->module, sizeof e->module, "%s", m ? "lin" : "conv");
+            snprintf(e->key, sizeof e->key, "lora%d.%s", l, e->module);
+        }
+        snprintf(f->files[l].path, sizeof f->files[l].path, "lora%d", l);
+        f->files[l].entries = f->entries[l];
+        f->files[l].count = 2;
+    }
+}
+
+static const float SCALES[2] = {0.7f, -0.4f};
+
+/* W' of weight m (0 conv, 1 linear) with LoRAs [0, nloras), plain loops. */
+static void reference_fused(const fixture *f, int m, int nloras, double *out)
+{
+    int out_dim = m ? LIN_OUT : OUT, in = m ? LIN_IN : IN * K * K;
+    const float *w = m ? f->lin_w : f->conv_w;
+    for (int o = 0; o < out_dim; o++)
+        for (int i = 0; i < in; i++) {
+            double v = w[o * in + i];
+            for (int l = 0; l < nloras; l++) {
+                double s = 0;
+                for (int r = 0; r < RANK; r++)
+                    s += (double)md_f16_to_f32(f->up[l][m][o * RANK + r]) *
+                         md_f16_to_f32(f->down[l][m][r * in + i]);
+                v += SCALES[l] * f->entries[l][m].alpha / RANK * s;
+            }
+            out[o * in + i] = v;
+        }
+}
+
+static double max_rel(const float *a, const double *b, size_t n)
+{
+    double d = 0, m = 0;
+    for (size_t i = 0; i < n; i++) {
+        d = fmax(d, fabs(a[i] - b[i]));
+        m = fmax(m, fabs(b[i]));
+    }
+    return m > 0 ? d / m : d;
+}
+
+static void bind(fixture *f, md_lora_binding *b, int nloras)
+{
+    md_weights *maps[1] = {f->map};
+    for (int l = 0; l < nloras; l++) {
+        md_error err = {0};
+        CHECK(md_lora_bind_maps(b, maps, 1, &f->files[l], SCALES[l], 0, &err) == MD_OK, "%s",
+              err.msg);
+    }
+}
+
+static void test_fusion(fixture *f)
+{
+    for (int nloras = 1; nloras <= 2; nloras++) {
+        md_lora_binding b = {0};
+        bind(f, &b, nloras);
+        CHECK(b.count == 2 * nloras, "%d targets", b.count);
+        for (int m = 0; m < 2; m++) {
+            const md_tensor *w = m ? f->lin_t : f->conv_t;
+            size_t n = (size_t)md_tensor_numel(w);
+            float got[OUT * IN * K * K];
+            double want[OUT * IN * K * K];
+            md_error err = {0};
+            CHECK(md_lora_fused_weight(&b, w, NULL, got, &err) == MD_OK, "%s", err.msg);
+            reference_fused(f, m, nloras, want);
+            double e = max_rel(got, want, n);
+            CHECK(e < 1e-6, "%s with %d LoRA(s): max rel err %g", m ? "linear" : "conv 3x3",
+                  nloras, e);
+        }
+        md_lora_binding_clear(&b);
+    }
+}
+
+/* The wrapper's conv2d (stride 2, pad 1) and linear against x * W'. */
+static void test_wrapper(fixture *f, md_backend *cpu, md_lora_apply how)
+{
+    md_lora_binding b = {0};
+    bind(f, &b, 2);
+    md_backend *be = NULL;
+    md_error err = {0};
+    REQUIRE(md_lora_backend_new(cpu, &b, how, &be, &err) == MD_OK, "%s", err.msg);
+    double wf[OUT * IN * K * K], wl[LIN_OUT * LIN_IN];
+    reference_fused(f, 0, 2, wf);
+    reference_fused(f, 1, 2, wl);
+    size_t mark = be->arena_mark(be);
+    enum { H = 5, HO = 3, ROWS = 7 };
+    md_tensor x = be->new_tensor(be, 4, (int64_t[]){1, IN, H, H});
+    md_tensor y = be->new_tensor(be, 4, (int64_t[]){1, OUT, HO, HO});
+    md_tensor xl = be->new_tensor(be, 2, (int64_t[]){ROWS, LIN_IN});
+    md_tensor yl = be->new_tensor(be, 2, (int64_t[]){ROWS, LIN_OUT});
+    float *xv = x.data, *xlv = xl.data;
+    for (int i = 0; i < IN * H * H; i++)
+        xv[i] = uni(f);
+    for (int i = 0; i < ROWS * LIN_IN; i++)
+        xlv[i] = uni(f);
+    be->conv2d(be, &y, &x, f->conv_t, NULL, 2, 1);
+    be->linear(be, &yl, &xl, f->lin_t, NULL);
+    double want[OUT * HO * HO], wantl[ROWS * LIN_OUT];
+    for (int o = 0; o < OUT; o++)
+        for (int oy = 0; oy < HO; oy++)
+            for (int ox = 0; ox < HO; ox++) {
+                double s = 0;
+                for (int i = 0; i < IN; i++)
+                    for (int ky = 0; ky < K; ky++)
+                        for (int kx = 0; kx < K; kx++) {
+                            int iy = oy * 2 - 1 + ky, ix = ox * 2 - 1 + kx;
+                            if (iy >= 0 && iy < H && ix >= 0 && ix < H)
+                                s += wf[((o * IN + i) * K + ky) * K + kx] * xv[(i * H + iy) * H + ix];
+                        }
+                want[(o * HO + oy) * HO + ox] = s;
+            }
+    for (int r = 0; r < ROWS; r++)
+        for (int o = 0; o < LIN_OUT; o++) {
+            double s = 0;
+            for (int i = 0; i < LIN_IN; i++)
+                s += wl[o * LIN_IN + i] * xlv[r * LIN_IN + i];
+            wantl[r * LIN_OUT + o] = s;
+        }
+    const char *name = how == MD_LORA_FUSED ? "fused" : "side";
+    double ec = max_rel(y.data, want, OUT * HO * HO), el = max_rel(yl.data, wantl, ROWS * LIN_OUT);
+    CHECK(ec < 1e-5, "%s conv2d: max rel err %g", name, ec);
+    CHECK(el < 1e-5, "%s linear: max rel err %g", name, el);
+    be->arena_reset(be, mark);
+    md_backend_destroy(be);
+    md_lora_binding_clear(&b);
+}
+
+/* ---- a generation on the tiny model ---- */
+
+static size_t weight_bytes(const md_model *m, unsigned char *out)
+{
+    size_t n = 0;
+    for (int i = 0; i < m->nweights; i++)
+        for (size_t j = 0; j < md_weights_count(m->weights[i]); j++) {
+            const md_tensor *t = md_weights_tensor(m->weights[i], j);
+            if (out)
+                memcpy(out + n, t->data, md_tensor_nbytes(t));
+            n += md_tensor_nbytes(t);
+        }
+    return n;
+}
+
+static md_status generate(const md_model *m, md_backend *be, float *image, md_error *err)
+{
+    mdiff_gen_params p;
+    md_request_defaults(&p, sizeof p);
+    p.prompt = "a lighthouse on a cliff";
+    p.steps = 2;
+    p.seed = 3;
+    p.width = p.height = m->default_size;
+    md_gen_run run = {.backend = be};
+    return md_generate(m, &run, &p, NULL, NULL, image, err);
+}
+
+static void test_generation(md_backend *cpu)
+{
+    char dir[4096], lora_path[4096];
+    if (!md_test_golden_path(dir, sizeof dir, "tiny-sd-dense") ||
+        !md_test_golden_path(lora_path, sizeof lora_path, "tiny-sd-lora/lora_kohya.safetensors")) {
+        FAIL("MD_GOLDEN_DIR is not set");
+        return;
+    }
+    md_model *m = NULL;
+    md_lora_file *f = NULL;
+    md_lora_binding b = {0};
+    md_error err = {0};
+    md_model_options opt = {.backend = cpu};
+    REQUIRE(md_model_load(dir, &opt, &m, &err) == MD_OK, "%s", err.msg);
+    size_t nbytes = weight_bytes(m, NULL), npix = 3 * (size_t)m->default_size * m->default_size;
+    unsigned char *before = malloc(nbytes), *after = malloc(nbytes);
+    float *plain = calloc(npix, sizeof(float)), *fused = calloc(npix, sizeof(float));
+    float *side = calloc(npix, sizeof(float));
+    md_backend *bf = NULL, *bs = NULL;
+    if (!before || !after || !plain || !fused || !side) {
+        FAIL("out of memory");
+        goto done;
+    }
+    weight_bytes(m, before);
+    if (!CHECK(md_lora_file_open(lora_path, &f, &err) == MD_OK &&
+                   md_lora_bind(&b, m, f, 0.8f, 0, &err) == MD_OK &&
+                   md_lora_backend_new(cpu, &b, MD_LORA_FUSED, &bf, &err) == MD_OK &&
+                   md_lora_backend_new(cpu, &b, MD_LORA_SIDE, &bs, &err) == MD_OK,
+               "%s", err.msg))
+        goto done;
+    CHECK(generate(m, cpu, plain, &err) == MD_OK, "%s", err.msg);
+    CHECK(generate(m, bf, fused, &err) == MD_OK, "%s", err.msg);
+    CHECK(generate(m, bs, side, &err) == MD_OK, "%s", err.msg);
+    double moved = md_test_rel_err(plain, fused, npix), agree = md_test_rel_err(side, fused, npix);
+    CHECK(moved > 1e-3, "the LoRA did not change the image (rel diff %g)", moved);
+    CHECK(agree < 1e-4, "fused and side products differ: %g", agree);
+    weight_bytes(m, after);
+    CHECK(memcmp(before, after, nbytes) == 0, "a LoRA generation changed the model's weights");
+    float *again = plain;
+    CHECK(generate(m, cpu, again, &err) == MD_OK && md_test_rel_err(again, fused, npix) == moved,
+          "the model without the LoRA no longer gives the same image");
+done:
+    md_backend_destroy(bf);
+    md_backend_destroy(bs);
+    md_lora_binding_clear(&b);
+    md_lora_file_free(f);
+    md_model_free(m);
+    free(before), free(after), free(plain), free(fused), free(side);
+}
+
+int main(void)
+{
+    fixture *f = calloc(1, sizeof *f);
+    md_backend *cpu = md_test_cpu_backend(2);
+    if (!f || !cpu)
+        return 2;
+    setup(f);
+    test_fusion(f);
+    test_wrapper(f, cpu, MD_LORA_FUSED);
+    test_wrapper(f, cpu, MD_LORA_SIDE);
+    test_generation(cpu);
+    md_weights_free(f->map);
+    free(f);
+    md_backend_destroy(cpu);
+    return md_test_finish("test_lora_apply");
+}
