@@ -8,7 +8,7 @@
 /* One modified weight: its fused copy (FUSED), or the low-rank pair of
  * each update bound to it (SIDE). */
 typedef struct lora_pair {
-    md_tensor down, up; /* prepared f32; up already multiplied by the factor */
+    md_tensor down, up; /* f32 copies; up already multiplied by the factor */
 } lora_pair;
 
 typedef struct lora_slot {
@@ -24,8 +24,9 @@ typedef struct lora_be {
     md_lora_apply how;
     lora_slot *slots; /* sorted by w */
     int nslots;
-    void **host; /* host buffers given to prepare_weight, freed at destroy */
+    void **host; /* host buffers of the copies, freed at destroy */
     int nhost;
+    void *device_copies; /* weights_load's handle (backends that have it) */
 } lora_be;
 
 #define IN(be) (((lora_be *)(be))->inner)
@@ -212,6 +213,8 @@ static md_status f_sync(md_backend *be, md_error *err) { return IN(be)->sync(IN(
 static void lora_destroy(md_backend *be)
 {
     lora_be *l = (lora_be *)be;
+    if (l->device_copies)
+        l->inner->weights_unload(l->inner, l->device_copies);
     for (int i = 0; i < l->nslots; i++)
         free(l->slots[i].pairs);
     free(l->slots);
@@ -223,10 +226,9 @@ static void lora_destroy(md_backend *be)
 
 /* ---- building the slots ---- */
 
-/* An f32 tensor of `shape` over malloc'd `data` (kept until destroy),
- * prepared on the inner backend. */
-static md_status prepared_f32(lora_be *l, md_tensor *t, int ndim, const int64_t *shape,
-                              float *data, md_error *err)
+/* An f32 tensor of `shape` over malloc'd `data` (kept until destroy);
+ * place_copies() later puts it where the inner backend computes. */
+static void host_f32(lora_be *l, md_tensor *t, int ndim, const int64_t *shape, float *data)
 {
     l->host[l->nhost++] = data;
     memset(t, 0, sizeof *t);
@@ -234,7 +236,40 @@ static md_status prepared_f32(lora_be *l, md_tensor *t, int ndim, const int64_t 
     t->ndim = ndim;
     memcpy(t->shape, shape, sizeof(int64_t) * (size_t)ndim);
     t->data = data;
-    return l->inner->prepare_weight(l->inner, t, err);
+}
+
+/* Every copy to the inner backend: one allocation through weights_load
+ * where it exists (freed with the wrapper; prepare_weight's device memory
+ * would live as long as the inner backend), else prepare_weight. */
+static md_status place_copies(lora_be *l, md_error *err)
+{
+    int n = 0;
+    md_tensor **ts = calloc((size_t)l->nhost + 1, sizeof *ts);
+    if (!ts)
+        return md_fail(err, MD_ERR_NOMEM, "LoRA: out of memory");
+    for (int i = 0; i < l->nslots; i++) {
+        if (l->how == MD_LORA_FUSED)
+            ts[n++] = &l->slots[i].fused;
+        for (int j = 0; j < l->slots[i].npairs; j++) {
+            ts[n++] = &l->slots[i].pairs[j].down;
+            ts[n++] = &l->slots[i].pairs[j].up;
+        }
+    }
+    md_status s = MD_OK;
+    if (l->inner->weights_load && n) {
+        md_tensor *dev = calloc((size_t)n, sizeof *dev);
+        s = dev ? l->inner->weights_load(l->inner, (const md_tensor *const *)ts, dev, n,
+                                         &l->device_copies, err)
+                : md_fail(err, MD_ERR_NOMEM, "LoRA: out of memory");
+        for (int i = 0; s == MD_OK && i < n; i++)
+            *ts[i] = dev[i];
+        free(dev);
+    } else {
+        for (int i = 0; s == MD_OK && i < n; i++)
+            s = l->inner->prepare_weight(l->inner, ts[i], err);
+    }
+    free(ts);
+    return s;
 }
 
 static md_status make_fused(lora_be *l, const md_lora_binding *b, lora_slot *s, md_error *err)
@@ -247,7 +282,8 @@ static md_status make_fused(lora_be *l, const md_lora_binding *b, lora_slot *s, 
         free(data);
         return st;
     }
-    return prepared_f32(l, &s->fused, s->w->ndim, s->w->shape, data, err);
+    host_f32(l, &s->fused, s->w->ndim, s->w->shape, data);
+    return MD_OK;
 }
 
 static md_status make_pair(lora_be *l, const md_lora_target *t, lora_pair *p, md_error *err)
@@ -269,12 +305,9 @@ static md_status make_pair(lora_be *l, const md_lora_target *t, lora_pair *p, md
     int64_t down_shape[4] = {e->down->shape[0], e->down->shape[1],
                              e->down->ndim == 4 ? e->down->shape[2] : 1,
                              e->down->ndim == 4 ? e->down->shape[3] : 1};
-    md_status st = prepared_f32(l, &p->down, conv ? 4 : 2, down_shape, down, err);
-    if (st != MD_OK) {
-        free(up);
-        return st;
-    }
-    return prepared_f32(l, &p->up, conv ? 4 : 2, up_shape, up, err);
+    host_f32(l, &p->down, conv ? 4 : 2, down_shape, down);
+    host_f32(l, &p->up, conv ? 4 : 2, up_shape, up);
+    return MD_OK;
 }
 
 static md_status build_slots(lora_be *l, const md_lora_binding *b, md_error *err)
@@ -303,7 +336,7 @@ static md_status build_slots(lora_be *l, const md_lora_binding *b, md_error *err
         }
     }
     qsort(l->slots, (size_t)l->nslots, sizeof *l->slots, cmp_slot);
-    return MD_OK;
+    return place_copies(l, err);
 }
 
 md_status md_lora_backend_new(md_backend *inner, const md_lora_binding *b, md_lora_apply how,

@@ -3,11 +3,12 @@
  * linear and conv2d on a weight the binding modifies.
  *  - MD_LORA_FUSED: those calls use a fused copy of the weight
  *    (md_lora_fused_weight, f32, made when the wrapper is created and
- *    prepared on the inner backend). Needs the inner backend's weights in
+ *    put on the inner backend: weights_load where it has it, else
+ *    prepare_weight). Needs the inner backend's weights in
  *    host memory (CPU), since the fused copy is computed from them.
  *  - MD_LORA_SIDE: the call runs on the model's weight, then adds the
- *    low-rank product factor * up(down(x)) (down and up prepared on the
- *    inner backend as f32 copies). Works on any backend.
+ *    low-rank product factor * up(down(x)) (down and up put on the inner
+ *    backend as f32 copies, like the fused ones). Works on any backend.
  * Both give W' x up to rounding. The wrapper owns its copies and frees them
  * when destroyed; it does not own the inner backend or the binding, which
  * must outlive it. MoE layers are routed on the host through it (no

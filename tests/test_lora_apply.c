@@ -62,7 +62,7 @@ static void setup(fixture *f)
             *e = (md_lora_entry){.part = MD_LORA_UNET, .down = &f->tdown[l][m],
                                  .up = &f->tup[l][m], .alpha = l ? 2.0f : 1.5f, .rank = RANK};
             snprintf(e->module, sizeof e->module, "%s", m ? "lin" : "conv");
-            snprintf(e->key, sizeof e->key, "lora%d.%s", l, e->module);
+            snprintf(e->key, sizeof e->key, "lora%d.%s", l, m ? "lin" : "conv");
         }
         snprintf(f->files[l].path, sizeof f->files[l].path, "lora%d", l);
         f->files[l].entries = f->entries[l];
