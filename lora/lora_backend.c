@@ -301,7 +301,8 @@ static md_status make_pair(lora_be *l, const md_lora_target *t, lora_pair *p, md
         up[i] *= t->factor;
     /* A conv's up runs as a 1x1 conv: [out, r, 1, 1] whatever the file stored. */
     int64_t up_shape[4] = {e->up->shape[0], e->up->shape[1], 1, 1};
-    int conv = t->w->ndim == 4 && e->down->ndim == 4;
+    /* A 4-d weight may run as a conv or (1x1) as a linear: 4-d copies serve both. */
+    int conv = t->w->ndim == 4;
     int64_t down_shape[4] = {e->down->shape[0], e->down->shape[1],
                              e->down->ndim == 4 ? e->down->shape[2] : 1,
                              e->down->ndim == 4 ? e->down->shape[3] : 1};

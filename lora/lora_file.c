@@ -148,7 +148,10 @@ static md_status add_key(md_lora_file *f, int *cap, const char *name, const md_t
         if (ends_with(name, SUFFIXES[i].suffix))
             sr = &SUFFIXES[i];
     size_t lp = pr ? strlen(pr->prefix) : 0, ls = sr ? strlen(sr->suffix) : 0;
-    if (!pr || !sr || strlen(name) <= lp + ls || strlen(name) >= MD_LORA_NAME_MAX)
+    if (strlen(name) >= MD_LORA_NAME_MAX)
+        return md_fail(err, MD_ERR_FORMAT, "%s: key %.64s... is longer than %d characters",
+                       f->path, name, MD_LORA_NAME_MAX - 1);
+    if (!pr || !sr || strlen(name) <= lp + ls)
         return md_fail(err, MD_ERR_FORMAT,
                        "%s: key %s is not a LoRA key of a known layout (lora_unet_*, lora_te_*, "
                        "unet.*, text_encoder.* with lora_down/lora_up/alpha or lora.down/up, "

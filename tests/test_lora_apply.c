@@ -1,8 +1,8 @@
 /* Applying LoRAs: the fused weight of a linear and a 3x3 conv against a
- * plain loop, two LoRAs adding up, the backend wrapper's linear and conv2d
- * (fused copies and side products) against the same reference, and a
- * whole generation with a LoRA leaving the loaded model's weights
- * byte-identical. */
+ * plain loop, two LoRAs adding up, the backend wrapper's linear, conv2d
+ * and 1x1 conv2d (fused copies and side products) against the same
+ * reference, and a whole generation with a LoRA leaving the loaded model's
+ * weights byte-identical. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -187,6 +187,57 @@ static void test_wrapper(fixture *f, md_backend *cpu, md_lora_apply how)
     md_lora_binding_clear(&b);
 }
 
+/* A 1x1 conv weight [4, 3, 1, 1] with a 2-d LoRA (kohya's conv_shortcut
+ * form), run as a conv2d through both kinds of wrapper. */
+static void test_pointwise(md_backend *cpu)
+{
+    enum { CO = 4, CI = 3, R = 2, HW = 4 };
+    float w[CO * CI] = {0.5f, -1, 0.25f, 2, 0, 1, -0.5f, 1.5f, 0.75f, -2, 0.125f, 1};
+    float down[R * CI] = {1, 2, -1, 0.5f, -0.5f, 1}, up[CO * R] = {1, -1, 0.5f, 2, -2, 0, 1, 1};
+    md_tensor wt = {MD_F32, 4, {CO, CI, 1, 1}, w};
+    md_tensor dt = {MD_F32, 2, {R, CI}, down}, ut = {MD_F32, 2, {CO, R}, up};
+    md_weights *map = md_weights_new("unet");
+    md_weights_add(map, "short.weight", &wt, "model", NULL);
+    md_lora_entry e = {.part = MD_LORA_UNET, .module = "short", .key = "short", .down = &dt,
+                       .up = &ut, .alpha = 1, .rank = R};
+    md_lora_file file = {.path = "pointwise", .entries = &e, .count = 1};
+    md_lora_binding b = {0};
+    md_error err = {0};
+    REQUIRE(md_lora_bind_maps(&b, &map, 1, &file, 0.5f, 0, &err) == MD_OK, "%s", err.msg);
+    float x[CI * HW];
+    double want[CO * HW];
+    for (int i = 0; i < CI * HW; i++)
+        x[i] = (float)(i % 5) - 2.0f;
+    for (int o = 0; o < CO; o++)
+        for (int p = 0; p < HW; p++) {
+            double sum = 0;
+            for (int i = 0; i < CI; i++) {
+                double d = 0;
+                for (int r = 0; r < R; r++)
+                    d += (double)up[o * R + r] * down[r * CI + i];
+                sum += (w[o * CI + i] + 0.5 * 0.5 * d) * x[i * HW + p];
+            }
+            want[o * HW + p] = sum;
+        }
+    for (int how = 0; how < 2; how++) {
+        md_backend *be = NULL;
+        if (!CHECK(md_lora_backend_new(cpu, &b, (md_lora_apply)how, &be, &err) == MD_OK, "%s",
+                   err.msg))
+            continue;
+        size_t mark = be->arena_mark(be);
+        md_tensor xt = be->new_tensor(be, 4, (int64_t[]){1, CI, 2, 2});
+        md_tensor yt = be->new_tensor(be, 4, (int64_t[]){1, CO, 2, 2});
+        memcpy(xt.data, x, sizeof x);
+        be->conv2d(be, &yt, &xt, md_weights_find(map, "short.weight"), NULL, 1, 0);
+        double e1 = max_rel(yt.data, want, CO * HW);
+        CHECK(e1 < 1e-6, "1x1 conv, %s: max rel err %g", how ? "side" : "fused", e1);
+        be->arena_reset(be, mark);
+        md_backend_destroy(be);
+    }
+    md_lora_binding_clear(&b);
+    md_weights_free(map);
+}
+
 /* ---- a generation on the tiny model ---- */
 
 static size_t weight_bytes(const md_model *m, unsigned char *out)
@@ -274,6 +325,7 @@ int main(void)
     test_fusion(f);
     test_wrapper(f, cpu, MD_LORA_FUSED);
     test_wrapper(f, cpu, MD_LORA_SIDE);
+    test_pointwise(cpu);
     test_generation(cpu);
     md_weights_free(f->map);
     free(f);
