@@ -1,6 +1,8 @@
 /* LoRA entries -> the model weights they modify (rules: lora_bind.h). */
 #include "lora_bind.h"
 
+#include "../models/ldm_names.h"
+
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,15 +80,47 @@ static md_status push(md_lora_binding *b, const md_lora_target *t, md_error *err
     return MD_OK;
 }
 
-/* Appends the targets of one entry; *found = how many. */
-static md_status bind_entry(md_lora_binding *b, md_weights *map, const md_lora_file *f,
-                            const md_lora_entry *e, float scale, int *found, md_error *err)
+/* The LDM module path of each weight of a U-Net map (dense path, LDM
+ * name, without prefix and ".weight"; "" where there is none), made once
+ * per binding call when a kohya U-Net path needs it. */
+typedef struct ldm_names {
+    char (*names)[MD_LORA_NAME_MAX];
+    size_t n;
+} ldm_names;
+
+static md_status ldm_names_make(ldm_names *l, const md_weights *map, const md_unet_config *cfg,
+                                md_error *err)
+{
+    l->n = md_weights_count(map);
+    l->names = calloc(l->n + 1, sizeof *l->names);
+    if (!l->names)
+        return md_fail(err, MD_ERR_NOMEM, "LoRA binding: out of memory");
+    const size_t lp = strlen(MD_LDM_UNET_PREFIX);
+    for (size_t i = 0; i < l->n; i++) {
+        char dense[MD_LORA_NAME_MAX], name[MD_LORA_NAME_MAX + 8], key[MD_LORA_NAME_MAX + 64];
+        if (!dense_module(md_weights_name(map, i), dense, sizeof dense))
+            continue;
+        snprintf(name, sizeof name, "%s.weight", dense);
+        size_t n = md_ldm_unet_key(cfg, name, key, sizeof key) ? strlen(key) : 0;
+        if (n > lp + 7 && strncmp(key, MD_LDM_UNET_PREFIX, lp) == 0 &&
+            strcmp(key + n - 7, ".weight") == 0 && n - lp - 7 < MD_LORA_NAME_MAX)
+            snprintf(l->names[i], MD_LORA_NAME_MAX, "%.*s", (int)(n - lp - 7), key + lp);
+    }
+    return MD_OK;
+}
+
+/* Appends the targets of one entry; *found = how many. With ldm, the
+ * map's names are matched through their LDM names. */
+static md_status bind_entry(md_lora_binding *b, md_weights *map, const ldm_names *ldm,
+                            const md_lora_file *f, const md_lora_entry *e, float scale,
+                            int *found, md_error *err)
 {
     char module[MD_LORA_NAME_MAX];
     *found = 0;
     for (size_t i = 0; i < md_weights_count(map); i++) {
         const char *name = md_weights_name(map, i);
-        if (!dense_module(name, module, sizeof module) || !module_matches(module, e))
+        if (ldm ? !ldm->names[i][0] || !module_matches(ldm->names[i], e)
+                : !dense_module(name, module, sizeof module) || !module_matches(module, e))
             continue;
         md_lora_target t = {.w = md_weights_tensor(map, i), .entry = e,
                             .factor = scale * e->alpha / (float)e->rank};
@@ -99,9 +133,10 @@ static md_status bind_entry(md_lora_binding *b, md_weights *map, const md_lora_f
 }
 
 md_status md_lora_bind_maps(md_lora_binding *b, md_weights *const *maps, int nmaps,
-                            const md_lora_file *f, float scale, int allow_unmatched,
-                            md_error *err)
+                            const md_unet_config *unet_cfg, const md_lora_file *f, float scale,
+                            int allow_unmatched, md_error *err)
 {
+    ldm_names ldm = {0};
     const int start = b->count;
     int unmatched = 0;
     char list[1024] = "";
@@ -116,7 +151,13 @@ md_status md_lora_bind_maps(md_lora_binding *b, md_weights *const *maps, int nma
             break;
         }
         int found = 0;
-        s = bind_entry(b, map, f, e, scale, &found, err);
+        s = bind_entry(b, map, NULL, f, e, scale, &found, err);
+        if (s == MD_OK && !found && e->underscored && e->part == MD_LORA_UNET && unet_cfg) {
+            if (!ldm.names)
+                s = ldm_names_make(&ldm, map, unet_cfg, err);
+            if (s == MD_OK)
+                s = bind_entry(b, map, &ldm, f, e, scale, &found, err);
+        }
         if (s == MD_OK && !found) {
             size_t len = strlen(list);
             if (unmatched++ < 3)
@@ -128,13 +169,15 @@ md_status md_lora_bind_maps(md_lora_binding *b, md_weights *const *maps, int nma
                     f->path, unmatched, list, unmatched > 3 ? ", ..." : "");
     if (s != MD_OK)
         b->count = start;
+    free(ldm.names);
     return s;
 }
 
 md_status md_lora_bind(md_lora_binding *b, const md_model *m, const md_lora_file *f, float scale,
                        int allow_unmatched, md_error *err)
 {
-    return md_lora_bind_maps(b, m->weights, m->nweights, f, scale, allow_unmatched, err);
+    return md_lora_bind_maps(b, m->weights, m->nweights, &m->unet_cfg, f, scale, allow_unmatched,
+                             err);
 }
 
 void md_lora_binding_clear(md_lora_binding *b)

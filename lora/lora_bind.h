@@ -14,7 +14,10 @@
  *    dropping ".experts.{e}" from the expert's name gives P, which is the
  *    rule used here: every expert gets the same low-rank update.
  * Kohya paths ('_' for '.') are matched against the same names with '.'
- * written '_'. */
+ * written '_'. A kohya U-Net path that matches none of them is then
+ * matched against the original LDM / SGM names of the same weights
+ * (input_blocks / middle_block / output_blocks, as kohya writes SDXL
+ * LoRAs; models/ldm_names.h), given the U-Net's config. */
 #ifndef MD_LORA_BIND_H
 #define MD_LORA_BIND_H
 
@@ -36,13 +39,14 @@ typedef struct md_lora_binding {
 
 /* Adds the targets of every entry of `f` at `scale`; a binding may hold
  * several files, whose updates then add up. The maps are found by label
- * (md_weights_label). An entry that matches no weight is an error listing
+ * (md_weights_label); unet_cfg (NULL: none) enables the LDM names. An
+ * entry that matches no weight is an error listing
  * the keys, unless allow_unmatched; an entry whose shapes do not fit its
  * weight, or for a part the model lacks (text_encoder_2 on SD 1.x), is an
  * error naming the file and key. On error the binding is unchanged. */
 md_status md_lora_bind_maps(md_lora_binding *b, md_weights *const *maps, int nmaps,
-                            const md_lora_file *f, float scale, int allow_unmatched,
-                            md_error *err);
+                            const md_unet_config *unet_cfg, const md_lora_file *f, float scale,
+                            int allow_unmatched, md_error *err);
 md_status md_lora_bind(md_lora_binding *b, const md_model *m, const md_lora_file *f, float scale,
                        int allow_unmatched, md_error *err);
 void md_lora_binding_clear(md_lora_binding *b);

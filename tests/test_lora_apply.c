@@ -1,8 +1,8 @@
 /* Applying LoRAs: the fused weight of a linear and a 3x3 conv against a
  * plain loop, two LoRAs adding up, the backend wrapper's linear, conv2d
  * and 1x1 conv2d (fused copies and side products) against the same
- * reference, and a whole generation with a LoRA leaving the loaded model's
- * weights byte-identical. */
+ * reference, kohya's LDM-named U-Net keys, and a whole generation with a
+ * LoRA leaving the loaded model's weights byte-identical. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,7 +106,7 @@ static void bind(fixture *f, md_lora_binding *b, int nloras)
     md_weights *maps[1] = {f->map};
     for (int l = 0; l < nloras; l++) {
         md_error err = {0};
-        CHECK(md_lora_bind_maps(b, maps, 1, &f->files[l], SCALES[l], 0, &err) == MD_OK, "%s",
+        CHECK(md_lora_bind_maps(b, maps, 1, NULL, &f->files[l], SCALES[l], 0, &err) == MD_OK, "%s",
               err.msg);
     }
 }
@@ -203,7 +203,7 @@ static void test_pointwise(md_backend *cpu)
     md_lora_file file = {.path = "pointwise", .entries = &e, .count = 1};
     md_lora_binding b = {0};
     md_error err = {0};
-    REQUIRE(md_lora_bind_maps(&b, &map, 1, &file, 0.5f, 0, &err) == MD_OK, "%s", err.msg);
+    REQUIRE(md_lora_bind_maps(&b, &map, 1, NULL, &file, 0.5f, 0, &err) == MD_OK, "%s", err.msg);
     float x[CI * HW];
     double want[CO * HW];
     for (int i = 0; i < CI * HW; i++)
@@ -265,6 +265,59 @@ static md_status generate(const md_model *m, md_backend *be, float *image, md_er
     return md_generate(m, &run, &p, NULL, NULL, image, err);
 }
 
+/* kohya's LDM-named U-Net keys (as in SDXL LoRAs) bind to the same
+ * weights as the diffusers names: input_blocks.1.1 is down_blocks.0's
+ * first attention, middle_block.1 the mid-block attention. */
+static void test_ldm_names(const md_model *m)
+{
+    static const char *const pairs[][2] = {
+        {"lora_unet_input_blocks_1_1_transformer_blocks_0_attn1_to_q",
+         "down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q.weight"},
+        {"lora_unet_middle_block_1_proj_in", "mid_block.attentions.0.proj_in.weight"}};
+    enum { NP = sizeof pairs / sizeof *pairs, R = 2 };
+    char dir[256], path[512], names[2 * NP][160];
+    md_safetensors_entry e[2 * NP];
+    float *ones = calloc(1 << 16, sizeof(float));
+    if (!ones || !md_test_make_temp_dir(dir, sizeof dir, "md-lora-ldm-")) {
+        FAIL("no temporary folder or memory");
+        free(ones);
+        return;
+    }
+    for (int i = 0; i < NP; i++) {
+        const md_tensor *w = md_weights_find(m->weights[0], pairs[i][1]);
+        for (int j = 1; !w && j < m->nweights; j++)
+            w = md_weights_find(m->weights[j], pairs[i][1]);
+        REQUIRE(w, "the model has no %s", pairs[i][1]);
+        md_tensor down = *w, up = *w;
+        down.shape[0] = R;
+        up.ndim = 2;
+        up.shape[1] = R;
+        down.dtype = up.dtype = MD_F32;
+        down.data = up.data = ones;
+        snprintf(names[2 * i], sizeof names[0], "%s.lora_down.weight", pairs[i][0]);
+        snprintf(names[2 * i + 1], sizeof names[0], "%s.lora_up.weight", pairs[i][0]);
+        e[2 * i] = (md_safetensors_entry){names[2 * i], down};
+        e[2 * i + 1] = (md_safetensors_entry){names[2 * i + 1], up};
+    }
+    snprintf(path, sizeof path, "%s/ldm.safetensors", dir);
+    md_error err = {0};
+    md_lora_file *f = NULL;
+    md_lora_binding b = {0};
+    if (CHECK(md_safetensors_write(path, e, 2 * NP, &err) == MD_OK &&
+                  md_lora_file_open(path, &f, &err) == MD_OK &&
+                  md_lora_bind(&b, m, f, 1.0f, 0, &err) == MD_OK,
+              "%s", err.msg)) {
+        CHECK(b.count == NP, "%d targets", b.count);
+        for (int i = 0; i < NP; i++)
+            CHECK(md_lora_bound_weight(&b, pairs[i][1]) != NULL, "%s did not bind to %s",
+                  pairs[i][0], pairs[i][1]);
+    }
+    md_lora_binding_clear(&b);
+    md_lora_file_free(f);
+    md_test_remove_tree(dir);
+    free(ones);
+}
+
 static void test_generation(md_backend *cpu)
 {
     char dir[4096], lora_path[4096];
@@ -289,6 +342,7 @@ static void test_generation(md_backend *cpu)
         goto done;
     }
     weight_bytes(m, before);
+    test_ldm_names(m);
     if (!CHECK(md_lora_file_open(lora_path, &f, &err) == MD_OK &&
                    md_lora_bind(&b, m, f, 0.8f, 0, &err) == MD_OK &&
                    md_lora_backend_new(cpu, &b, MD_LORA_FUSED, &bf, &err) == MD_OK &&

@@ -141,8 +141,8 @@ static void test_layouts(md_weights *const maps[2])
     CHECK(k->count == NMOD && d->count == NMOD, "%d and %d entries", k->count, d->count);
     md_lora_binding bk = {0}, bd = {0};
     md_error err = {0};
-    CHECK(md_lora_bind_maps(&bk, maps, 2, k, 1.0f, 0, &err) == MD_OK, "%s", err.msg);
-    CHECK(md_lora_bind_maps(&bd, maps, 2, d, 1.0f, 0, &err) == MD_OK, "%s", err.msg);
+    CHECK(md_lora_bind_maps(&bk, maps, 2, NULL, k, 1.0f, 0, &err) == MD_OK, "%s", err.msg);
+    CHECK(md_lora_bind_maps(&bd, maps, 2, NULL, d, 1.0f, 0, &err) == MD_OK, "%s", err.msg);
     CHECK(bk.count == NMOD && bd.count == NMOD, "%d and %d targets", bk.count, bd.count);
     for (int i = 0; i < bk.count && i < bd.count; i++) {
         const char *want = reference_target(maps, bk.targets[i].entry->key);
@@ -169,7 +169,7 @@ static void expect_refused(md_weights *const maps[2], int nmaps, const char *pat
     md_error err = {0};
     md_status s = md_lora_file_open(path, &f, &err);
     if (s == MD_OK)
-        s = md_lora_bind_maps(&b, maps, nmaps, f, 1.0f, 0, &err);
+        s = md_lora_bind_maps(&b, maps, nmaps, NULL, f, 1.0f, 0, &err);
     CHECK(s != MD_OK && b.count == 0 && strstr(err.msg, path) && (!n1 || strstr(err.msg, n1)) &&
               (!n2 || strstr(err.msg, n2)),
           "%s: status %d, message '%s' (want '%s', '%s')", path, (int)s, err.msg, n1 ? n1 : "",
@@ -190,7 +190,7 @@ static void test_refusals(md_weights *const maps[2])
     md_lora_file *f = open_ok(p);
     md_lora_binding b = {0};
     md_error err = {0};
-    CHECK(f && md_lora_bind_maps(&b, maps, 2, f, 1.0f, 1, &err) == MD_OK && b.count == 2,
+    CHECK(f && md_lora_bind_maps(&b, maps, 2, NULL, f, 1.0f, 1, &err) == MD_OK && b.count == 2,
           "allow_unmatched: %s", err.msg);
     md_lora_binding_clear(&b);
     md_lora_file_free(f);
@@ -249,7 +249,7 @@ static void test_moe(void)
     md_lora_binding b = {0};
     md_error err = {0};
     md_weights *maps[1] = {map};
-    CHECK(f && md_lora_bind_maps(&b, maps, 1, f, 1.0f, 0, &err) == MD_OK, "%s", err.msg);
+    CHECK(f && md_lora_bind_maps(&b, maps, 1, NULL, f, 1.0f, 0, &err) == MD_OK, "%s", err.msg);
     CHECK(b.count == 5, "%d targets, want 3 linear experts and 2 ff experts", b.count);
     const char *want[] = {"b.attn1.to_q.experts.0.weight", "b.attn1.to_q.experts.2.weight",
                           "b.ff.experts.0.net.2.weight", "b.ff.experts.1.net.2.weight"};

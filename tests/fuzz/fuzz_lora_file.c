@@ -41,7 +41,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     md_weights *maps[2] = {map_of("unet", unet_names, unet_shapes, 4),
                            map_of("text_encoder", te_names, te_shapes, 1)};
     md_lora_binding b = {0};
-    if (maps[0] && maps[1] && md_lora_bind_maps(&b, maps, 2, f, 0.5f, 1, &err) == MD_OK) {
+    if (maps[0] && maps[1] && md_lora_bind_maps(&b, maps, 2, NULL, f, 0.5f, 1, &err) == MD_OK) {
         float out[4 * 2 * 3 * 3];
         for (int i = 0; i < b.count; i++)
             if (md_lora_fused_weight(&b, b.targets[i].w, NULL, out, &err) != MD_OK)
