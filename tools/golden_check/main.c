@@ -167,7 +167,7 @@ static void check_records(gc_case *c, int fp16, int *passed, int *failed)
 
 int main(int argc, char **argv)
 {
-    const char *dir = NULL, *backend = "cpu", *lora_apply = "fused";
+    const char *dir = NULL, *backend = "cpu", *lora_apply = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--backend") == 0 && i + 1 < argc)
             backend = argv[++i];
@@ -184,9 +184,8 @@ int main(int argc, char **argv)
         return usage();
     if (strcmp(backend, "cpu") != 0 && strcmp(backend, "vulkan") != 0)
         return usage();
-    if (strcmp(lora_apply, "fused") != 0 && strcmp(lora_apply, "side") != 0)
+    if (lora_apply && strcmp(lora_apply, "fused") != 0 && strcmp(lora_apply, "side") != 0)
         return usage();
-    const int lora_side = strcmp(lora_apply, "side") == 0;
 
     gc_case c = {.dir = dir};
     char path[2048];
@@ -254,13 +253,21 @@ int main(int argc, char **argv)
     const cJSON *lora_files = cJSON_GetObjectItem(c.case_json, "lora_files");
     if (lora_files) {
         /* CHECKING.md item 8: every listed file must give the records. */
+        md_lora_apply how = lora_apply ? (strcmp(lora_apply, "side") == 0 ? MD_LORA_SIDE
+                                                                          : MD_LORA_FUSED)
+                                       : c.be->host_weights ? MD_LORA_FUSED : MD_LORA_SIDE;
+        if (cJSON_GetArraySize(lora_files) == 0) {
+            printf("%-48s %12s %10s FAIL (lists no file)\n", "lora_files", "-", "-");
+            failed++;
+        }
         const cJSON *f;
         cJSON_ArrayForEach(f, lora_files)
         {
-            if (!cJSON_IsString(f) ||
-                !gc_lora_begin(&c, f->valuestring, lora_side || !c.be->host_weights
-                                                        ? MD_LORA_SIDE : MD_LORA_FUSED)) {
-                printf("%-48s %12s %10s FAIL (LoRA file not usable)\n", f->string, "-", "-");
+            if (!cJSON_IsString(f) || !gc_lora_begin(&c, f->valuestring, how)) {
+                const char *label = f->string         ? f->string
+                                    : cJSON_IsString(f) ? f->valuestring
+                                                        : "lora_files[]";
+                printf("%-48s %12s %10s FAIL (LoRA file not usable)\n", label, "-", "-");
                 failed++;
                 continue;
             }
