@@ -50,6 +50,9 @@ struct md_backend {
      * 0 (Vulkan): weights live in the loading device's memory and only
      * that backend instance can use them. See md_backend_shares_weights(). */
     int host_weights;
+    /* A wrapper (lora/lora_backend.h) computes with the weights another
+     * backend prepared: that backend; NULL for a backend of its own. */
+    md_backend *weights_of;
 
     void (*destroy)(md_backend *be);
 
@@ -237,6 +240,8 @@ md_status md_backend_open(const md_backend_request *req, md_backend **out, char 
  * each uses its own backend; one backend serves one thread at a time. */
 static inline int md_backend_shares_weights(const md_backend *loader, const md_backend *be)
 {
+    if (be && be->weights_of)
+        be = be->weights_of;
     return loader == be || (loader && be && loader->host_weights && be->host_weights);
 }
 

@@ -24,6 +24,7 @@ LAYERS=(
     "text vae sampling moe"
     "unet"
     "models"
+    "lora"
     "pipeline"
     "abi"
 )

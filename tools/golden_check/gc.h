@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "io/safetensors.h"
+#include "lora/lora_backend.h"
 #include "models/model.h"
 
 typedef struct gc_result {
@@ -31,6 +32,11 @@ typedef struct gc_case {
     int model_tried;
     gc_result *results;
     size_t nresults, cap;
+    /* LoRA cases: the file being checked, bound to the model; be is then
+     * the LoRA wrapper around inner_be (which loaded the model). */
+    md_lora_file *lora_file;
+    md_lora_binding lora;
+    md_backend *inner_be;
 } gc_case;
 
 /* Golden tensor as float (int32 converted); NULL when absent. Caller frees. */
@@ -50,5 +56,12 @@ void gc_run_unet(gc_case *c);
 void gc_run_vae(gc_case *c);
 void gc_run_schedulers(gc_case *c);
 void gc_run_pipelines(gc_case *c);
+void gc_run_lora_fused(gc_case *c);
+
+/* LoRA cases: binds `file` (relative to the case folder) at the case's
+ * lora_scale and makes c->be the LoRA backend; 0 (message printed) on
+ * failure. gc_lora_end undoes it. */
+int gc_lora_begin(gc_case *c, const char *file, md_lora_apply how);
+void gc_lora_end(gc_case *c);
 
 #endif

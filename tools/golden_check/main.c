@@ -1,6 +1,6 @@
-/* golden-check CASE_DIR [--backend cpu|vulkan]
+/* golden-check CASE_DIR [--backend cpu|vulkan] [--lora-apply fused|side]
  * Exit 0 all passed, 1 some failed, 2 usage or setup error, 3 a case kind
- * that is not supported yet (LoRA or merge case, CHECKING.md item 8), 77
+ * that is not supported yet (merge case, CHECKING.md item 8), 77
  * the Vulkan backend was asked for but no Vulkan device can run it (ctest:
  * skipped). */
 #include <math.h>
@@ -99,21 +99,21 @@ enum { EXIT_UNSUPPORTED_CASE = 3, EXIT_NO_DEVICE = 77 };
 static int usage(void)
 {
     fprintf(stderr,
-            "usage: golden-check CASE_DIR [--backend cpu|vulkan]\n"
+            "usage: golden-check CASE_DIR [--backend cpu|vulkan] [--lora-apply fused|side]\n"
+            "  --lora-apply: how a LoRA case's LoRA is applied (default: fused where the\n"
+            "  backend keeps weights in host memory, else side products)\n"
             "exit status: 0 all records passed, 1 some failed, 2 usage or setup error,\n"
-            "  %d unsupported case kind (LoRA or merge case: not implemented yet),\n"
+            "  %d unsupported case kind (merge case: not implemented yet),\n"
             "  %d no Vulkan device for --backend vulkan\n",
             EXIT_UNSUPPORTED_CASE, EXIT_NO_DEVICE);
     return 2;
 }
 
-/* CHECKING.md item 8: LoRA and merge cases start from inputs that are not
- * a model folder; until those features exist, say so instead of failing
- * on the missing model_index.json. NULL for an ordinary case. */
+/* CHECKING.md item 8: merge cases start from inputs that are not a model
+ * folder; until merging exists, say so instead of failing on the missing
+ * model_index.json. NULL for an ordinary or LoRA case. */
 static const char *unsupported_case_kind(const char *dir, const cJSON *case_json)
 {
-    if (cJSON_GetObjectItem(case_json, "lora_files"))
-        return "LoRA case";
     const cJSON *yaml = cJSON_GetObjectItem(cJSON_GetObjectItem(case_json, "inputs"), "segmoe_yaml");
     if (cJSON_IsString(yaml))
         return "merge case";
@@ -126,12 +126,53 @@ static const char *unsupported_case_kind(const char *dir, const cJSON *case_json
     return "merge case";
 }
 
+/* Produces every record the case holds and compares it (rules 2, 3 and
+ * the runners' extra checks); the produced records are then dropped. */
+static void check_records(gc_case *c, int fp16, int *passed, int *failed)
+{
+    gc_run_tokenizer(c);
+    gc_run_text_encoder(c);
+    gc_run_unet(c);
+    gc_run_vae(c);
+    gc_run_schedulers(c);
+    gc_run_pipelines(c);
+    gc_run_lora_fused(c);
+
+    const cJSON *tensors = cJSON_GetObjectItem(c->golden_json, "tensors");
+    const cJSON *rec;
+    cJSON_ArrayForEach(rec, tensors)
+    {
+        if (is_input(rec->string))
+            continue;
+        const cJSON *tol = cJSON_GetObjectItem(rec, "tolerance");
+        double f = tolerance_factor(rec->string, fp16);
+        compare(c, rec->string, cJSON_IsNumber(tol) ? f * tol->valuedouble : 0.0, passed,
+                failed);
+    }
+    /* Extra checks produced by runners that are not tensors of the file. */
+    for (size_t i = 0; i < c->nresults; i++) {
+        if (strncmp(c->results[i].name, "check:", 6) != 0)
+            continue;
+        int ok = c->results[i].values[0] == 0.0f;
+        printf("%-48s %12.3e %10.1e %s\n", c->results[i].name + 6, (double)c->results[i].values[0],
+               0.0, ok ? "PASS" : "FAIL");
+        ok ? (*passed)++ : (*failed)++;
+    }
+    for (size_t i = 0; i < c->nresults; i++) {
+        free(c->results[i].name);
+        free(c->results[i].values);
+    }
+    c->nresults = 0;
+}
+
 int main(int argc, char **argv)
 {
-    const char *dir = NULL, *backend = "cpu";
+    const char *dir = NULL, *backend = "cpu", *lora_apply = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--backend") == 0 && i + 1 < argc)
             backend = argv[++i];
+        else if (strcmp(argv[i], "--lora-apply") == 0 && i + 1 < argc)
+            lora_apply = argv[++i];
         else if (argv[i][0] == '-')
             return usage();
         else if (!dir)
@@ -142,6 +183,8 @@ int main(int argc, char **argv)
     if (!dir)
         return usage();
     if (strcmp(backend, "cpu") != 0 && strcmp(backend, "vulkan") != 0)
+        return usage();
+    if (lora_apply && strcmp(lora_apply, "fused") != 0 && strcmp(lora_apply, "side") != 0)
         return usage();
 
     gc_case c = {.dir = dir};
@@ -173,7 +216,10 @@ int main(int argc, char **argv)
     } else {
         c.golden_json = c.case_json;
         snprintf(path, sizeof path, "%s/golden.safetensors", dir);
-        snprintf(c.model_path, sizeof c.model_path, "%s", dir);
+        /* A LoRA case names its base model (relative to the case folder). */
+        const cJSON *base = cJSON_GetObjectItem(c.case_json, "base_model");
+        snprintf(c.model_path, sizeof c.model_path, "%s%s%s", dir, cJSON_IsString(base) ? "/" : "",
+                 cJSON_IsString(base) ? base->valuestring : "");
     }
     md_error err = {0};
     if (md_safetensors_open(path, &c.gold, &err) != MD_OK) {
@@ -203,33 +249,33 @@ int main(int argc, char **argv)
     else
         printf("case %s, %s, tolerance factor 1\n", dir, note);
 
-    gc_run_tokenizer(&c);
-    gc_run_text_encoder(&c);
-    gc_run_unet(&c);
-    gc_run_vae(&c);
-    gc_run_schedulers(&c);
-    gc_run_pipelines(&c);
-
     int passed = 0, failed = 0;
-    const cJSON *tensors = cJSON_GetObjectItem(c.golden_json, "tensors");
-    const cJSON *rec;
-    cJSON_ArrayForEach(rec, tensors)
-    {
-        if (is_input(rec->string))
-            continue;
-        const cJSON *tol = cJSON_GetObjectItem(rec, "tolerance");
-        double f = tolerance_factor(rec->string, fp16);
-        compare(&c, rec->string, cJSON_IsNumber(tol) ? f * tol->valuedouble : 0.0, &passed,
-                &failed);
-    }
-    /* Extra checks produced by runners that are not tensors of the file. */
-    for (size_t i = 0; i < c.nresults; i++) {
-        if (strncmp(c.results[i].name, "check:", 6) != 0)
-            continue;
-        int ok = c.results[i].values[0] == 0.0f;
-        printf("%-48s %12.3e %10.1e %s\n", c.results[i].name + 6, (double)c.results[i].values[0],
-               0.0, ok ? "PASS" : "FAIL");
-        ok ? passed++ : failed++;
+    const cJSON *lora_files = cJSON_GetObjectItem(c.case_json, "lora_files");
+    if (lora_files) {
+        /* CHECKING.md item 8: every listed file must give the records. */
+        md_lora_apply how = lora_apply ? (strcmp(lora_apply, "side") == 0 ? MD_LORA_SIDE
+                                                                          : MD_LORA_FUSED)
+                                       : c.be->host_weights ? MD_LORA_FUSED : MD_LORA_SIDE;
+        if (cJSON_GetArraySize(lora_files) == 0) {
+            printf("%-48s %12s %10s FAIL (lists no file)\n", "lora_files", "-", "-");
+            failed++;
+        }
+        const cJSON *f;
+        cJSON_ArrayForEach(f, lora_files)
+        {
+            if (!cJSON_IsString(f) || !gc_lora_begin(&c, f->valuestring, how)) {
+                const char *label = f->string         ? f->string
+                                    : cJSON_IsString(f) ? f->valuestring
+                                                        : "lora_files[]";
+                printf("%-48s %12s %10s FAIL (LoRA file not usable)\n", label, "-", "-");
+                failed++;
+                continue;
+            }
+            check_records(&c, fp16, &passed, &failed);
+            gc_lora_end(&c);
+        }
+    } else {
+        check_records(&c, fp16, &passed, &failed);
     }
     /* A backend that records work reports op failures at sync; Vulkan also
      * counts validation-layer messages (MD_VK_VALIDATION=1). */

@@ -119,7 +119,8 @@ static void run_one(gc_case *c, md_model *m, const char *key, const cJSON *spec)
     md_gen_hooks hooks = {.user = &r, .noise = feed_noise, .tensor = observe};
     md_error err = {0};
     if (r.stack_noise_pred && r.stack_latents && image) {
-        if (md_generate(m, NULL, &p, &images, &hooks, image, &err) == MD_OK) {
+        md_gen_run run = {.backend = c->be}; /* a LoRA case's wrapper, else the loader */
+        if (md_generate(m, &run, &p, &images, &hooks, image, &err) == MD_OK) {
             snprintf(name, sizeof name, "%s.noise_pred", key);
             gc_put(c, name, r.stack_noise_pred, r.step_n * (size_t)r.steps_seen, 0);
             snprintf(name, sizeof name, "%s.latents_per_step", key);
