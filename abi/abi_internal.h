@@ -105,6 +105,9 @@ int abi_status(md_status s);
 /* Copies min(size, sizeof) bytes of a host struct over `defaults`; fails
  * when the struct is too small to hold its first version. */
 int abi_read_struct(void *full, size_t full_size, const void *host, size_t min_size);
+/* Writes the library's `full` struct into a host struct of the host's own
+ * struct_size (the first min(sizes) bytes; its struct_size kept). */
+void abi_write_struct(void *host, const void *full, size_t full_size);
 
 /* Sets the context's default experts per token (0 = the model's own). */
 md_status abi_set_top_k(mdiff_context *ctx, int top_k, md_error *err);

@@ -84,6 +84,13 @@ int abi_read_struct(void *full, size_t full_size, const void *host, size_t min_s
     return MDIFF_OK;
 }
 
+void abi_write_struct(void *host, const void *full, size_t full_size)
+{
+    size_t size = *(const size_t *)host;
+    memcpy(host, full, size < full_size ? size : full_size);
+    *(size_t *)host = size;
+}
+
 int abi_enter(mdiff_context *ctx)
 {
     int expected = ABI_IDLE;

@@ -61,9 +61,7 @@ static int list_devices(mdiff_device_info *out, int cap, char *msg, size_t msg_c
                                .usable = d->usable};
         snprintf(r.name, sizeof r.name, "%s", d->name);
         snprintf(r.why_not, sizeof r.why_not, "%s", d->usable || !d->why_not ? "" : d->why_not);
-        size_t size = out[i].struct_size;
-        memcpy(&out[i], &r, size < sizeof r ? size : sizeof r);
-        out[i].struct_size = size;
+        abi_write_struct(&out[i], &r, sizeof r);
     }
     return count;
 }

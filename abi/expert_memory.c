@@ -32,9 +32,7 @@ static int em_get(mdiff_context *ctx, mdiff_expert_memory *out)
                              .prefetches = m.prefetches,
                              .prefetch_used = m.prefetch_used,
                              .device = m.device};
-    size_t size = out->struct_size;
-    memcpy(out, &r, size < sizeof r ? size : sizeof r);
-    out->struct_size = size;
+    abi_write_struct(out, &r, sizeof r);
     return MDIFF_OK;
 }
 
@@ -86,9 +84,7 @@ static int em_estimate(mdiff_context *ctx, uint64_t bound, const char *routes,
                                .loads_per_step = e.loads_per_step,
                                .bytes_per_step = e.bytes_per_step,
                                .used_per_step = e.used_per_step};
-    size_t size = out->struct_size;
-    memcpy(out, &o, size < sizeof o ? size : sizeof o);
-    out->struct_size = size;
+    abi_write_struct(out, &o, sizeof o);
     return MDIFF_OK;
 }
 

@@ -67,9 +67,7 @@ int abi_model_info(mdiff_context *ctx, mdiff_model_info *info)
         r.expert_memory = mem.total;
         r.expert_memory_minimum = mem.minimum;
     }
-    size_t size = info->struct_size;
-    memcpy(info, &r, size < sizeof r ? size : sizeof r);
-    info->struct_size = size;
+    abi_write_struct(info, &r, sizeof r);
     abi_leave(ctx);
     return MDIFF_OK;
 }

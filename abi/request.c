@@ -70,8 +70,6 @@ int abi_resolve_params(mdiff_context *ctx, const mdiff_gen_params *params, mdiff
         abi_leave(ctx);
     if (rc != MDIFF_OK)
         return rc;
-    size_t size = out->struct_size;
-    memcpy(out, &r, size < sizeof r ? size : sizeof r);
-    out->struct_size = size;
+    abi_write_struct(out, &r, sizeof r);
     return MDIFF_OK;
 }

@@ -105,9 +105,7 @@ static int rs_layer(mdiff_context *ctx, int index, mdiff_layer_stats *out, uint6
         mdiff_layer_stats r = {.struct_size = sizeof r, .num_experts = s->num_experts,
                                .top_k = s->top_k, .calls = s->calls, .tokens = s->tokens};
         memcpy(r.name, s->name, sizeof r.name);
-        size_t size = out->struct_size;
-        memcpy(out, &r, size < sizeof r ? size : sizeof r);
-        out->struct_size = size;
+        abi_write_struct(out, &r, sizeof r);
         for (int e = 0; e < counts_cap; e++)
             counts[e] = e < s->num_experts ? s->counts[e] : 0;
         rc = MDIFF_OK;

@@ -275,6 +275,10 @@ md_status md_expert_cache_acquire(md_expert_cache *c, const md_moe_layer *l, int
                                   md_error *err)
 {
     cache_entry *en = entry_of(c, l, e);
+    if (en->kind == ENTRY_FIXED) { /* always resident: nothing to count or lock */
+        *use = l->experts[e];
+        return MD_OK;
+    }
     if (en->kind == ENTRY_DEVICE && be != c->loader)
         return md_fail(err, MD_ERR_UNSUPPORTED,
                        "MoE %s: experts loaded on demand belong to the loading backend",
@@ -283,7 +287,7 @@ md_status md_expert_cache_acquire(md_expert_cache *c, const md_moe_layer *l, int
     int was = en->resident;
     md_status s = ensure(c, en, budget, err);
     if (s == MD_OK) {
-        if (was && en->kind != ENTRY_FIXED)
+        if (was)
             c->mem.hits++;
         if (en->prefetched)
             c->mem.prefetch_used++, en->prefetched = 0;
@@ -298,6 +302,8 @@ md_status md_expert_cache_acquire(md_expert_cache *c, const md_moe_layer *l, int
 void md_expert_cache_release(md_expert_cache *c, const md_moe_layer *l, int e)
 {
     cache_entry *en = entry_of(c, l, e);
+    if (en->kind == ENTRY_FIXED)
+        return;
     pthread_mutex_lock(&c->lock);
     if (en->pins > 0 && --en->pins == 0)
         pthread_cond_broadcast(&c->unpinned);
@@ -307,7 +313,9 @@ void md_expert_cache_release(md_expert_cache *c, const md_moe_layer *l, int e)
 void md_expert_cache_prefetch(md_expert_cache *c, const md_moe_layer *l, uint64_t mask,
                               uint64_t budget, md_backend *be)
 {
-    if (be != c->loader)
+    /* Host pages load as they are read; only device entries prefetch.
+     * mem.device never changes after md_expert_cache_new. */
+    if (!c->mem.device || be != c->loader)
         return;
     pthread_mutex_lock(&c->lock);
     for (int e = 0; e < l->num_experts && e < 64; e++) {

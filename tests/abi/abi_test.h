@@ -112,4 +112,61 @@ static inline void image_range(const mdiff_image *img, int *lo, int *hi)
             }
 }
 
+/* Generates and returns the image's hash (0, and a failed check, on error). */
+static inline uint64_t test_generate_hash(const mdiff_api *api, mdiff_context *ctx,
+                                          const mdiff_gen_params *p)
+{
+    mdiff_image img;
+    api->image_init(&img, sizeof img);
+    char msg[512];
+    int rc = api->generate(ctx, p, &img, msg, sizeof msg);
+    CHECK(rc == MDIFF_OK, "generate: %s", msg);
+    uint64_t h = rc == MDIFF_OK ? image_hash(&img) : 0;
+    api->image_free(&img);
+    return h;
+}
+
+/* The MoE layers' names in call order: a router trace callback that keeps
+ * the first step's layer names. */
+typedef struct test_layers {
+    int n;
+    char name[64][160];
+} test_layers;
+
+static inline void test_on_layer(void *user, const mdiff_router_event *ev)
+{
+    test_layers *l = user;
+    if (ev->step == 0 && l->n < 64)
+        snprintf(l->name[l->n++], sizeof l->name[0], "%s", ev->layer_name);
+}
+
+/* A routes text (4-expert layers, guidance on) choosing experts a and b for
+ * both halves of every layer at each of `steps` steps; its length, or -1
+ * when it does not fit cap. */
+static inline int test_pinned_routes(const test_layers *l, int steps, int a, int b, char *text,
+                                     size_t cap)
+{
+    size_t n = (size_t)snprintf(text, cap,
+                                "{\"format\": \"moe-diffuse-routes\", \"version\": 1, "
+                                "\"steps\": %d, \"first_step\": 0, \"groups\": 2, \"layers\": [",
+                                steps);
+    for (int i = 0; i < l->n && n < cap; i++)
+        n += (size_t)snprintf(text + n, cap - n, "%s{\"name\": \"%s\", \"experts\": 4}",
+                              i ? ", " : "", l->name[i]);
+    if (n < cap)
+        n += (size_t)snprintf(text + n, cap - n, "], \"routes\": [");
+    for (int s = 0; s < steps && n < cap; s++) {
+        n += (size_t)snprintf(text + n, cap - n, "%s[", s ? ", " : "");
+        for (int i = 0; i < l->n && n < cap; i++)
+            n += (size_t)snprintf(text + n, cap - n,
+                                  "%s{\"experts\": [[%d, %d], [%d, %d]]}", i ? ", " : "", a, b,
+                                  a, b);
+        if (n < cap)
+            n += (size_t)snprintf(text + n, cap - n, "]");
+    }
+    if (n < cap)
+        n += (size_t)snprintf(text + n, cap - n, "]}");
+    return n < cap ? (int)n : -1;
+}
+
 #endif

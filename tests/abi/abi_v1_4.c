@@ -24,31 +24,6 @@ static void on_event(void *user, const mdiff_router_event *ev)
         t->empty += ev->choice[i] < 0;
 }
 
-typedef struct layers {
-    int n;
-    char name[64][160];
-} layers;
-
-/* The MoE layers' names in call order, from the first step's events. */
-static void on_layer(void *user, const mdiff_router_event *ev)
-{
-    layers *l = user;
-    if (ev->step == 0 && l->n < 64)
-        snprintf(l->name[l->n++], sizeof l->name[0], "%s", ev->layer_name);
-}
-
-static uint64_t generate(const mdiff_api *api, mdiff_context *ctx, const mdiff_gen_params *p)
-{
-    mdiff_image img;
-    api->image_init(&img, sizeof img);
-    char msg[512];
-    int rc = api->generate(ctx, p, &img, msg, sizeof msg);
-    CHECK(rc == MDIFF_OK, "generate: %s", msg);
-    uint64_t h = rc == MDIFF_OK ? image_hash(&img) : 0;
-    api->image_free(&img);
-    return h;
-}
-
 static mdiff_gen_params request(const mdiff_api *api)
 {
     mdiff_gen_params p;
@@ -71,11 +46,11 @@ int main(void)
           "1.4 defaults: all off");
 
     /* A 1.3 host's struct ends before moe_capacity: the same image. */
-    uint64_t base = generate(api, ctx, &p);
+    uint64_t base = test_generate_hash(api, ctx, &p);
     mdiff_gen_params old = p;
     old.struct_size = offsetof(mdiff_gen_params, moe_capacity);
     old.moe_skip = 0.9f; /* beyond the host's struct: never read */
-    CHECK(generate(api, ctx, &old) == base, "a 1.3 struct generates as before");
+    CHECK(test_generate_hash(api, ctx, &old) == base, "a 1.3 struct generates as before");
 
     /* resolve_params: checked against the model (sequence routing). */
     char msg[512];
@@ -100,7 +75,7 @@ int main(void)
     p.moe_routing = MDIFF_ROUTING_SEQUENCE_SPLIT;
     p.moe_skip = 0.45f;
     tr->set(ctx, on_event, &t);
-    uint64_t split = generate(api, ctx, &p);
+    uint64_t split = test_generate_hash(api, ctx, &p);
     tr->set(ctx, NULL, NULL);
     CHECK(t.events > 0 && t.groups_seen == 2 && t.routing == MDIFF_ROUTING_SEQUENCE_SPLIT,
           "events %d: groups %lld, routing %d", t.events, (long long)t.groups_seen, t.routing);
@@ -113,35 +88,19 @@ int main(void)
      * every call) gives the image of the schedule that pins 1 and 3. */
     p = request(api);
     p.moe_schedule = "0-1:experts=1,3";
-    uint64_t pinned = generate(api, ctx, &p);
+    uint64_t pinned = test_generate_hash(api, ctx, &p);
     CHECK(pinned != base, "pinned experts change the image");
-    layers l = {0};
-    tr->set(ctx, on_layer, &l);
-    generate(api, ctx, &p);
+    test_layers l = {0};
+    tr->set(ctx, test_on_layer, &l);
+    test_generate_hash(api, ctx, &p);
     tr->set(ctx, NULL, NULL);
     static char text[1 << 16];
-    size_t n = (size_t)snprintf(text, sizeof text,
-                                "{\"format\": \"moe-diffuse-routes\", \"version\": 1, "
-                                "\"steps\": %d, \"first_step\": 0, \"groups\": 2, "
-                                "\"layers\": [",
-                                STEPS);
-    for (int i = 0; i < l.n; i++)
-        n += (size_t)snprintf(text + n, sizeof text - n, "%s{\"name\": \"%s\", \"experts\": 4}",
-                              i ? ", " : "", l.name[i]);
-    n += (size_t)snprintf(text + n, sizeof text - n, "], \"routes\": [");
-    for (int s = 0; s < STEPS; s++) {
-        n += (size_t)snprintf(text + n, sizeof text - n, "%s[", s ? ", " : "");
-        for (int i = 0; i < l.n; i++)
-            n += (size_t)snprintf(text + n, sizeof text - n, "%s{\"experts\": [[1, 3], [1, 3]]}",
-                                  i ? ", " : "");
-        n += (size_t)snprintf(text + n, sizeof text - n, "]");
-    }
-    snprintf(text + n, sizeof text - n, "]}");
-    CHECK(l.n == 21 && n < sizeof text - 4, "21 MoE layers traced (%d)", l.n);
+    int n = test_pinned_routes(&l, STEPS, 1, 3, text, sizeof text);
+    CHECK(l.n == 21 && n > 0, "21 MoE layers traced (%d)", l.n);
     p = request(api);
     p.moe_routes = text;
     p.moe_top_k = 1; /* routes win over every other MoE field */
-    CHECK(generate(api, ctx, &p) == pinned, "replayed routes = the pinned schedule's image");
+    CHECK(test_generate_hash(api, ctx, &p) == pinned, "replayed routes = the pinned schedule's image");
     p.steps = STEPS + 1;
     mdiff_image img;
     api->image_init(&img, sizeof img);

@@ -9,18 +9,6 @@
 
 #define STEPS 3
 
-static uint64_t generate(const mdiff_api *api, mdiff_context *ctx, const mdiff_gen_params *p)
-{
-    mdiff_image img;
-    api->image_init(&img, sizeof img);
-    char msg[512];
-    int rc = api->generate(ctx, p, &img, msg, sizeof msg);
-    CHECK(rc == MDIFF_OK, "generate: %s", msg);
-    uint64_t h = rc == MDIFF_OK ? image_hash(&img) : 0;
-    api->image_free(&img);
-    return h;
-}
-
 static mdiff_gen_params request(const mdiff_api *api)
 {
     mdiff_gen_params p;
@@ -30,41 +18,6 @@ static mdiff_gen_params request(const mdiff_api *api)
     p.steps = STEPS;
     p.sampler = "ddim";
     return p;
-}
-
-typedef struct layers {
-    int n;
-    char name[64][160];
-} layers;
-
-static void on_layer(void *user, const mdiff_router_event *ev)
-{
-    layers *l = user;
-    if (ev->step == 0 && l->n < 64)
-        snprintf(l->name[l->n++], sizeof l->name[0], "%s", ev->layer_name);
-}
-
-/* Routes choosing experts 1 and 3 in every layer at every step. */
-static const char *pinned_routes(const layers *l)
-{
-    static char text[1 << 16];
-    size_t n = (size_t)snprintf(text, sizeof text,
-                                "{\"format\": \"moe-diffuse-routes\", \"version\": 1, "
-                                "\"steps\": %d, \"first_step\": 0, \"groups\": 2, \"layers\": [",
-                                STEPS);
-    for (int i = 0; i < l->n; i++)
-        n += (size_t)snprintf(text + n, sizeof text - n, "%s{\"name\": \"%s\", \"experts\": 4}",
-                              i ? ", " : "", l->name[i]);
-    n += (size_t)snprintf(text + n, sizeof text - n, "], \"routes\": [");
-    for (int s = 0; s < STEPS; s++) {
-        n += (size_t)snprintf(text + n, sizeof text - n, "%s[", s ? ", " : "");
-        for (int i = 0; i < l->n; i++)
-            n += (size_t)snprintf(text + n, sizeof text - n, "%s{\"experts\": [[1, 3], [1, 3]]}",
-                                  i ? ", " : "");
-        n += (size_t)snprintf(text + n, sizeof text - n, "]");
-    }
-    snprintf(text + n, sizeof text - n, "]}");
-    return text;
 }
 
 int main(void)
@@ -85,12 +38,12 @@ int main(void)
 
     mdiff_gen_params p = request(api);
     CHECK(p.max_expert_memory == 0, "no bound by default");
-    uint64_t base = generate(api, ctx, &p);
+    uint64_t base = test_generate_hash(api, ctx, &p);
 
     /* At the least bound: the same image, the bound held, experts evicted. */
     em->reset(ctx);
     p.max_expert_memory = info.expert_memory_minimum;
-    CHECK(generate(api, ctx, &p) == base, "the least bound gives the unbounded image");
+    CHECK(test_generate_hash(api, ctx, &p) == base, "the least bound gives the unbounded image");
     mdiff_expert_memory m = {.struct_size = sizeof m};
     CHECK(em->get(ctx, &m) == MDIFF_OK && m.total == info.expert_memory &&
               m.peak <= info.expert_memory_minimum && m.evictions > 0 && m.loads > 0,
@@ -127,20 +80,22 @@ int main(void)
         CHECK(api->resolve_params(bounded, &p, &r, msg, sizeof msg) == MDIFF_OK &&
                   r.max_expert_memory == info.expert_memory / 2,
               "the context's bound: %llu", (unsigned long long)r.max_expert_memory);
-        CHECK(generate(api, bounded, &p) == base, "the context's bound: the same image");
+        CHECK(test_generate_hash(api, bounded, &p) == base, "the context's bound: the same image");
         api->context_destroy(bounded);
     }
 
     /* estimate: experts 1 and 3 of each of the 21 layers every step. Half
      * the experts' memory holds them all (nothing loads after the first
      * step); the least bound holds one, so every use loads. */
-    layers l = {0};
+    test_layers l = {0};
     const mdiff_router_trace_api *tr = api->get_feature(MDIFF_FEATURE_ROUTER_TRACE);
-    tr->set(ctx, on_layer, &l);
+    tr->set(ctx, test_on_layer, &l);
     p = request(api);
-    generate(api, ctx, &p);
+    test_generate_hash(api, ctx, &p);
     tr->set(ctx, NULL, NULL);
-    const char *routes = pinned_routes(&l);
+    static char routes[1 << 16];
+    CHECK(l.n == 21 && test_pinned_routes(&l, STEPS, 1, 3, routes, sizeof routes) > 0,
+          "21 MoE layers traced (%d)", l.n);
     mdiff_expert_estimate e = {.struct_size = sizeof e};
     CHECK(em->estimate(ctx, info.expert_memory / 2, routes, &e, msg, sizeof msg) == MDIFF_OK &&
               e.steps == STEPS && e.first_loads == (uint64_t)(2 * l.n) &&
