@@ -77,6 +77,7 @@ enum {
     ABI_1_3_GEN_PARAMS_SIZE = 128,
     ABI_1_4_GEN_PARAMS_SIZE = 152,
     ABI_1_5_GEN_PARAMS_SIZE = 160,
+    ABI_1_6_GEN_PARAMS_SIZE = 184,
     ABI_1_0_EXPERT_SETTINGS_SIZE = 16
 };
 
@@ -146,6 +147,8 @@ const void *abi_describe_api(void);
 const void *abi_devices_api(void);
 const void *abi_profile_api(void);
 const void *abi_expert_memory_api(void);
+const void *abi_lora_api(void);
+const void *abi_model_files_api(void);
 
 /* Writes text into a host buffer as describe/report do: at most cap bytes,
  * returns the whole length. */

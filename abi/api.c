@@ -31,7 +31,11 @@ _Static_assert(offsetof(mdiff_gen_params, moe_capacity) == ABI_1_3_GEN_PARAMS_SI
 _Static_assert(offsetof(mdiff_gen_params, moe_schedule) == 136, "mdiff_gen_params 1.4 layout");
 _Static_assert(offsetof(mdiff_gen_params, max_expert_memory) == ABI_1_4_GEN_PARAMS_SIZE,
                "mdiff_gen_params 1.4 layout");
-_Static_assert(sizeof(mdiff_gen_params) == ABI_1_5_GEN_PARAMS_SIZE, "mdiff_gen_params 1.5 layout");
+_Static_assert(offsetof(mdiff_gen_params, loras) == ABI_1_5_GEN_PARAMS_SIZE,
+               "mdiff_gen_params 1.5 layout");
+_Static_assert(sizeof(mdiff_gen_params) == ABI_1_6_GEN_PARAMS_SIZE, "mdiff_gen_params 1.6 layout");
+_Static_assert(sizeof(mdiff_lora) == 24, "mdiff_lora layout");
+_Static_assert(sizeof(mdiff_lora_info) == 4376, "mdiff_lora_info layout");
 _Static_assert(offsetof(mdiff_model_info, default_guidance) == 72, "mdiff_model_info 1.0 layout");
 _Static_assert(offsetof(mdiff_model_info, expert_memory) == 88, "mdiff_model_info 1.2 layout");
 _Static_assert(sizeof(mdiff_model_info) == 104, "mdiff_model_info 1.5 layout");
@@ -231,6 +235,10 @@ static const void *api_get_feature(const char *id)
         return abi_expert_memory_api();
     if (!strcmp(id, MDIFF_FEATURE_PROFILE))
         return abi_profile_api();
+    if (!strcmp(id, MDIFF_FEATURE_LORA))
+        return abi_lora_api();
+    if (!strcmp(id, MDIFF_FEATURE_MODEL_FILES))
+        return abi_model_files_api();
     return NULL;
 }
 

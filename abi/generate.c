@@ -202,7 +202,7 @@ static int run(mdiff_context *ctx, const mdiff_gen_params *request, mdiff_image 
         if (report(&r, MDIFF_STAGE_TEXT, 0, NULL))
             st = md_fail(&err, MD_ERR_CANCELLED, "cancelled before the first step");
         else
-            st = md_generate(ctx->model, &(md_gen_run){ctx->be, ctx->run_state}, p, &images,
+            st = md_generate(ctx->model, &(md_gen_run){.backend = ctx->be, .unet = ctx->run_state}, p, &images,
                              &hooks, image, &err);
         if (st == MD_OK && mask)
             st = md_inpaint_paste_back(image, init, mask, p->width, p->height,

@@ -1,4 +1,5 @@
 /* bench-lora MODEL [--size N] [--rank R] [--reps K] [--threads T]
+ * bench-lora MODEL --generate STEPS --apply none|fused|side [--size N] ...
  *
  * What a LoRA costs per denoising step, each way it can be applied
  * (lora/lora_backend.h): one U-Net step with classifier-free guidance
@@ -7,7 +8,13 @@
  * attention projection and feed-forward of the U-Net (random values,
  * written to a temporary file in the diffusers layout). The fused way also
  * pays for making its copies once per generation: reported apart. Prints
- * best and first of K steps and peak memory. */
+ * best and first of K steps and peak memory.
+ *
+ * With --generate, one whole generation (text encoders, STEPS steps with
+ * guidance, VAE) of a request whose loras[] holds that LoRA, applied the
+ * given way (md_gen_run.lora_apply; none = no LoRA), and the process's peak
+ * RSS: run once per way, in separate processes, so each peak is its own
+ * (bench/lora_generation.sh). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,10 +105,41 @@ static int write_lora(const md_model *m, int rank, const char *path, md_error *e
     return s == MD_OK ? (int)count / 2 : -1;
 }
 
+/* One generation of `size` with `steps` steps; apply: 0 none, else
+ * 1 + md_lora_apply. */
+static md_status generate_once(const md_model *m, md_backend *cpu, const char *lora_path,
+                               int size, int steps, int apply, md_error *err)
+{
+    mdiff_lora lora = {.struct_size = sizeof lora, .path = lora_path, .weight = 1.0f};
+    mdiff_gen_params p;
+    md_request_defaults(&p, sizeof p);
+    p.prompt = "a lighthouse on a cliff at dusk, oil painting";
+    p.seed = 1;
+    p.steps = steps;
+    p.width = p.height = size;
+    p.loras = apply ? &lora : NULL;
+    p.lora_count = apply ? 1 : 0;
+    float *image = malloc(sizeof(float) * 3 * (size_t)size * (size_t)size);
+    if (!image)
+        return md_fail(err, MD_ERR_NOMEM, "out of memory");
+    md_gen_run run = {.backend = cpu, .lora_apply = apply};
+    double t0 = now();
+    md_status st = md_generate(m, &run, &p, NULL, NULL, image, err);
+    double t = now() - t0;
+    free(image);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    static const char *const way[] = {"none", "fused", "side"};
+    if (st == MD_OK)
+        printf("generate %s: %d steps at %dx%d in %.2f s, peak RSS %.0f MiB\n", way[apply],
+               steps, size, size, t, (double)ru.ru_maxrss / 1024.0);
+    return st;
+}
+
 int main(int argc, char **argv)
 {
     const char *path = NULL;
-    int size = 512, rank = 32, reps = 2, threads = 0;
+    int size = 512, rank = 32, reps = 2, threads = 0, gen_steps = 0, apply = -1;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--size") && i + 1 < argc)
             size = atoi(argv[++i]);
@@ -111,8 +149,20 @@ int main(int argc, char **argv)
             reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
             threads = atoi(argv[++i]);
-        else
+        else if (!strcmp(argv[i], "--generate") && i + 1 < argc)
+            gen_steps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--apply") && i + 1 < argc) {
+            i++;
+            apply = !strcmp(argv[i], "none")    ? 0
+                    : !strcmp(argv[i], "fused") ? 1 + MD_LORA_FUSED
+                    : !strcmp(argv[i], "side")  ? 1 + MD_LORA_SIDE
+                                                : -2;
+        } else
             path = argv[i];
+    }
+    if (gen_steps > 0 && apply < 0) {
+        fprintf(stderr, "bench-lora: --generate needs --apply none|fused|side\n");
+        return 2;
     }
     if (!path || rank < 1 || reps < 1 || size < 8) {
         fprintf(stderr, "usage: bench-lora MODEL [--size N] [--rank R] [--reps K] [--threads T]\n");
@@ -139,6 +189,17 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench-lora: %s\n", fd < 0 ? "cannot make a temporary file" : err.msg);
         unlink(lora_path);
         return 1;
+    }
+    if (gen_steps > 0) {
+        md_lora_binding_clear(&bind);
+        md_lora_file_free(f);
+        md_status gs = generate_once(m, cpu, lora_path, size, gen_steps, apply, &err);
+        if (gs != MD_OK)
+            fprintf(stderr, "bench-lora: %s\n", err.msg);
+        unlink(lora_path);
+        md_model_free(m);
+        md_backend_destroy(cpu);
+        return gs == MD_OK ? 0 : 1;
     }
     int f_vae = md_vae_factor(m->vae);
     int lh = size / f_vae, lc = m->unet_cfg.in_channels, ctx = m->unet_cfg.cross_attention_dim;

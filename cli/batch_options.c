@@ -10,6 +10,7 @@
 #include "../host/infotext.h"
 #include "batch_job.h"
 #include "engine.h"
+#include "lora_options.h"
 #include "parse_number.h"
 
 static void print_help(void)
@@ -45,6 +46,9 @@ static void print_help(void)
            "  -t, --threads N  --backend cpu|vulkan|auto  --device N  -q, --quiet  -h, --help\n"
            "      --max-expert-memory SIZE  routed experts' weights resident at once (512M,\n"
            "                            2G, 50%% of the model's); lines may set their own\n"
+           "      --lora FILE[:W]       LoRA for every line (repeatable); lines' \"loras\"\n"
+           "      --lora-dir DIR        for <lora:NAME:W> in prompts ($MOEDIFFUSE_LORA_DIR)\n"
+           "      --lora-allow-unmatched  skip LoRA modules no layer of the model has\n"
            "      --moe-stats           MoE routing per image: NAME.moe.json and a heatmap\n"
            "                            NAME.moe.png beside it (docs/moe-health.md)\n"
            "\n"
@@ -76,7 +80,8 @@ static int parse_long(const char *flag, const char *s, long lo, long hi, long *o
 int md_batch_parse(int argc, char **argv, md_batch_options *o)
 {
     enum { OPT_PROMPTS = 256, OPT_MANIFEST, OPT_SHARD, OPT_STEPS, OPT_CFG, OPT_SAMPLER, OPT_SEED,
-           OPT_CLIP_SKIP, OPT_BACKEND, OPT_DEVICE, OPT_MOE_STATS, OPT_EXPERT_MEMORY };
+           OPT_CLIP_SKIP, OPT_BACKEND, OPT_DEVICE, OPT_MOE_STATS, OPT_EXPERT_MEMORY,
+           OPT_LORA, OPT_LORA_DIR, OPT_LORA_UNMATCHED };
     static const struct option longopts[] = {
         {"prompts", required_argument, NULL, OPT_PROMPTS},
         {"model", required_argument, NULL, 'm'},
@@ -97,6 +102,9 @@ int md_batch_parse(int argc, char **argv, md_batch_options *o)
         {"quiet", no_argument, NULL, 'q'},
         {"moe-stats", no_argument, NULL, OPT_MOE_STATS},
         {"max-expert-memory", required_argument, NULL, OPT_EXPERT_MEMORY},
+        {"lora", required_argument, NULL, OPT_LORA},
+        {"lora-dir", required_argument, NULL, OPT_LORA_DIR},
+        {"lora-allow-unmatched", no_argument, NULL, OPT_LORA_UNMATCHED},
         {"help", no_argument, NULL, 'h'},
         {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
@@ -189,6 +197,15 @@ int md_batch_parse(int argc, char **argv, md_batch_options *o)
                 return usage("--max-expert-memory: %s", err.msg);
             break;
         }
+        case OPT_LORA:
+        case OPT_LORA_DIR:
+        case OPT_LORA_UNMATCHED:
+            if (!md_cli_lora_option(&o->defaults, c == OPT_LORA       ? "--lora"
+                                                  : c == OPT_LORA_DIR ? "--lora-dir"
+                                                                      : "--lora-allow-unmatched",
+                                    optarg))
+                return 2;
+            break;
         case 'h': print_help(); return -1;
         case ':': return usage("%s needs a value", argv[optind - 1]);
         default: return usage("unknown option '%s'", argv[optind - 1]);
@@ -198,6 +215,8 @@ int md_batch_parse(int argc, char **argv, md_batch_options *o)
         return usage("unexpected argument '%s'", argv[optind]);
     if (!o->prompts)
         return usage("--prompts FILE is required");
+    if (md_cli_lora_dir_default(&o->defaults) != 0)
+        return 1;
     if (d->negative_prompt && strlen(d->negative_prompt) > MDIFF_PROMPT_MAX)
         return usage("--negative-prompt is longer than %d bytes", MDIFF_PROMPT_MAX);
     if (!o->out_dir[0])

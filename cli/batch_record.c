@@ -96,9 +96,12 @@ static int matches(const cJSON *rec, const md_batch_job *j)
     int n;
     const mdh_field *fields = mdh_request_fields(&n);
     for (int i = 0; i < n; i++) {
+        const cJSON *had = cJSON_GetObjectItemCaseSensitive(rec, fields[i].name);
+        /* a record from before the field existed asked for its default */
+        if (!had && mdh_request_is_default(&j->req, &fields[i]))
+            continue;
         cJSON *want = mdh_request_get_json(&j->req, &fields[i]);
-        int same = want && cJSON_Compare(cJSON_GetObjectItemCaseSensitive(rec, fields[i].name),
-                                         want, 1);
+        int same = want && cJSON_Compare(had, want, 1);
         cJSON_Delete(want);
         if (!same)
             return 0;

@@ -10,6 +10,7 @@
 #include "../host/output_file.h"
 #include "cli.h"
 #include "engine.h"
+#include "lora_options.h"
 #include "parse_number.h"
 
 /* Seeds stay exact as JSON numbers (--json, batch manifests). */
@@ -49,6 +50,8 @@ static void print_help(void)
            "     --original-size WxH --target-size WxH --crop TOPxLEFT (SDXL conditioning)\n"
            " -t, --threads N  --backend cpu|vulkan|auto  --device N (see `devices`)\n"
            "     --profile (GPU time per op)  --plain-prompt  --json  -v, --verbose  -q\n"
+           "     --lora FILE[:W] (repeatable)  --lora-dir DIR for <lora:NAME:W> in the prompt\n"
+           "     (default $MOEDIFFUSE_LORA_DIR)  --lora-allow-unmatched\n"
            "exit: 0 ok, 1 failed, 2 usage, 3 model, 4 file I/O, 130 interrupted\n"
            "examples:\n"
            "  moe-diffuse -m sd15 -p \"a (red:1.2) fox in snow\" --seed 42 -o fox.png\n"
@@ -276,9 +279,10 @@ static int check_combination(md_cli_options *o)
     char msg[512];
     if (!api)
         return MD_EXIT_FAILURE;
-    if (api->resolve_params(NULL, p, &checked, msg, sizeof msg) != MDIFF_OK) {
+    int st = api->resolve_params(NULL, p, &checked, msg, sizeof msg);
+    if (st != MDIFF_OK) {
         fprintf(stderr, "moe-diffuse: %s\n", msg);
-        return MD_EXIT_USAGE;
+        return md_cli_exit_code(st); /* a LoRA file missing or unreadable: file I/O */
     }
     return MD_EXIT_OK;
 }
@@ -305,6 +309,9 @@ int md_cli_parse(int argc, char **argv, md_cli_options *o)
         OPT_DEVICE,
         OPT_PROFILE,
         OPT_PLAIN_PROMPT,
+        OPT_LORA,
+        OPT_LORA_DIR,
+        OPT_LORA_UNMATCHED,
         OPT_MOE_FIELD /* --moe-*: one request field each (moe_flags) */
     };
     static const struct option longopts[] = {
@@ -336,6 +343,9 @@ int md_cli_parse(int argc, char **argv, md_cli_options *o)
         {"device", required_argument, NULL, OPT_DEVICE},
         {"profile", no_argument, NULL, OPT_PROFILE},
         {"plain-prompt", no_argument, NULL, OPT_PLAIN_PROMPT},
+        {"lora", required_argument, NULL, OPT_LORA},
+        {"lora-dir", required_argument, NULL, OPT_LORA_DIR},
+        {"lora-allow-unmatched", no_argument, NULL, OPT_LORA_UNMATCHED},
         {"moe-top-k", required_argument, NULL, OPT_MOE_FIELD},
         {"moe-routing", required_argument, NULL, OPT_MOE_FIELD},
         {"moe-capacity", required_argument, NULL, OPT_MOE_FIELD},
@@ -518,6 +528,18 @@ int md_cli_parse(int argc, char **argv, md_cli_options *o)
             o->req.p.prompt_syntax = MDIFF_PROMPT_PLAIN;
             mark_given(o, "prompt_syntax");
             break;
+        case OPT_LORA:
+        case OPT_LORA_DIR:
+        case OPT_LORA_UNMATCHED: {
+            const char *field = md_cli_lora_option(&o->req, c == OPT_LORA       ? "--lora"
+                                                            : c == OPT_LORA_DIR ? "--lora-dir"
+                                                                                : "--lora-allow-unmatched",
+                                                   optarg);
+            if (!field)
+                return MD_EXIT_USAGE;
+            mark_given(o, field);
+            break;
+        }
         case 'h': print_help(); return -1;
         case 'V': printf("moe-diffuse %s\n", MD_VERSION); return -1;
         case ':':
@@ -536,6 +558,8 @@ int md_cli_parse(int argc, char **argv, md_cli_options *o)
         fprintf(stderr, "moe-diffuse: --quiet and --verbose contradict each other\n");
         return MD_EXIT_USAGE;
     }
+    if ((rc = md_cli_lora_dir_default(&o->req)) != MD_EXIT_OK)
+        return rc;
     if (o->from_png && (rc = apply_from_png(o)) != MD_EXIT_OK)
         return rc;
     return check_combination(o);

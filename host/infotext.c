@@ -54,6 +54,8 @@ void mdh_infotext_free(mdh_infotext *t)
     free(t->found);
     free(t->model);
     free(t->moe);
+    free(t->model_hash);
+    free(t->lora_hashes);
     memset(t, 0, sizeof *t);
 }
 
@@ -138,7 +140,11 @@ char *mdh_infotext_format(const mdh_request *r, const mdh_infotext_meta *meta)
 {
     const mdiff_gen_params *p = &r->p;
     strbuf b = {0};
-    sb_puts(&b, p->prompt ? p->prompt : "");
+    char *prompt = mdh_request_prompt_with_loras(r);
+    if (!prompt)
+        return NULL;
+    sb_puts(&b, prompt);
+    free(prompt);
     if (p->negative_prompt) {
         sb_puts(&b, "\nNegative prompt: ");
         sb_puts(&b, p->negative_prompt);
@@ -151,6 +157,8 @@ char *mdh_infotext_format(const mdh_request *r, const mdh_infotext_meta *meta)
     FIELD("CFG scale"), sb_field(&b, r, "guidance");
     FIELD("Seed"), sb_printf(&b, "%llu", (unsigned long long)p->seed);
     FIELD("Size"), sb_printf(&b, "%dx%d", p->width, p->height);
+    if (meta->model_hash)
+        FIELD("Model hash"), sb_value(&b, meta->model_hash);
     if (meta->model)
         FIELD("Model"), sb_value(&b, meta->model);
     if (r->init_image || p->init_image)
@@ -176,6 +184,8 @@ char *mdh_infotext_format(const mdh_request *r, const mdh_infotext_meta *meta)
         sb_value(&b, tmp);
         sep = ", ";
     }
+    if (meta->lora_hashes)
+        FIELD("Lora hashes"), sb_value(&b, meta->lora_hashes);
     if (meta->version)
         FIELD("Version"), sb_value(&b, meta->version);
 #undef FIELD
@@ -429,6 +439,12 @@ static int parse_params_line(const char *line, const char *source, mdh_infotext 
         } else if (!strcmp(p.key, "MoE")) {
             free(out->moe);
             out->moe = strdup(val);
+        } else if (!strcmp(p.key, "Model hash")) {
+            free(out->model_hash);
+            out->model_hash = strdup(val);
+        } else if (!strcmp(p.key, "Lora hashes")) {
+            free(out->lora_hashes);
+            out->lora_hashes = strdup(val);
         } else if (!strcmp(p.key, "Prompt syntax")) {
             if (strcmp(val, "plain") != 0)
                 st = bad_value(err, source, &p);

@@ -17,20 +17,26 @@
 
 /* What the text says beside the request. */
 typedef struct mdh_infotext_meta {
+    const char *model_hash; /* "Model hash:" (mdh_model_hash); NULL = none */
     const char *model;   /* "Model:"; NULL = none */
     const char *moe;     /* "MoE:", the model's experts ("4 experts, top-2, sequence routing") */
     int mask_blur;       /* > 0: "Mask blur:" (inpainting) */
+    const char *lora_hashes; /* "Lora hashes:" ("name: hash, ..." as mdh_lora_hashes
+                                writes it); NULL = none */
     const char *version; /* "Version:" */
 } mdh_infotext_meta;
 
 /* The text for a resolved request (size, guidance and sampler filled in, as
- * api->resolve_params gives them). malloc'd; NULL = out of memory. */
+ * api->resolve_params gives them). The request's loras go into the prompt as
+ * <lora:STEM:WEIGHT> tags (mdh_request_prompt_with_loras), as A1111 keeps
+ * them. malloc'd; NULL = out of memory. */
 char *mdh_infotext_format(const mdh_request *r, const mdh_infotext_meta *meta);
 
 typedef struct mdh_infotext {
     mdh_request req;        /* the fields found; the others keep their defaults */
     unsigned char *found;   /* per request field (mdh_request_fields order): 1 = in the text */
     char *model, *moe;      /* owned; NULL = absent */
+    char *model_hash, *lora_hashes; /* owned; NULL = absent */
     int mask_blur;          /* -1 = absent */
 } mdh_infotext;
 

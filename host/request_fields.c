@@ -46,6 +46,11 @@ static const mdh_field fields[] = {
     /* The routes file's path; the host reads it into moe_routes when it generates. */
     {"moe_routes", MDH_FIELD_PATH, 0, "MoE routes", NULL},
     {"max_expert_memory", MDH_FIELD_BYTES, P(max_expert_memory), "Max expert memory", NULL},
+    /* LoRAs go into the `parameters` text as <lora:...> tags of the prompt, as A1111
+     * writes them (mdh_request_prompt_with_loras); the folder is the reader's. */
+    {"loras", MDH_FIELD_LORAS, P(loras), NULL, NULL},
+    {"lora_dir", MDH_FIELD_TEXT, P(lora_dir), NULL, NULL},
+    {"lora_allow_unmatched", MDH_FIELD_FLAG, P(lora_flags), "Lora allow unmatched", NULL},
 };
 #define NFIELDS (int)(sizeof fields / sizeof fields[0])
 
@@ -84,7 +89,38 @@ static int text_slot(const mdh_field *f)
     return f->offset == P(prompt)            ? 0
            : f->offset == P(negative_prompt) ? 1
            : f->offset == P(moe_schedule)    ? 3
+           : f->offset == P(lora_dir)        ? 4
                                              : 2;
+}
+
+static void clear_loras(mdh_request *r)
+{
+    for (int i = 0; i < r->p.lora_count; i++)
+        free((char *)r->loras[i].path);
+    free(r->loras);
+    r->loras = NULL;
+    r->p.loras = NULL;
+    r->p.lora_count = 0;
+}
+
+int mdh_request_add_lora(mdh_request *r, const char *path, float weight)
+{
+    int n = r->p.lora_count;
+    if (n >= MDIFF_MAX_LORAS)
+        return MDIFF_ERR_INVALID;
+    mdiff_lora *grown = realloc(r->loras, sizeof *grown * (size_t)(n + 1));
+    char *copy = strdup(path);
+    if (grown)
+        r->loras = grown;
+    if (!grown || !copy) {
+        free(copy);
+        r->p.loras = r->loras;
+        return MDIFF_ERR_NOMEM;
+    }
+    r->loras[n] = (mdiff_lora){.struct_size = sizeof(mdiff_lora), .path = copy, .weight = weight};
+    r->p.loras = r->loras;
+    r->p.lora_count = n + 1;
+    return MDIFF_OK;
 }
 
 static char **path_slot(mdh_request *r, const mdh_field *f)
@@ -119,7 +155,8 @@ int mdh_request_set_string(mdh_request *r, const mdh_field *f, const char *value
 
 void mdh_request_clear(mdh_request *r)
 {
-    for (int k = 0; k < 4; k++)
+    clear_loras(r);
+    for (int k = 0; k < 5; k++)
         free(r->text[k]);
     free(r->init_image);
     free(r->mask);
@@ -132,8 +169,13 @@ int mdh_request_copy(mdh_request *dst, const mdh_request *src)
     memset(dst, 0, sizeof *dst);
     dst->p = src->p;
     dst->p.prompt = dst->p.negative_prompt = dst->p.sampler = dst->p.moe_schedule = NULL;
+    dst->p.lora_dir = NULL;
+    dst->p.loras = NULL;
+    dst->p.lora_count = 0;
     dst->expert_memory_percent = src->expert_memory_percent;
     int rc = MDIFF_OK;
+    for (int i = 0; i < src->p.lora_count && rc == MDIFF_OK; i++)
+        rc = mdh_request_add_lora(dst, src->loras[i].path, src->loras[i].weight);
     for (int i = 0; i < NFIELDS && rc == MDIFF_OK; i++) {
         const mdh_field *f = &fields[i];
         if (f->type == MDH_FIELD_PATH)
@@ -250,8 +292,90 @@ static int set_bytes_text(mdh_request *r, const mdh_field *f, const char *text, 
     return MDIFF_OK;
 }
 
+/* "P" or "P:W": a trailing ":number" is the weight. */
+static int add_lora_text(mdh_request *r, const mdh_field *f, const char *text, mdh_error *err)
+{
+    const char *colon = strrchr(text, ':');
+    float weight = 1.0f;
+    size_t n = strlen(text);
+    if (colon && colon[1]) {
+        char *end;
+        errno = 0;
+        double w = strtod(colon + 1, &end);
+        if (!errno && !*end && end != colon + 1) {
+            if (!isfinite(w) || fabs(w) > 1e6)
+                return bad(err, f, "FILE or FILE:WEIGHT with a usable weight");
+            weight = (float)w;
+            n = (size_t)(colon - text);
+        }
+    }
+    if (n == 0)
+        return bad(err, f, "FILE or FILE:WEIGHT");
+    char *path = strndup(text, n);
+    int rc = path ? mdh_request_add_lora(r, path, weight) : MDIFF_ERR_NOMEM;
+    free(path);
+    if (rc == MDIFF_ERR_INVALID)
+        return mdh_fail(err, rc, "\"%s\": at most %d LoRAs", f->name, MDIFF_MAX_LORAS);
+    return rc == MDIFF_OK ? rc : mdh_fail(err, rc, "out of memory");
+}
+
+static int set_loras_json(mdh_request *r, const mdh_field *f, const cJSON *v, mdh_error *err)
+{
+    static const char what[] = "a list of LoRAs: [{\"path\": \"FILE\", \"weight\": 0.8}] or "
+                               "[\"FILE\", \"FILE:0.8\"]";
+    if (!cJSON_IsArray(v) && !cJSON_IsNull(v))
+        return bad(err, f, what);
+    clear_loras(r);
+    const cJSON *it;
+    cJSON_ArrayForEach(it, v)
+    {
+        int rc;
+        if (cJSON_IsString(it)) {
+            rc = add_lora_text(r, f, it->valuestring, err);
+        } else if (cJSON_IsObject(it)) {
+            const cJSON *path = cJSON_GetObjectItemCaseSensitive(it, "path");
+            const cJSON *weight = cJSON_GetObjectItemCaseSensitive(it, "weight");
+            if (!cJSON_IsString(path) || !path->valuestring[0] ||
+                (weight && (!cJSON_IsNumber(weight) || !isfinite(weight->valuedouble) ||
+                            fabs(weight->valuedouble) > 1e6)) ||
+                cJSON_GetArraySize(it) != 1 + (weight != NULL))
+                return bad(err, f, what);
+            rc = mdh_request_add_lora(r, path->valuestring,
+                                      weight ? (float)weight->valuedouble : 1.0f);
+            if (rc == MDIFF_ERR_INVALID)
+                return mdh_fail(err, rc, "\"%s\": at most %d LoRAs", f->name, MDIFF_MAX_LORAS);
+            if (rc != MDIFF_OK)
+                return mdh_fail(err, rc, "out of memory");
+        } else {
+            return bad(err, f, what);
+        }
+        if (rc != MDIFF_OK)
+            return rc;
+    }
+    return MDIFF_OK;
+}
+
+static int set_flag_text(mdh_request *r, const mdh_field *f, const char *text, mdh_error *err)
+{
+    int v = !strcasecmp(text, "true") || !strcmp(text, "1")    ? 1
+            : !strcasecmp(text, "false") || !strcmp(text, "0") ? 0
+                                                               : -1;
+    if (v < 0)
+        return bad(err, f, "true or false");
+    *(uint32_t *)((char *)&r->p + f->offset) = (uint32_t)v;
+    return MDIFF_OK;
+}
+
 int mdh_request_set_json(mdh_request *r, const mdh_field *f, const cJSON *v, mdh_error *err)
 {
+    if (f->type == MDH_FIELD_LORAS)
+        return set_loras_json(r, f, v, err);
+    if (f->type == MDH_FIELD_FLAG) {
+        if (!cJSON_IsBool(v))
+            return bad(err, f, "true or false");
+        *(uint32_t *)((char *)&r->p + f->offset) = cJSON_IsTrue(v) ? 1u : 0u;
+        return MDIFF_OK;
+    }
     int is_string = f->type == MDH_FIELD_TEXT || f->type == MDH_FIELD_NAME ||
                     f->type == MDH_FIELD_PATH;
     if (cJSON_IsNull(v)) {
@@ -298,6 +422,10 @@ int mdh_request_set_text(mdh_request *r, const mdh_field *f, const char *text, m
     }
     if (f->type == MDH_FIELD_BYTES)
         return set_bytes_text(r, f, text, err);
+    if (f->type == MDH_FIELD_LORAS)
+        return add_lora_text(r, f, text, err);
+    if (f->type == MDH_FIELD_FLAG)
+        return set_flag_text(r, f, text, err);
     char *end;
     errno = 0;
     double v = strtod(text, &end);
@@ -333,6 +461,20 @@ cJSON *mdh_request_get_json(const mdh_request *r, const mdh_field *f)
         return cJSON_CreateString(buf);
     }
     case MDH_FIELD_FLOAT: return cJSON_CreateNumber(*(const float *)at);
+    case MDH_FIELD_FLAG: return cJSON_CreateBool(*(const uint32_t *)at != 0);
+    case MDH_FIELD_LORAS: {
+        cJSON *list = cJSON_CreateArray();
+        for (int i = 0; list && i < r->p.lora_count; i++) {
+            cJSON *o = cJSON_CreateObject();
+            if (!o || !cJSON_AddItemToArray(list, o) ||
+                !cJSON_AddStringToObject(o, "path", r->loras[i].path) ||
+                !cJSON_AddNumberToObject(o, "weight", r->loras[i].weight)) {
+                cJSON_Delete(list);
+                return NULL;
+            }
+        }
+        return list;
+    }
     case MDH_FIELD_CHOICE: {
         int32_t v = *(const int32_t *)at;
         for (int i = 0; f->choices[i]; i++)
@@ -366,15 +508,18 @@ int mdh_request_format(const mdh_request *r, const mdh_field *f, char *buf, size
             v /= 1024, u++;
         return snprintf(buf, cap, "%llu%s", (unsigned long long)v, u ? (const char *[]){"", "K", "M", "G", "T"}[u] : "");
     }
-    case MDH_FIELD_FLOAT: {
-        /* the shortest decimal that reads back as the same float */
-        float v = *(const float *)at;
+    case MDH_FIELD_FLOAT: return mdh_format_float(buf, cap, *(const float *)at);
+    case MDH_FIELD_FLAG: return snprintf(buf, cap, "%s", *(const uint32_t *)at ? "true" : "false");
+    case MDH_FIELD_LORAS: {
         int n = 0;
-        for (int prec = 1; prec <= 9; prec++) {
-            n = snprintf(buf, cap, "%.*g", prec, (double)v);
-            if (strtof(buf, NULL) == v)
-                break;
+        for (int i = 0; i < r->p.lora_count; i++) {
+            char w[32];
+            mdh_format_float(w, sizeof w, r->loras[i].weight);
+            n += snprintf(buf + ((size_t)n < cap ? (size_t)n : cap), (size_t)n < cap ? cap - (size_t)n : 0,
+                          "%s%s:%s", i ? "; " : "", r->loras[i].path, w);
         }
+        if (cap && r->p.lora_count == 0)
+            buf[0] = '\0';
         return n;
     }
     case MDH_FIELD_CHOICE: {
@@ -388,6 +533,40 @@ int mdh_request_format(const mdh_request *r, const mdh_field *f, char *buf, size
     return 0;
 }
 
+int mdh_format_float(char *buf, size_t cap, float v)
+{
+    int n = 0;
+    for (int prec = 1; prec <= 9; prec++) {
+        n = snprintf(buf, cap, "%.*g", prec, (double)v);
+        if (strtof(buf, NULL) == v)
+            break;
+    }
+    return n;
+}
+
+char *mdh_request_prompt_with_loras(const mdh_request *r)
+{
+    const char *prompt = r->p.prompt ? r->p.prompt : "";
+    size_t cap = strlen(prompt) + 1;
+    for (int i = 0; i < r->p.lora_count; i++)
+        cap += strlen(r->loras[i].path) + 48;
+    char *out = malloc(cap);
+    if (!out)
+        return NULL;
+    size_t n = (size_t)snprintf(out, cap, "%s", prompt);
+    for (int i = 0; i < r->p.lora_count; i++) {
+        const char *path = r->loras[i].path;
+        const char *base = strrchr(path, '/');
+        base = base ? base + 1 : path;
+        const char *dot = strrchr(base, '.');
+        int len = dot && dot != base ? (int)(dot - base) : (int)strlen(base);
+        char w[32];
+        mdh_format_float(w, sizeof w, r->loras[i].weight);
+        n += (size_t)snprintf(out + n, cap - n, "%s<lora:%.*s:%s>", n ? " " : "", len, base, w);
+    }
+    return out;
+}
+
 static size_t value_size(const mdh_field *f)
 {
     return f->type == MDH_FIELD_SEED || f->type == MDH_FIELD_BYTES ? sizeof(uint64_t)
@@ -396,6 +575,9 @@ static size_t value_size(const mdh_field *f)
 
 void mdh_request_copy_value(mdh_request *dst, const mdh_request *src, const mdh_field *f)
 {
+    if (f->type == MDH_FIELD_LORAS || f->type == MDH_FIELD_TEXT || f->type == MDH_FIELD_NAME ||
+        f->type == MDH_FIELD_PATH)
+        return; /* not a number: owned storage */
     memcpy((char *)&dst->p + f->offset, (const char *)&src->p + f->offset, value_size(f));
     if (f->type == MDH_FIELD_BYTES)
         dst->expert_memory_percent = src->expert_memory_percent;
@@ -411,6 +593,8 @@ uint64_t mdh_request_expert_memory(const mdh_request *r, uint64_t expert_memory)
 
 int mdh_request_is_default(const mdh_request *r, const mdh_field *f)
 {
+    if (f->type == MDH_FIELD_LORAS)
+        return r->p.lora_count == 0;
     if (f->type == MDH_FIELD_TEXT || f->type == MDH_FIELD_NAME || f->type == MDH_FIELD_PATH)
         return mdh_request_string(r, f) == NULL;
     if (f->type == MDH_FIELD_BYTES && r->expert_memory_percent > 0.0f)

@@ -23,6 +23,9 @@ typedef enum mdh_field_type {
     MDH_FIELD_SEED,   /* uint64_t, at most 2^53 - 1 (exact as a JSON number) */
     MDH_FIELD_FLOAT,  /* float */
     MDH_FIELD_CHOICE, /* int32_t stored as one of `choices` (index = value) */
+    MDH_FIELD_FLAG,   /* uint32_t 0 or 1 (JSON true / false; text true, false, 1, 0) */
+    MDH_FIELD_LORAS,  /* the LoRA list (loras, lora_count): JSON [{"path": P, "weight": W}] or
+                         ["P", "P:W"]; text "P" or "P:W" appends one */
     MDH_FIELD_BYTES   /* uint64_t bytes: a number, or text with a unit ("512M", "1.5G",
                          "2GiB": powers of 1024) or a percentage of the model's expert
                          memory ("50%", kept in mdh_request until the host resolves it) */
@@ -44,9 +47,11 @@ const mdh_field *mdh_request_field(const char *name); /* NULL when unknown */
 
 /* A request with its strings and image paths owned. */
 typedef struct mdh_request {
-    mdiff_gen_params p;          /* p.prompt / negative_prompt / sampler / moe_schedule point
-                                    into text[] */
-    char *text[4];               /* owned copies (prompt, negative, sampler, moe_schedule) */
+    mdiff_gen_params p;          /* p.prompt / negative_prompt / sampler / moe_schedule /
+                                    lora_dir point into text[], p.loras into loras */
+    char *text[5];               /* owned copies (prompt, negative, sampler, moe_schedule,
+                                    lora_dir) */
+    mdiff_lora *loras;           /* p.lora_count entries, paths owned */
     char *init_image, *mask;     /* image files; NULL = none */
     char *moe_routes;            /* routes file (moe_routes is its text); NULL = none */
     float expert_memory_percent; /* max_expert_memory given as a percentage of the model's
@@ -78,6 +83,15 @@ void mdh_request_copy_value(mdh_request *dst, const mdh_request *src, const mdh_
 /* The request's max_expert_memory in bytes: as given, or its percentage of
  * `expert_memory` (model_info's). */
 uint64_t mdh_request_expert_memory(const mdh_request *r, uint64_t expert_memory);
+/* Appends a LoRA (a copy of path). */
+int mdh_request_add_lora(mdh_request *r, const char *path, float weight);
+/* The prompt as the `parameters` text records it: the prompt, then a
+ * <lora:STEM:WEIGHT> tag for each entry of loras (A1111 keeps LoRAs in the
+ * prompt), so reading it back with the LoRAs' folder as lora_dir applies the
+ * same LoRAs. malloc'd; NULL = out of memory. */
+char *mdh_request_prompt_with_loras(const mdh_request *r);
+/* The shortest decimal that reads back as the same float. */
+int mdh_format_float(char *buf, size_t cap, float v);
 /* 1 when the field holds gen_params_init's default (or no string / path). */
 int mdh_request_is_default(const mdh_request *r, const mdh_field *f);
 

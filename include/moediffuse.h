@@ -73,7 +73,7 @@ extern "C" {
 #endif
 
 #define MOEDIFFUSE_ABI_MAJOR 1
-#define MOEDIFFUSE_ABI_MINOR 5
+#define MOEDIFFUSE_ABI_MINOR 6
 
 #if defined(__GNUC__)
 #define MOEDIFFUSE_EXPORT __attribute__((visibility("default")))
@@ -192,6 +192,21 @@ typedef struct mdiff_context_params {
 #define MDIFF_CONTEXT_PROFILE 1u
 
 /* ---- generation ---- */
+
+/* One LoRA of a request (1.6). The elements of gen_params' loras are
+ * struct_size bytes apart (set it to sizeof(mdiff_lora)). */
+typedef struct mdiff_lora {
+    size_t struct_size;
+    const char *path;              /* a LoRA .safetensors file: kohya / A1111 or diffusers /
+                                      PEFT layout, for the model's family (docs/lora.md) */
+    float weight;                  /* its scale: 1 = as trained, 0 = off, negative inverts */
+    int32_t reserved;              /* 0 */
+} mdiff_lora;
+
+/* lora_flags (1.6): modules of a LoRA that match no layer of the model are
+ * skipped instead of failing the request with MDIFF_ERR_INVALID. */
+#define MDIFF_LORA_ALLOW_UNMATCHED 1u
+
 typedef struct mdiff_gen_params {
     size_t struct_size;
     const char *prompt;
@@ -260,6 +275,18 @@ typedef struct mdiff_gen_params {
                                       expert_memory_minimum (MDIFF_ERR_INVALID below it). Dense
                                       models ignore it. Generations sharing one model share its
                                       resident experts: each evicts down to its own bound. */
+    /* ABI 1.6: LoRAs, applied for this generation only (the loaded model is
+     * not changed; docs/lora.md). Several add up. */
+    const mdiff_lora *loras;       /* lora_count LoRA files and weights; NULL = none */
+    int32_t lora_count;            /* 0..MDIFF_MAX_LORAS */
+    uint32_t lora_flags;           /* MDIFF_LORA_* */
+    const char *lora_dir;          /* with the weighted prompt syntax, the prompt's
+                                      <lora:NAME:WEIGHT> and <lora:NAME> (weight 1) tags are
+                                      taken out of the prompt and applied after loras[], from
+                                      lora_dir/NAME.safetensors (NAME may name a subfolder, never
+                                      leave lora_dir). A tag with lora_dir NULL, or a NAME not
+                                      there, is MDIFF_ERR_IO. NULL = none. The plain syntax leaves
+                                      tags in the text */
 } mdiff_gen_params;
 
 /* guidance value meaning "the model's own default" (ABI 1.3). */
@@ -268,6 +295,8 @@ typedef struct mdiff_gen_params {
 #define MDIFF_PROMPT_MAX 16384
 /* The most experts per token any MoE setting takes. */
 #define MDIFF_MAX_TOP_K 16
+/* The most LoRAs one request applies, loras[] and prompt tags together (1.6). */
+#define MDIFF_MAX_LORAS 32
 /* The longest moe_schedule and moe_routes texts, in bytes (1.4). */
 #define MDIFF_MOE_SCHEDULE_MAX 4096
 #define MDIFF_MOE_ROUTES_MAX (256 * 1024 * 1024)
@@ -565,6 +594,46 @@ typedef struct mdiff_expert_memory_api {
     int (*estimate)(mdiff_context *ctx, uint64_t bound, const char *routes,
                     mdiff_expert_estimate *out, char *msg, size_t msg_cap);
 } mdiff_expert_memory_api;
+
+/* "lora" (1.6): the LoRAs a request applies, as generate will apply them:
+ * loras[] in order, then the prompt's tags (found in lora_dir). Hosts use it
+ * to record them (names, weights, file hashes) and to check a request's
+ * LoRAs before generating. */
+#define MDIFF_FEATURE_LORA "lora"
+
+typedef struct mdiff_lora_info {
+    size_t struct_size;
+    char name[256];            /* the file's name without folder and .safetensors; for a
+                                  prompt tag, its NAME */
+    char path[4096];           /* the file */
+    float weight;
+    int32_t from_prompt;       /* 1: a <lora:...> tag of the prompt, 0: from loras[] */
+    int32_t modules;           /* modules the file changes (when checked against a model) */
+    int32_t matched;           /* of those, modules that match a layer of the model
+                                  (-1 without a context) */
+} mdiff_lora_info;
+
+typedef struct mdiff_lora_api {
+    size_t struct_size;
+    /* Fills up to cap entries (struct_size set by the host) and returns how
+     * many LoRAs the request applies; < 0: a status with the reason in msg.
+     * Opens each file; with ctx, also binds it to the loaded model, so every
+     * error generate would give for the LoRAs comes here first (not while
+     * the context generates: MDIFF_ERR_BUSY). */
+    int (*list)(mdiff_context *ctx, const mdiff_gen_params *params, mdiff_lora_info *out,
+                int cap, char *msg, size_t msg_cap);
+} mdiff_lora_api;
+
+/* "model.files" (1.6): the files a loaded model comes from. */
+#define MDIFF_FEATURE_MODEL_FILES "model.files"
+
+typedef struct mdiff_model_files_api {
+    size_t struct_size;
+    /* The file AUTOMATIC1111's "Model hash" is taken of: the single-file
+     * checkpoint, or of a diffusers folder its U-Net's weights file (the
+     * shard index for a sharded U-Net). Returns the length as describe does. */
+    int (*hash_file)(mdiff_context *ctx, char *path, size_t cap);
+} mdiff_model_files_api;
 
 /* "model.describe" (1.2): a multi-line description of the loaded model for
  * people (components, sizes, MoE layout, weight types, memory estimate). */

@@ -19,6 +19,9 @@ typedef enum md_family { MD_FAMILY_SD1 = 0, MD_FAMILY_SD2, MD_FAMILY_SDXL } md_f
 typedef struct md_model {
     md_family family;
     char path[1024];
+    /* The file A1111's "Model hash" covers: the single file, or a diffusers
+     * folder's U-Net weights (its shard index when sharded). */
+    char hash_file[4096];
 
     md_tokenizer *tokenizer;   /* CLIP-L tokenizer (te1) */
     md_tokenizer *tokenizer2;  /* SDXL te2 tokenizer, else NULL */

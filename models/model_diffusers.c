@@ -101,6 +101,12 @@ static md_status add_sharded(md_model *m, md_weights *w, const char *dir, const 
     return s;
 }
 
+static void note_hash_file(md_model *m, const char *sub, const char *path)
+{
+    if (!strcmp(sub, "unet"))
+        snprintf(m->hash_file, sizeof m->hash_file, "%s", path);
+}
+
 /* Finds and adds the weights of dir/sub: stem.safetensors, its .fp16
  * variant, or a sharded index of either. */
 static md_status component_weights(md_model *m, md_weights *w, const char *dir, const char *sub,
@@ -112,12 +118,16 @@ static md_status component_weights(md_model *m, md_weights *w, const char *dir, 
     for (int v = 0; v < 2; v++) {
         snprintf(name, sizeof name, "%s%s", stem, variants[v]);
         MD_TRY(md_path_join(path, sizeof path, cdir, name, NULL, err));
-        if (is_file(path))
+        if (is_file(path)) {
+            note_hash_file(m, sub, path);
             return add_file(m, w, path, is_vae, err);
+        }
         snprintf(name, sizeof name, "%s%s.index.json", stem, variants[v]);
         MD_TRY(md_path_join(path, sizeof path, cdir, name, NULL, err));
-        if (is_file(path))
+        if (is_file(path)) {
+            note_hash_file(m, sub, path);
             return add_sharded(m, w, cdir, path, is_vae, err);
+        }
     }
     static const char *const pickles[] = {".bin", ".fp16.bin", ".ckpt"};
     for (int v = 0; v < 3; v++) {

@@ -105,6 +105,7 @@ md_status md_model_load(const char *path, const md_model_options *opt, md_model 
         goto fail;
     }
     memcpy(m->path, path, strlen(path) + 1);
+    memcpy(m->hash_file, path, strlen(path) + 1);
     m->defer_experts = opt->defer_experts && opt->backend->weights_load != NULL;
     struct stat sb;
     if (stat(path, &sb) != 0) {

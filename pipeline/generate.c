@@ -8,6 +8,7 @@
 
 #include "../sampling/rng.h"
 #include "moe_controls.h"
+#include "request_loras.h"
 
 /* Noise streams of the seeded RNG (sampling/rng.h); per-step noise uses
  * stream MD_STREAM_STEP0 + step. */
@@ -328,6 +329,27 @@ static md_status open_run(gen_state *s, const md_gen_run *run, md_unet_state **o
     return MD_OK;
 }
 
+/* The request's LoRAs: the prompt without its tags goes to the text
+ * encoder, and this generation computes through a wrapper that applies
+ * them (the model is not changed). */
+static md_status open_loras(gen_state *s, const md_gen_run *run, mdiff_gen_params *resolved,
+                            md_request_loras *loras, md_lora_set **set, md_error *err)
+{
+    MD_TRY(md_request_loras_collect(resolved, loras, err));
+    resolved->prompt = loras->prompt;
+    if (loras->count == 0)
+        return MD_OK;
+    md_status st = md_lora_set_open(s->m, loras->uses, loras->count,
+                                    (resolved->lora_flags & MDIFF_LORA_ALLOW_UNMATCHED) != 0, set,
+                                    err);
+    if (st != MD_OK)
+        return st;
+    int choice = run ? run->lora_apply : 0;
+    md_lora_apply how = choice > 0 ? (md_lora_apply)(choice - 1) : MD_LORA_SIDE;
+    st = md_lora_set_backend(*set, s->be, how, &s->be, err);
+    return st == MD_OK ? MD_OK : md_fail_context(err, "applying the LoRAs: ");
+}
+
 int md_generate_batch(const mdiff_gen_params *resolved)
 {
     return resolved->guidance > 1.0f ? 2 : 1;
@@ -356,11 +378,15 @@ md_status md_generate(const md_model *m, const md_gen_run *run, const mdiff_gen_
     md_sampler *smp = NULL;
     float *decoded = NULL;
     md_unet_state *owned = NULL;
+    md_request_loras loras = {0};
+    md_lora_set *lora_set = NULL;
     st = md_moe_controls_open(&s.moe_ctl, m, p, s.batch, err);
     if (st != MD_OK)
         return st;
     s.moe = s.moe_ctl.base;
     st = open_run(&s, run, &owned, err);
+    if (st == MD_OK)
+        st = open_loras(&s, run, &resolved, &loras, &lora_set, err);
     if (st == MD_OK)
         st = alloc_state(&s, err);
     if (st == MD_OK)
@@ -469,5 +495,7 @@ done:
     }
     md_unet_state_free(owned);
     md_moe_controls_close(&s.moe_ctl);
+    md_lora_set_free(lora_set);
+    md_request_loras_free(&loras);
     return st;
 }

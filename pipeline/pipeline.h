@@ -56,6 +56,9 @@ typedef struct md_gen_run {
      * settings are set on it). NULL: a state is made for the call and freed
      * after it. */
     md_unet_state *unet;
+    /* How the request's LoRAs are applied: 0 = the default (MD_LORA_SIDE:
+     * docs/lora.md, "Which way"), else 1 + an md_lora_apply. */
+    int lora_apply;
 } md_gen_run;
 
 /* One generation of the request `req` (md_request_resolve resolves and

@@ -5,6 +5,7 @@
 
 #include "../sampling/sampler.h"
 #include "moe_controls.h"
+#include "request_loras.h"
 
 #define MAX_SIDE 8192
 #define MAX_MICRO 65536 /* SDXL original/crop/target values */
@@ -76,6 +77,9 @@ static md_status check_alone(const mdiff_gen_params *p, int parse_texts, md_erro
         return md_fail(err, MD_ERR_INVALID,
                        "unknown moe_routing %d (sequence 1, token 2, sequence-split 3)",
                        p->moe_routing);
+    md_request_loras loras;
+    MD_TRY(md_request_loras_collect(p, &loras, err));
+    md_request_loras_free(&loras);
     return md_moe_controls_check_alone(p, parse_texts, err);
 }
 

@@ -6,7 +6,7 @@ endif()
 
 set(MD_ABI_TEST_ENV "MD_SOURCE_DIR=${CMAKE_SOURCE_DIR};MD_GOLDEN_DIR=${MD_GOLDEN_DIR}")
 
-foreach(name abi_basics abi_generate abi_cancel abi_moe abi_v1_2 abi_v1_3 abi_v1_4 abi_v1_5 abi_destroy
+foreach(name abi_basics abi_generate abi_cancel abi_moe abi_v1_2 abi_v1_3 abi_v1_4 abi_v1_5 abi_v1_6 abi_destroy
              abi_router_override)
   add_executable(${name} ${CMAKE_SOURCE_DIR}/tests/abi/${name}.c)
   target_compile_options(${name} PRIVATE ${MD_WARNINGS})
@@ -24,6 +24,15 @@ set_tests_properties(abi_cancel abi_v1_3 abi_destroy PROPERTIES LABELS "unit;abi
 if(MD_VULKAN)
   add_test(NAME abi_router_override_vulkan COMMAND abi_router_override vulkan)
   set_tests_properties(abi_router_override_vulkan PROPERTIES
+                       ENVIRONMENT "${MD_ABI_TEST_ENV};MD_VK_VALIDATION=1;${MD_SANITIZER_ENV}"
+                       LABELS "abi;vulkan" SKIP_RETURN_CODE 77)
+endif()
+
+# LoRAs on Vulkan (side products on the device; experts loaded on demand
+# refuse a LoRA). Skipped (77) without a Vulkan device.
+if(MD_VULKAN)
+  add_test(NAME abi_v1_6_vulkan COMMAND abi_v1_6 vulkan)
+  set_tests_properties(abi_v1_6_vulkan PROPERTIES
                        ENVIRONMENT "${MD_ABI_TEST_ENV};MD_VK_VALIDATION=1;${MD_SANITIZER_ENV}"
                        LABELS "abi;vulkan" SKIP_RETURN_CODE 77)
 endif()

@@ -1,10 +1,12 @@
-/* A1111 prompt emphasis: brackets, escapes, (text:weight), BREAK, then the
- * chunked tokenization. Capped at 4 KiB as fuzz_tokenizer.c is: longer
+/* A1111 prompt syntax: LoRA tags (<lora:NAME:WEIGHT>), emphasis (brackets,
+ * escapes, (text:weight), BREAK), then the chunked tokenization. Capped at 4 KiB as fuzz_tokenizer.c is: longer
  * prompts are refused after tokenizing (more than 8 chunks). */
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "fuzz_file.h"
+#include "text/prompt_loras.h"
 #include "text/prompt_weights.h"
 
 static md_tokenizer *tok;
@@ -19,6 +21,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *text = md_fuzz_string(data, size);
     if (!text)
         return 0;
+    /* the tags come out first, leaving at most the text they were in */
+    char *stripped = malloc(size + 1);
+    md_prompt_lora tags[8];
+    int ntags = 0;
+    if (stripped && md_prompt_take_loras(text, stripped, size + 1, tags, 8, &ntags, &err) == MD_OK &&
+        (strlen(stripped) > strlen(text) || ntags < 0 || ntags > 8))
+        __builtin_trap();
+    free(stripped);
     md_prompt_parse p = {0};
     if (md_prompt_parse_weights(text, &p, &err) == MD_OK) {
         if (p.count < 1)
