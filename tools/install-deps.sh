@@ -14,7 +14,7 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 build=(build-essential cmake pkg-config libopenblas-dev libcjson-dev libpng-dev
-       libjpeg62-turbo-dev libstb-dev libyaml-dev zlib1g-dev
+       libjpeg62-turbo-dev libstb-dev libyaml-dev zlib1g-dev libssl-dev
        glslc libvulkan-dev)
 tests=(mesa-vulkan-drivers vulkan-validationlayers
        gimp libgimp2.0-dev krita python3-pyqt5 python3 python3-pil python3-numpy
