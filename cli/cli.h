@@ -41,6 +41,7 @@ typedef struct md_cli_options {
     int profile;         /* --profile */
     int verbose, quiet, json;
     const char *from_png;
+    char png_model_hash[16]; /* the PNG's "Model hash", checked once the model is loaded */
     const char *moe_stats; /* JSON path (may hold %d like -o); heatmap beside it */
 } md_cli_options;
 

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../host/a1111_hashes.h"
 #include "cli.h"
 
 const mdiff_api *md_cli_api(void)
@@ -52,6 +53,11 @@ int md_cli_engine_open(md_cli_engine *e, const md_cli_engine_options *o, char *m
         return rc == MDIFF_ERR_INVALID ? MD_EXIT_USAGE : MD_EXIT_MODEL;
     e->info.struct_size = sizeof e->info;
     e->api->model_info(e->ctx, &e->info);
+    /* Hashed once per file and cached (host/file_hash.h); a model that
+     * loaded is readable, so a failure here only leaves the hash out. */
+    mdh_error herr = {0};
+    if (mdh_model_hash(e->api, e->ctx, e->model_hash, &herr) != MDIFF_OK)
+        e->model_hash[0] = '\0';
     return MD_EXIT_OK;
 }
 

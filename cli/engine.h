@@ -14,6 +14,7 @@ typedef struct md_cli_engine {
     mdiff_context *ctx;
     mdiff_model_info info;
     char model_path[4096];
+    char model_hash[11];  /* A1111's "Model hash" ("" when it could not be computed) */
 } md_cli_engine;
 
 typedef struct md_cli_engine_options {

@@ -31,3 +31,29 @@ int md_cli_lora_dir_default(mdh_request *r)
     }
     return 0;
 }
+
+void md_cli_lora_report(md_cli_engine *e, const mdiff_gen_params *p, int verbose, int quiet)
+{
+    const mdiff_lora_api *la = e->api->get_feature(MDIFF_FEATURE_LORA);
+    if (!la || (p->lora_count == 0 && !strstr(p->prompt ? p->prompt : "", "<l")))
+        return;
+    mdiff_lora_info *info = calloc(MDIFF_MAX_LORAS, sizeof *info);
+    if (!info)
+        return;
+    for (int i = 0; i < MDIFF_MAX_LORAS; i++)
+        info[i].struct_size = sizeof info[i];
+    char msg[512];
+    int n = la->list(e->ctx, p, info, MDIFF_MAX_LORAS, msg, sizeof msg);
+    for (int i = 0; i < n; i++) {
+        const mdiff_lora_info *l = &info[i];
+        if (verbose)
+            fprintf(stderr, "moe-diffuse: LoRA %s (%s): weight %g, %d of %d modules\n", l->name,
+                    l->path, (double)l->weight, l->matched, l->modules);
+        if (!quiet && l->matched >= 0 && l->matched < l->modules)
+            fprintf(stderr,
+                    "moe-diffuse: warning: LoRA %s: %d of its %d modules match no layer of the "
+                    "model and are skipped (--lora-allow-unmatched)\n",
+                    l->name, l->modules - l->matched, l->modules);
+    }
+    free(info);
+}

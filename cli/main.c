@@ -9,6 +9,7 @@
 #include "batch.h"
 #include "cli.h"
 #include "engine.h"
+#include "lora_options.h"
 #include "moe_report.h"
 #include "render.h"
 
@@ -85,6 +86,7 @@ static int render(md_cli_engine *e, md_cli_options *o, uint64_t seed, md_cli_pro
     /* -v reports the expert work skipped, which the trace counts */
     int reporting = o->moe_stats || (o->verbose && md_moe_report_available(e));
     api->set_progress(e->ctx, md_cli_progress_fn, progress);
+    md_cli_lora_report(e, &r->p, o->verbose, o->quiet || o->json);
     int rc = MD_EXIT_OK;
     for (int i = 1; i <= o->batch_count; i++) {
         char name[4096];
@@ -213,6 +215,11 @@ int main(int argc, char **argv)
         md_cli_options_free(&o);
         return rc;
     }
+    if (o.png_model_hash[0] && engine.model_hash[0] && !o.quiet &&
+        strcmp(o.png_model_hash, engine.model_hash) != 0)
+        fprintf(stderr, "moe-diffuse: warning: --from-png %s: the image was made with a model of "
+                        "hash %s; %s has hash %s, so the image will differ\n",
+                o.from_png, o.png_model_hash, model_path, engine.model_hash);
     if (o.verbose) {
         char threads[32] = "all cores";
         if (o.threads)

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../host/a1111_hashes.h"
 #include "../host/image_read.h"
 #include "../host/image_write.h"
 #include "../host/infotext.h"
@@ -148,6 +149,23 @@ static int set_moe_field(md_cli_options *o, const char *flag, const char *value)
     return MD_EXIT_OK;
 }
 
+/* A LoRA found by name may not be the file the image was made with: the
+ * hashes the PNG records say (a warning: the user may mean another one). */
+static void warn_lora_hashes(const md_cli_options *o, const char *recorded)
+{
+    const mdiff_api *api = md_cli_api();
+    char *now = NULL;
+    mdh_error err = {0};
+    if (!api || mdh_lora_hashes(api, NULL, &o->req.p, &now, &err) != MDIFF_OK)
+        return; /* a LoRA that cannot be found fails with its own message */
+    if (!now || strcmp(now, recorded) != 0)
+        fprintf(stderr,
+                "moe-diffuse: warning: --from-png %s: the image was made with LoRAs %s; the "
+                "ones found now are %s\n",
+                o->from_png, recorded, now ? now : "none");
+    free(now);
+}
+
 /* Settings from a PNG's parameters for whatever the command line left open. */
 static int apply_from_png(md_cli_options *o)
 {
@@ -183,6 +201,10 @@ static int apply_from_png(md_cli_options *o)
                 o->random_seed = 0;
         }
     }
+    if (t.model_hash)
+        snprintf(o->png_model_hash, sizeof o->png_model_hash, "%.15s", t.model_hash);
+    if (rc == MD_EXIT_OK && t.lora_hashes)
+        warn_lora_hashes(o, t.lora_hashes);
     int strength_found = t.found[mdh_request_field("strength") - fields];
     if (rc == MD_EXIT_OK && strength_found && !o->req.init_image) {
         fprintf(stderr,

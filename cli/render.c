@@ -12,6 +12,7 @@
 #include "../host/image_read.h"
 #include "../host/image_resize.h"
 #include "../host/image_write.h"
+#include "../host/a1111_hashes.h"
 #include "../host/infotext.h"
 #include "../host/output_file.h"
 #include "cli.h"
@@ -136,13 +137,20 @@ static char *parameters_for(const md_cli_engine *e, const mdh_request *rq,
     char moe[160];
     moe_text(e, moe, sizeof moe);
     char *model = model_name(e, given_name);
+    char *lora_hashes = NULL;
+    mdh_error err = {0};
+    if (mdh_lora_hashes(e->api, e->ctx, &rq->p, &lora_hashes, &err) != MDIFF_OK)
+        lora_hashes = NULL; /* generate reports what is wrong with the LoRAs */
     mdh_infotext_meta meta = {
+        .model_hash = e->model_hash[0] ? e->model_hash : NULL,
+        .lora_hashes = lora_hashes,
         .model = model,
         .moe = e->info.routing == MDIFF_ROUTING_NONE ? NULL : moe,
         .mask_blur = rq->mask ? mask_blur(resolved->width, resolved->height) : 0,
         .version = "moe-diffuse " MD_VERSION};
     char *text = mdh_infotext_format(&shown, &meta);
     free(model);
+    free(lora_hashes);
     return text;
 }
 

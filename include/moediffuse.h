@@ -282,7 +282,7 @@ typedef struct mdiff_gen_params {
     uint32_t lora_flags;           /* MDIFF_LORA_* */
     const char *lora_dir;          /* with the weighted prompt syntax, the prompt's
                                       <lora:NAME:WEIGHT> and <lora:NAME> (weight 1) tags are
-                                      taken out of the prompt and applied after loras[], from
+                                      taken out of the prompt and applied before loras[], from
                                       lora_dir/NAME.safetensors (NAME may name a subfolder, never
                                       leave lora_dir). A tag with lora_dir NULL, or a NAME not
                                       there, is MDIFF_ERR_IO. NULL = none. The plain syntax leaves
@@ -596,7 +596,7 @@ typedef struct mdiff_expert_memory_api {
 } mdiff_expert_memory_api;
 
 /* "lora" (1.6): the LoRAs a request applies, as generate will apply them:
- * loras[] in order, then the prompt's tags (found in lora_dir). Hosts use it
+ * the prompt's tags (found in lora_dir), then loras[] in order. Hosts use it
  * to record them (names, weights, file hashes) and to check a request's
  * LoRAs before generating. */
 #define MDIFF_FEATURE_LORA "lora"

@@ -16,6 +16,9 @@ static md_status take_list(const mdiff_gen_params *p, md_request_loras *r, md_er
     if (p->lora_count < 0 || p->lora_count > MDIFF_MAX_LORAS)
         return md_fail(err, MD_ERR_INVALID, "lora_count must be 0..%d (got %d)", MDIFF_MAX_LORAS,
                        p->lora_count);
+    if (r->count + p->lora_count > MDIFF_MAX_LORAS)
+        return md_fail(err, MD_ERR_INVALID, "%d LoRAs in the prompt and %d in loras: at most %d",
+                       r->count, p->lora_count, MDIFF_MAX_LORAS);
     if (p->lora_count && !p->loras)
         return md_fail(err, MD_ERR_INVALID, "lora_count is %d but loras is NULL", p->lora_count);
     if (p->lora_flags & ~MDIFF_LORA_ALLOW_UNMATCHED)
@@ -57,8 +60,7 @@ static md_status take_tags(const mdiff_gen_params *p, md_request_loras *r, md_er
     }
     md_prompt_lora tags[MDIFF_MAX_LORAS];
     int n = 0;
-    MD_TRY(md_prompt_take_loras(p->prompt, r->prompt, cap, tags, MDIFF_MAX_LORAS - r->count, &n,
-                                err));
+    MD_TRY(md_prompt_take_loras(p->prompt, r->prompt, cap, tags, MDIFF_MAX_LORAS, &n, err));
     if (n && p->lora_dir && strlen(p->lora_dir) >= 4096)
         return md_fail(err, MD_ERR_INVALID, "lora_dir is longer than 4095 bytes");
     for (int i = 0; i < n; i++) {
@@ -78,9 +80,12 @@ md_status md_request_loras_collect(const mdiff_gen_params *p, md_request_loras *
     memset(out, 0, sizeof *out);
     if (!(out->uses = calloc(MDIFF_MAX_LORAS, sizeof *out->uses)))
         return md_fail(err, MD_ERR_NOMEM, "out of memory for the LoRAs");
-    md_status st = take_list(p, out, err);
+    /* The prompt's tags first: the `parameters` text writes loras[] as tags
+     * after the prompt, and reading it back must apply them in the same
+     * order (the sums round alike). */
+    md_status st = take_tags(p, out, err);
     if (st == MD_OK)
-        st = take_tags(p, out, err);
+        st = take_list(p, out, err);
     if (st != MD_OK)
         md_request_loras_free(out);
     return st;

@@ -1,5 +1,5 @@
-/* The LoRAs a request applies: loras[] in order, then, with the weighted
- * prompt syntax, the prompt's <lora:NAME:WEIGHT> tags found in lora_dir
+/* The LoRAs a request applies: with the weighted prompt syntax, the
+ * prompt's <lora:NAME:WEIGHT> tags found in lora_dir, then loras[] in order
  * (text/prompt_loras.h, lora/lora_set.h). */
 #ifndef MD_PIPELINE_REQUEST_LORAS_H
 #define MD_PIPELINE_REQUEST_LORAS_H

@@ -55,6 +55,13 @@ d=$(maxdiff "$TMP/lora.png" "$TMP/two.png")
 if [ "$d" -le 2 ]; then ok "two LoRAs add up: 0.4 + 0.4 = 0.8 (max diff $d)"
 else bad "0.4 + 0.4 vs 0.8: max diff $d"; fi
 
+cp "$DIFFUSERS" "$TMP/loras/dif.safetensors"
+gen -p "a cat <lora:ink:0.3>" --lora-dir "$TMP/loras" --lora "$TMP/loras/dif.safetensors:0.5" \
+  -o "$TMP/mixed.png"
+"$CLI" -q -m "$MODEL" --from-png "$TMP/mixed.png" --lora-dir "$TMP/loras" -o "$TMP/mixed-again.png"
+check "a tag and --lora together: --from-png applies them in the same order, same pixels" \
+  same "$TMP/mixed.png" "$TMP/mixed-again.png"
+
 # 2. Recorded as A1111 does, and reproduced.
 text=$("$IMG" text "$TMP/lora.png" parameters)
 case "$text" in
@@ -73,6 +80,20 @@ check "--from-png with \$MOEDIFFUSE_LORA_DIR reproduces the image" \
   same "$TMP/lora.png" "$TMP/again2.png"
 check "--from-png writes the same parameters" \
   test "$("$IMG" text "$TMP/again.png" parameters)" = "$text"
+
+mkdir -p "$TMP/other"
+cp "$KOHYA" "$TMP/other/lora_kohya.safetensors"
+"$BUILD/md-test-zero" "$TMP/other/lora_kohya.safetensors" mlp_fc1 >/dev/null
+"$CLI" -q -m "$MODEL" --from-png "$TMP/lora.png" --lora-dir "$TMP/other" -o "$TMP/other.png" \
+  2>"$TMP/err"
+grep -q "the image was made with LoRAs lora_kohya: [0-9a-f]*; the ones found now are" "$TMP/err" &&
+  ok "--from-png warns when a LoRA found by name has another hash" ||
+  bad "no warning for another LoRA file: $(cat "$TMP/err")"
+"$CLI" -m "$G/tiny-sd-moe" --from-png "$TMP/lora.png" --lora-dir "$TMP/loras" \
+  -o "$TMP/moe.png" 2>"$TMP/err" >/dev/null
+grep -q "the image was made with a model of hash [0-9a-f]\{10\}" "$TMP/err" &&
+  ok "--from-png warns when the model's hash differs" ||
+  bad "no warning for another model: $(cat "$TMP/err")"
 
 # 3. The plain syntax keeps tags as text (no LoRA folder needed).
 check "--plain-prompt leaves <lora:...> as text" \

@@ -168,9 +168,10 @@ int main(int argc, char **argv)
             info[i].struct_size = sizeof info[i];
         char msg[512];
         int n = la->list(NULL, &q, info, 3, msg, sizeof msg);
-        CHECK(n == 2 && !strcmp(info[0].name, "lora_kohya") && info[0].from_prompt == 0 &&
-                  info[0].weight == 0.8f && info[1].from_prompt == 1 && info[1].weight == 1.0f &&
-                  info[0].modules > 0 && info[0].matched == -1 && strstr(info[1].path, lora_dir),
+        /* the prompt's tags first, then loras[] */
+        CHECK(n == 2 && !strcmp(info[1].name, "lora_kohya") && info[1].from_prompt == 0 &&
+                  info[1].weight == 0.8f && info[0].from_prompt == 1 && info[0].weight == 1.0f &&
+                  info[0].modules > 0 && info[0].matched == -1 && strstr(info[0].path, lora_dir),
               "list without a model: %d LoRAs (%s)", n, msg);
         n = la->list(ctx, &q, info, 1, msg, sizeof msg);
         CHECK(n == 2 && info[0].matched == info[0].modules && info[0].modules > 0,
