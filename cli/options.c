@@ -51,12 +51,10 @@ static void print_help(void)
            "     --original-size WxH --target-size WxH --crop TOPxLEFT (SDXL conditioning)\n"
            " -t, --threads N  --backend cpu|vulkan|auto  --device N (see `devices`)\n"
            "     --profile (GPU time per op)  --plain-prompt  --json  -v, --verbose  -q\n"
-           "     --lora FILE[:W] (repeatable)  --lora-dir DIR for <lora:NAME:W> in the prompt\n"
-           "     (default $MOEDIFFUSE_LORA_DIR)  --lora-allow-unmatched\n"
+           "     --lora FILE[:W] (repeatable)  --lora-dir DIR (for <lora:NAME:W>; man page)\n"
            "exit: 0 ok, 1 failed, 2 usage, 3 model, 4 file I/O, 130 interrupted\n"
-           "examples:\n"
-           "  moe-diffuse -m sd15 -p \"a (red:1.2) fox in snow\" --seed 42 -o fox.png\n"
-           "  moe-diffuse -m sd15 --from-png fox.png --steps 40 -o fox40.png\n");
+           "e.g. moe-diffuse -m sd15 -p \"a (red:1.2) fox in snow\" --seed 42 -o fox.png\n"
+           "     moe-diffuse -m sd15 --from-png fox.png --steps 40 -o fox40.png\n");
 }
 
 static int parse_int(const char *flag, const char *s, long lo, long hi, long *out)
@@ -203,7 +201,7 @@ static int apply_from_png(md_cli_options *o)
     }
     if (t.model_hash)
         snprintf(o->png_model_hash, sizeof o->png_model_hash, "%.15s", t.model_hash);
-    if (rc == MD_EXIT_OK && t.lora_hashes)
+    if (rc == MD_EXIT_OK && t.lora_hashes && !o->quiet)
         warn_lora_hashes(o, t.lora_hashes);
     int strength_found = t.found[mdh_request_field("strength") - fields];
     if (rc == MD_EXIT_OK && strength_found && !o->req.init_image) {

@@ -23,7 +23,7 @@ long="a (red:1.3) fox, [[blurry]], \\(not emphasised\\) $(for i in $(seq 150); d
 run -p "$long" -n "ugly, (bad hands:1.2)" --steps 6 --sampler euler_a --cfg-scale 6.5 \
     --clip-skip 1 --seed 11 -o "$TMP/a.png"
 check "parameters in A1111 format" grep -qx \
-  "Steps: 6, Sampler: Euler a, CFG scale: 6.5, Seed: 11, Size: 16x16, Model: tiny-sd-dense, Clip skip: 2, Version: moe-diffuse .*" \
+  "Steps: 6, Sampler: Euler a, CFG scale: 6.5, Seed: 11, Size: 16x16, Model hash: [0-9a-f]\{10\}, Model: tiny-sd-dense, Clip skip: 2, Version: moe-diffuse .*" \
   <(params "$TMP/a.png")
 check "negative prompt line" grep -qx "Negative prompt: ugly, (bad hands:1.2)" <(params "$TMP/a.png")
 run --from-png "$TMP/a.png" -o "$TMP/b.png"
@@ -39,7 +39,7 @@ a1111=$'masterpiece, (best quality:1.2), a cat\nwearing a hat\nNegative prompt: 
 run --from-png "$TMP/a1111.png" -o "$TMP/a1111_re.png"
 check "--from-png reads AUTOMATIC1111's text" cmp -s <(params "$TMP/a1111_re.png") <(printf '%s\n' \
   "masterpiece, (best quality:1.2), a cat" "wearing a hat" "Negative prompt: lowres, bad anatomy" \
-  "Steps: 7, Sampler: DPM++ 2M Karras, CFG scale: 6, Seed: 1234, Size: 16x16, Model: tiny-sd-dense, Clip skip: 2, Version: $("$CLI" --version)")
+  "Steps: 7, Sampler: DPM++ 2M Karras, CFG scale: 6, Seed: 1234, Size: 16x16, Model hash: $(params "$TMP/a.png" | sed -n 's/.*Model hash: \([0-9a-f]*\),.*/\1/p'), Model: tiny-sd-dense, Clip skip: 2, Version: $("$CLI" --version)")
 run -p "(red:1.3) fox" --steps 4 --seed 2 -o "$TMP/w.png"
 run -p "red fox" --steps 4 --seed 2 -o "$TMP/u.png"
 check "emphasis changes the image" bash -c "! cmp -s <('$IMG' pixels '$TMP/w.png') <('$IMG' pixels '$TMP/u.png')"
