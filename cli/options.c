@@ -193,6 +193,11 @@ static int apply_from_png(md_cli_options *o)
             /* a path the text records (the routes file): image paths are given anew */
             if (mdh_request_set_string(&o->req, f, mdh_request_string(&t.req, f)) != MDIFF_OK)
                 rc = MD_EXIT_FAILURE;
+        } else if (f->type == MDH_FIELD_LORAS) { /* a plain-syntax text's "LoRAs" */
+            for (int k = 0; k < t.req.p.lora_count && rc == MD_EXIT_OK; k++)
+                if (mdh_request_add_lora(&o->req, t.req.loras[k].path, t.req.loras[k].weight) !=
+                    MDIFF_OK)
+                    rc = MD_EXIT_FAILURE;
         } else if (f->type != MDH_FIELD_PATH) {
             mdh_request_copy_value(&o->req, &t.req, f);
             if (f->type == MDH_FIELD_SEED)

@@ -171,6 +171,16 @@ char *mdh_infotext_format(const mdh_request *r, const mdh_infotext_meta *meta)
         FIELD("MoE"), sb_value(&b, meta->moe);
     if (p->prompt_syntax == MDIFF_PROMPT_PLAIN)
         FIELD("Prompt syntax"), sb_value(&b, "plain");
+    if (p->prompt_syntax == MDIFF_PROMPT_PLAIN && p->lora_count > 0) {
+        /* no tags in a plain prompt: the files themselves, "PATH:WEIGHT; ..." */
+        char *list = malloc(4200 * (size_t)p->lora_count);
+        if (list) {
+            mdh_request_format(r, mdh_request_field("loras"), list, 4200 * (size_t)p->lora_count);
+            FIELD("LoRAs"), sb_value(&b, list);
+        }
+        b.failed |= list == NULL;
+        free(list);
+    }
     int n;
     const mdh_field *fields = mdh_request_fields(&n);
     for (int i = 0; i < n; i++) {
@@ -385,6 +395,28 @@ static int set_found(mdh_infotext *out, const char *name, const char *text)
     return 1;
 }
 
+/* "PATH:WEIGHT; PATH:WEIGHT" (the "LoRAs" key of a plain-syntax text). */
+static int set_loras_text(mdh_infotext *out, const char *text)
+{
+    int n;
+    const mdh_field *fields = mdh_request_fields(&n);
+    const mdh_field *f = mdh_request_field("loras");
+    char *copy = strdup(text);
+    int ok = copy != NULL;
+    for (char *item = copy, *next; ok && item && *item; item = next) {
+        next = strstr(item, "; ");
+        if (next) {
+            *next = '\0';
+            next += 2;
+        }
+        ok = mdh_request_set_text(&out->req, f, item, NULL) == MDIFF_OK;
+    }
+    free(copy);
+    if (ok)
+        out->found[f - fields] = 1;
+    return ok;
+}
+
 static int parse_params_line(const char *line, const char *source, mdh_infotext *out,
                              mdh_error *err)
 {
@@ -439,6 +471,9 @@ static int parse_params_line(const char *line, const char *source, mdh_infotext 
         } else if (!strcmp(p.key, "MoE")) {
             free(out->moe);
             out->moe = strdup(val);
+        } else if (!strcmp(p.key, "LoRAs")) {
+            if (!set_loras_text(out, val))
+                st = bad_value(err, source, &p);
         } else if (!strcmp(p.key, "Model hash")) {
             free(out->model_hash);
             out->model_hash = strdup(val);

@@ -547,6 +547,8 @@ int mdh_format_float(char *buf, size_t cap, float v)
 char *mdh_request_prompt_with_loras(const mdh_request *r)
 {
     const char *prompt = r->p.prompt ? r->p.prompt : "";
+    if (r->p.prompt_syntax == MDIFF_PROMPT_PLAIN) /* tags would be text: "LoRAs" has them */
+        return strdup(prompt);
     size_t cap = strlen(prompt) + 1;
     for (int i = 0; i < r->p.lora_count; i++)
         cap += strlen(r->loras[i].path) + 48;

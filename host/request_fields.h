@@ -88,7 +88,9 @@ int mdh_request_add_lora(mdh_request *r, const char *path, float weight);
 /* The prompt as the `parameters` text records it: the prompt, then a
  * <lora:STEM:WEIGHT> tag for each entry of loras (A1111 keeps LoRAs in the
  * prompt), so reading it back with the LoRAs' folder as lora_dir applies the
- * same LoRAs. malloc'd; NULL = out of memory. */
+ * same LoRAs. With the plain prompt syntax, where a tag is text, the prompt
+ * alone (the text's "LoRAs" key then lists the files). malloc'd; NULL = out
+ * of memory. */
 char *mdh_request_prompt_with_loras(const mdh_request *r);
 /* The shortest decimal that reads back as the same float. */
 int mdh_format_float(char *buf, size_t cap, float v);

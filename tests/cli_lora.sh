@@ -95,6 +95,13 @@ grep -q "the image was made with a model of hash [0-9a-f]\{10\}" "$TMP/err" &&
   ok "--from-png warns when the model's hash differs" ||
   bad "no warning for another model: $(cat "$TMP/err")"
 
+gen --plain-prompt --lora "$KOHYA:0.8" -o "$TMP/plain-lora.png"
+"$CLI" -q -m "$MODEL" --from-png "$TMP/plain-lora.png" -o "$TMP/plain-again.png"
+check "plain syntax: the PNG lists the LoRA files and --from-png applies them" \
+  same "$TMP/plain-lora.png" "$TMP/plain-again.png"
+grep -q "^a cat$" <("$IMG" text "$TMP/plain-lora.png" parameters) &&
+  ok "plain syntax: no tag in the prompt" || bad "plain syntax: a tag in the prompt"
+
 # 3. The plain syntax keeps tags as text (no LoRA folder needed).
 check "--plain-prompt leaves <lora:...> as text" \
   "$CLI" -q -m "$MODEL" -p "a cat <lora:nowhere:1>" --plain-prompt --steps 3 -W 64 -H 64 \
