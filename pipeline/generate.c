@@ -492,6 +492,7 @@ done:
     if (s.unet) { /* the routes are freed below: the state must not point at them */
         s.moe.routes = NULL;
         md_unet_state_set_moe(s.unet, &s.moe);
+        md_unet_state_drop_kv(s.unet); /* its backend may be a LoRA wrapper freed below */
     }
     md_unet_state_free(owned);
     md_moe_controls_close(&s.moe_ctl);

@@ -271,7 +271,6 @@ static void run_case(md_backend *be, const char *dir, const golden_case *c)
         }
         snprintf(n, sizeof(n), "unet.call%d.eps", call);
         report(n, md_test_rel_err(out, eps->data, ne), 1e-4);
-        CHECK(be->arena_mark(be) == mark, "the forward pass did not give its activations back");
 
         if (cfg.moe.enabled) {
             check_choices(gj, call, &cap);
@@ -284,7 +283,31 @@ static void run_case(md_backend *be, const char *dir, const golden_case *c)
         if (md_unet_forward(u, state, be, &in, again, &err) != MD_OK)
             FAIL("second forward: %s", err.msg);
         else if (memcmp(out, again, (size_t)ne * sizeof(float)) != 0)
-            FAIL("a repeated call gave different results");
+            FAIL("a repeated call (the text's keys and values reused) gave different results");
+        /* Another context through the same buffer: the kept keys and values
+         * must not be reused (same results as a state that never saw it). */
+        float *ctx_copy = malloc((size_t)md_tensor_numel(ctx) * sizeof(float));
+        float *changed = malloc((size_t)ne * sizeof(float));
+        float *fresh = malloc((size_t)ne * sizeof(float));
+        md_unet_state *other = NULL;
+        if (ctx_copy && changed && fresh && md_unet_state_new(u, &other, &err) == MD_OK) {
+            memcpy(ctx_copy, ctx->data, (size_t)md_tensor_numel(ctx) * sizeof(float));
+            in.context = ctx_copy;
+            md_status s1 = md_unet_forward(u, state, be, &in, again, &err); /* fills */
+            ctx_copy[0] += 0.5f;
+            md_status s2 = md_unet_forward(u, state, be, &in, changed, &err);
+            md_status s3 = md_unet_forward(u, other, be, &in, fresh, &err);
+            CHECK(s1 == MD_OK && s2 == MD_OK && s3 == MD_OK && memcmp(changed, fresh, (size_t)ne * sizeof(float)) == 0 &&
+                      memcmp(changed, out, (size_t)ne * sizeof(float)) != 0,
+                  "a changed context in the same buffer: %s", err.msg);
+            md_unet_state_drop_kv(other);
+        }
+        md_unet_state_free(other);
+        free(ctx_copy);
+        free(changed);
+        free(fresh);
+        md_unet_state_drop_kv(state);
+        CHECK(be->arena_mark(be) == mark, "the forward passes did not give their activations back");
         free(out);
         free(again);
     }

@@ -61,6 +61,7 @@ md_status md_attention_load(md_attention *a, md_weights *w, md_backend *be, md_e
 {
     char p[256];
     a->dim = dim;
+    a->kv_index = -1;
     a->kv_dim = kv_dim;
     a->heads = heads;
     if (heads < 1 || dim % heads != 0)
@@ -91,13 +92,21 @@ md_status md_attention_forward(const md_unet_run *run, const md_attention *a, md
     const int64_t B = x->shape[0], N = x->shape[1], M = ctx->shape[1];
     size_t mark = be->arena_mark(be);
     md_tensor q, k, v, o;
+    const md_tensor *kv = run->kv && a->kv_index >= 0 ? &run->kv[2 * a->kv_index] : NULL;
     MD_TRY(md_nn_tensor(be, &q, run->err, 3, (int64_t[]){B, N, a->dim}));
-    MD_TRY(md_nn_tensor(be, &k, run->err, 3, (int64_t[]){B, M, a->dim}));
-    MD_TRY(md_nn_tensor(be, &v, run->err, 3, (int64_t[]){B, M, a->dim}));
+    if (kv) { /* the text's keys and values: computed by the first call only */
+        k = kv[0];
+        v = kv[1];
+    } else {
+        MD_TRY(md_nn_tensor(be, &k, run->err, 3, (int64_t[]){B, M, a->dim}));
+        MD_TRY(md_nn_tensor(be, &v, run->err, 3, (int64_t[]){B, M, a->dim}));
+    }
     MD_TRY(md_nn_tensor(be, &o, run->err, 3, (int64_t[]){B, N, a->dim}));
     MD_TRY(proj_forward(run, &a->q, &q, x, 1));
-    MD_TRY(proj_forward(run, &a->k, &k, ctx, ctx == x));
-    MD_TRY(proj_forward(run, &a->v, &v, ctx, ctx == x));
+    if (!kv || run->kv_fill) {
+        MD_TRY(proj_forward(run, &a->k, &k, ctx, ctx == x));
+        MD_TRY(proj_forward(run, &a->v, &v, ctx, ctx == x));
+    }
     float scale = (float)(1.0 / sqrt((double)(a->dim / a->heads)));
     be->attention(be, &o, &q, &k, &v, a->heads, scale, 0);
     md_nn_linear_forward(be, y, &o, &a->out);

@@ -21,6 +21,8 @@ struct md_unet {
     md_moe_layer **moe_list; /* by index (moe_cap entries allocated) */
     int moe_cap;
     md_expert_cache *experts; /* NULL without MoE layers */
+    int nkv;                  /* cross-attentions whose K/V a run state caches */
+    int *kv_dim;              /* their widths, by kv_index */
 };
 
 static md_status check_config(const md_unet_config *c, const char *label, md_error *err)
@@ -138,6 +140,46 @@ static void number_block(md_unet *u, md_unet_block *b, int *n)
     }
 }
 
+/* Numbers the cross-attentions whose keys and values depend on the text
+ * only (dense to_k / to_v: an MoE projection routes per call); with n NULL
+ * the widths are recorded. */
+static void number_kv_block(md_unet *u, md_unet_block *b, int *n)
+{
+    for (int r = 0; b->attn && r < b->nres; r++) {
+        md_transformer *t = &b->attn[r];
+        for (int i = 0; i < t->nblocks; i++) {
+            md_attention *a = &t->blocks[i].attn2;
+            if (a->k.moe || a->v.moe)
+                continue;
+            if (u->kv_dim)
+                u->kv_dim[*n] = a->dim;
+            a->kv_index = (*n)++;
+        }
+    }
+}
+
+static md_status number_kv(md_unet *u, md_error *err)
+{
+    for (int pass = 0; pass < 2; pass++) {
+        int n = 0;
+        for (int l = 0; l < u->cfg.levels; l++)
+            number_kv_block(u, &u->down[l], &n);
+        if (u->has_mid)
+            number_kv_block(u, &u->mid, &n);
+        for (int i = 0; i < u->cfg.levels; i++)
+            number_kv_block(u, &u->up[i], &n);
+        u->nkv = n;
+        if (pass == 0 && !(u->kv_dim = calloc(n > 0 ? (size_t)n : 1, sizeof *u->kv_dim)))
+            return md_fail(err, MD_ERR_NOMEM, "unet: out of memory");
+    }
+    return MD_OK;
+}
+
+int md_unet_kv_slots(const md_unet *u)
+{
+    return u->nkv;
+}
+
 static void number_moe(md_unet *u)
 {
     int n = 0;
@@ -161,6 +203,8 @@ md_status md_unet_load_with(md_unet **out, const md_unet_config *cfg, md_weights
     u->cfg.moe.defer_experts = opt && opt->defer_experts && be->weights_load != NULL;
     u->be = be;
     md_status s = unet_load(u, w, err);
+    if (s == MD_OK)
+        s = number_kv(u, err);
     if (s == MD_OK) {
         number_moe(u);
         if (u->nmoe > u->moe_cap)
@@ -199,6 +243,7 @@ void md_unet_free(md_unet *u)
     }
     md_unet_block_free(&u->mid);
     free(u->moe_list);
+    free(u->kv_dim);
     free(u);
 }
 
@@ -241,8 +286,44 @@ static md_status check_inputs(const md_unet *u, const md_unet_inputs *in, md_err
     return MD_OK;
 }
 
+/* Whether the state's cached keys and values fit this call (same backend,
+ * same context byte for byte); if not, a new block for them is taken from
+ * the arena before the call's own allocations and *fill is set. */
+static md_status kv_prepare(const md_unet *u, md_unet_state *st, md_backend *be,
+                            const md_unet_inputs *in, int *fill, md_error *err)
+{
+    *fill = 0;
+    if (u->nkv == 0)
+        return MD_OK;
+    size_t n = (size_t)in->batch * (size_t)in->context_len * (size_t)u->cfg.cross_attention_dim;
+    if (st->kv_valid && st->kv_be == be && st->kv_context_n == n &&
+        st->kv[0].shape[0] == in->batch && st->kv[0].shape[1] == in->context_len &&
+        memcmp(st->kv_context, in->context, n * sizeof(float)) == 0)
+        return MD_OK;
+    md_unet_state_drop_kv(st);
+    if (n > st->kv_context_cap) {
+        float *p = realloc(st->kv_context, n * sizeof(float));
+        if (!p)
+            return md_fail(err, MD_ERR_NOMEM, "unet: out of memory");
+        st->kv_context = p;
+        st->kv_context_cap = n;
+    }
+    memcpy(st->kv_context, in->context, n * sizeof(float));
+    st->kv_context_n = n;
+    st->kv_be = be;
+    st->kv_mark = be->arena_mark(be);
+    st->kv_held = 1;
+    for (int i = 0; i < u->nkv; i++)
+        for (int j = 0; j < 2; j++)
+            MD_TRY(md_nn_tensor(be, &st->kv[2 * i + j], err, 3,
+                                (int64_t[]){in->batch, in->context_len, u->kv_dim[i]}));
+    st->kv_end = be->arena_mark(be);
+    *fill = 1;
+    return MD_OK;
+}
+
 static md_status unet_run(const md_unet *u, md_unet_state *st, md_backend *be,
-                          const md_unet_inputs *in, float *eps, md_error *err)
+                          const md_unet_inputs *in, int kv_fill, float *eps, md_error *err)
 {
     const md_unet_config *c = &u->cfg;
     const int64_t B = in->batch, H = in->height, W = in->width;
@@ -272,7 +353,9 @@ static md_status unet_run(const md_unet *u, md_unet_state *st, md_backend *be,
                        .moe_scratch = st->moe,
                        .moe_opt = &moe_opt,
                        .observer = st->observer,
-                       .observer_user = st->observer_user};
+                       .observer_user = st->observer_user,
+                       .kv = u->nkv ? st->kv : NULL,
+                       .kv_fill = kv_fill};
 
     MD_TRY(md_nn_tensor(be, &x, err, 4, (int64_t[]){B, c->in_channels, H, W}));
     be->upload(be, &x, in->sample);
@@ -306,10 +389,20 @@ md_status md_unet_forward(const md_unet *u, md_unet_state *st, md_backend *be,
                        "unet: weights prepared on backend %s cannot be used by another %s backend",
                        u->be->name, be->name);
     MD_TRY(check_inputs(u, in, err));
+    int kv_fill = 0;
+    md_status s = kv_prepare(u, st, be, in, &kv_fill, err);
+    if (s != MD_OK) {
+        md_unet_state_drop_kv(st);
+        return s;
+    }
     /* Everything of this call lives above the mark; resetting to it makes a
      * second call of the same shape allocation-free. */
     size_t mark = be->arena_mark(be);
-    md_status s = unet_run(u, st, be, in, eps, err);
+    s = unet_run(u, st, be, in, kv_fill, eps, err);
     be->arena_reset(be, mark);
+    if (s != MD_OK)
+        md_unet_state_drop_kv(st); /* maybe half computed */
+    else
+        st->kv_valid = 1;
     return s;
 }

@@ -49,6 +49,11 @@ md_backend *md_unet_backend(const md_unet *u);
 typedef struct md_unet_state md_unet_state;
 md_status md_unet_state_new(const md_unet *u, md_unet_state **out, md_error *err);
 void md_unet_state_free(md_unet_state *st);
+/* A state keeps the cross-attention keys and values of its last text
+ * context between calls, in the arena of the backend that computed them;
+ * this gives that memory back. Call it when a generation ends, while its
+ * backend still exists (md_unet_state_free does not touch backends). */
+void md_unet_state_drop_kv(md_unet_state *st);
 /* Called for every MoE layer call during forward (fn NULL = none). */
 void md_unet_state_set_observer(md_unet_state *st, md_moe_observer fn, void *user);
 /* Top-k and routing for every MoE layer of later calls (copied; NULL or
@@ -75,8 +80,10 @@ typedef struct md_unet_inputs {
 } md_unet_inputs;
 
 /* eps [B, out_channels, H, W] (host). The model is only read; writes go to
- * st and to be's arena (reset to where it was on return). be must be able
- * to use u's weights (md_backend_shares_weights), else MD_ERR_UNSUPPORTED. */
+ * st and to be's arena, reset to where it was on return except for the
+ * cross-attention keys and values st keeps for later calls with the same
+ * context (md_unet_state_drop_kv gives them back). be must be able to use
+ * u's weights (md_backend_shares_weights), else MD_ERR_UNSUPPORTED. */
 md_status md_unet_forward(const md_unet *u, md_unet_state *st, md_backend *be,
                           const md_unet_inputs *in, float *eps, md_error *err);
 

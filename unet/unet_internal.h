@@ -20,6 +20,8 @@ typedef struct md_unet_run {
     const md_moe_options *moe_opt;
     md_moe_observer observer;
     void *observer_user;
+    md_tensor *kv;            /* per kv_index: keys then values [B, L, dim]; NULL = none */
+    int kv_fill;              /* 1: this call computes them, else they are reused */
 } md_unet_run;
 
 /* What md_unet_state holds (unet/unet_state.c); unet.c's forward uses it. */
@@ -36,10 +38,23 @@ struct md_unet_state {
     void *observer_user;
     md_moe_override_fn override;
     void *override_user;
+    /* Cross-attention keys and values, computed by the first call with a
+     * text context and reused by later calls with the same context (byte for
+     * byte) on the same backend: they live in a block of that backend's
+     * arena below every call's own allocations (unet.c, kv_prepare). */
+    int nkv;                 /* slots (md_attention.kv_index) */
+    md_tensor *kv;           /* 2 * nkv */
+    float *kv_context;       /* the context they were computed from */
+    size_t kv_context_n, kv_context_cap;
+    md_backend *kv_be;
+    size_t kv_mark, kv_end;  /* their arena block */
+    int kv_held, kv_valid;
 };
 
 /* Size of the skip stack a forward call of u pushes. */
 int md_unet_skip_cap(const md_unet *u);
+/* Cross-attentions whose keys and values a run state caches. */
+int md_unet_kv_slots(const md_unet *u);
 
 /* ---- ResnetBlock2D ---- */
 typedef struct md_resnet {
@@ -69,6 +84,9 @@ typedef struct md_attention {
     int dim, kv_dim, heads;
     md_proj q, k, v;
     md_nn_linear out;
+    int kv_index; /* a cross-attention with dense to_k / to_v: its keys and values'
+                     slot in the run state's cache (they depend on the text only);
+                     -1 otherwise */
 } md_attention;
 
 md_status md_attention_load(md_attention *a, md_weights *w, md_backend *be, md_error *err,

@@ -15,9 +15,11 @@ md_status md_unet_state_new(const md_unet *u, md_unet_state **out, md_error *err
     st->unet = u;
     st->skip_cap = md_unet_skip_cap(u);
     st->nmoe = md_unet_moe_layers(u);
+    st->nkv = md_unet_kv_slots(u);
     st->skips = calloc((size_t)st->skip_cap, sizeof *st->skips);
     st->moe = calloc(st->nmoe > 0 ? (size_t)st->nmoe : 1, sizeof *st->moe);
-    int ok = st->skips && st->moe;
+    st->kv = calloc(st->nkv > 0 ? 2 * (size_t)st->nkv : 1, sizeof *st->kv);
+    int ok = st->skips && st->moe && st->kv;
     for (int i = 0; ok && i < st->nmoe; i++)
         ok = (st->moe[i] = md_moe_scratch_new()) != NULL;
     if (!ok) {
@@ -37,7 +39,21 @@ void md_unet_state_free(md_unet_state *st)
     free(st->moe);
     free(st->skips);
     free(st->host);
+    free(st->kv);
+    free(st->kv_context);
     free(st);
+}
+
+void md_unet_state_drop_kv(md_unet_state *st)
+{
+    if (!st)
+        return;
+    /* Only the top of the arena can be given back; a block under someone
+     * else's live allocations goes when they reset below it. */
+    if (st->kv_held && st->kv_be->arena_mark(st->kv_be) == st->kv_end)
+        st->kv_be->arena_reset(st->kv_be, st->kv_mark);
+    st->kv_held = st->kv_valid = 0;
+    st->kv_be = NULL;
 }
 
 void md_unet_state_set_observer(md_unet_state *st, md_moe_observer fn, void *user)

@@ -23,7 +23,6 @@ static mdiff_gen_params request(const mdiff_api *api)
     p.prompt = "a cat";
     p.seed = 5;
     p.steps = STEPS;
-    p.width = p.height = 64;
     p.sampler = "euler";
     return p;
 }
