@@ -33,7 +33,8 @@ _Static_assert(offsetof(mdiff_gen_params, max_expert_memory) == ABI_1_4_GEN_PARA
                "mdiff_gen_params 1.4 layout");
 _Static_assert(offsetof(mdiff_gen_params, loras) == ABI_1_5_GEN_PARAMS_SIZE,
                "mdiff_gen_params 1.5 layout");
-_Static_assert(sizeof(mdiff_gen_params) == ABI_1_6_GEN_PARAMS_SIZE, "mdiff_gen_params 1.6 layout");
+_Static_assert(offsetof(mdiff_gen_params, vae_tile) == 184, "mdiff_gen_params 1.6 layout");
+_Static_assert(sizeof(mdiff_gen_params) == ABI_1_6_GEN_PARAMS_SIZE, "mdiff_gen_params 1.6 size");
 _Static_assert(sizeof(mdiff_lora) == 24, "mdiff_lora layout");
 _Static_assert(sizeof(mdiff_lora_info) == 4376, "mdiff_lora_info layout");
 _Static_assert(offsetof(mdiff_model_info, default_guidance) == 72, "mdiff_model_info 1.0 layout");

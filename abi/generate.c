@@ -8,6 +8,7 @@
 
 #include "../pipeline/inpaint_blend.h"
 #include "../pipeline/pipeline.h"
+#include "../vae/vae_tiled.h"
 #include "abi_internal.h"
 #include "image_convert.h"
 
@@ -17,6 +18,7 @@ typedef struct gen_run {
     int has_init;
     int width, height;
     int preview_interval;
+    int vae_tile;         /* the request's: previews decode in the same tiles */
     float *preview_latents, *preview_planes;
     uint8_t *preview_rgb;
     mdiff_image preview;
@@ -57,8 +59,12 @@ static void make_preview(gen_run *r, const float *latents, size_t n)
         r->preview_latents[i] = latents[i] * inv;
     int f = md_vae_factor(m->vae);
     md_error err = {0};
-    if (md_vae_decode(m->vae, r->ctx->be, r->preview_latents, 1, r->height / f, r->width / f,
-                      r->preview_planes, &err) != MD_OK) {
+    md_status st = r->vae_tile > 0
+                       ? md_vae_decode_tiled(m->vae, r->ctx->be, r->preview_latents, r->height / f,
+                                             r->width / f, r->vae_tile, r->preview_planes, &err)
+                       : md_vae_decode(m->vae, r->ctx->be, r->preview_latents, 1, r->height / f,
+                                       r->width / f, r->preview_planes, &err);
+    if (st != MD_OK) {
         abi_log(r->ctx, MDIFF_LOG_WARN, "preview: %s", err.msg);
         return;
     }
@@ -177,7 +183,8 @@ static int run(mdiff_context *ctx, const mdiff_gen_params *request, mdiff_image 
     float *init = p->init_image ? malloc(sizeof(float) * 3 * npix) : NULL;
     float *mask = p->mask ? malloc(sizeof(float) * npix) : NULL;
     gen_run r = {.ctx = ctx, .has_init = p->init_image != NULL, .width = p->width,
-                 .height = p->height, .preview_interval = p->preview_interval};
+                 .height = p->height, .preview_interval = p->preview_interval,
+                 .vae_tile = p->vae_tile};
     r.total = p->init_image && p->strength < 1.0f ? (int)(p->steps * p->strength) : p->steps;
     ctx->trace_total = r.total;
     md_error err = {0};

@@ -41,7 +41,7 @@ static void print_help(void)
         printf("%s%s", k ? " " : "", md_cli_sampler_name(k));
     printf("\n"
            "                      (default dpmpp_2m_karras; A1111 names work too)\n"
-           " -W, -H N              width, height: multiples of 8 (default: native size)\n"
+           " -W, -H N              width, height: multiples of 8 (native)  --vae-tile N|off\n"
            " -i, --init-img FILE   img2img from a PNG or JPEG; --strength F (0.75)\n"
            "     --mask FILE       inpaint where the mask (PNG/JPEG) is white\n"
            " -b, --batch-count N   N images, seeds incrementing    --clip-skip N\n"
@@ -335,6 +335,7 @@ int md_cli_parse(int argc, char **argv, md_cli_options *o)
         OPT_PROFILE,
         OPT_PLAIN_PROMPT,
         OPT_LORA,
+        OPT_VAE_TILE,
         OPT_LORA_DIR,
         OPT_LORA_UNMATCHED,
         OPT_MOE_FIELD /* --moe-*: one request field each (moe_flags) */
@@ -369,6 +370,7 @@ int md_cli_parse(int argc, char **argv, md_cli_options *o)
         {"profile", no_argument, NULL, OPT_PROFILE},
         {"plain-prompt", no_argument, NULL, OPT_PLAIN_PROMPT},
         {"lora", required_argument, NULL, OPT_LORA},
+        {"vae-tile", required_argument, NULL, OPT_VAE_TILE},
         {"lora-dir", required_argument, NULL, OPT_LORA_DIR},
         {"lora-allow-unmatched", no_argument, NULL, OPT_LORA_UNMATCHED},
         {"moe-top-k", required_argument, NULL, OPT_MOE_FIELD},
@@ -553,6 +555,19 @@ int md_cli_parse(int argc, char **argv, md_cli_options *o)
             o->req.p.prompt_syntax = MDIFF_PROMPT_PLAIN;
             mark_given(o, "prompt_syntax");
             break;
+        case OPT_VAE_TILE: {
+            mdh_error err = {0};
+            const char *tile = !strcmp(optarg, "off")    ? "-1"
+                               : !strcmp(optarg, "auto") ? "0"
+                                                         : optarg;
+            if (mdh_request_set_text(&o->req, mdh_request_field("vae_tile"), tile, &err) !=
+                MDIFF_OK) {
+                fprintf(stderr, "moe-diffuse: --vae-tile: %s\n", err.msg);
+                return MD_EXIT_USAGE;
+            }
+            mark_given(o, "vae_tile");
+            break;
+        }
         case OPT_LORA:
         case OPT_LORA_DIR:
         case OPT_LORA_UNMATCHED: {

@@ -51,6 +51,7 @@ static const mdh_field fields[] = {
     {"loras", MDH_FIELD_LORAS, P(loras), NULL, NULL},
     {"lora_dir", MDH_FIELD_TEXT, P(lora_dir), NULL, NULL},
     {"lora_allow_unmatched", MDH_FIELD_FLAG, P(lora_flags), "Lora allow unmatched", NULL},
+    {"vae_tile", MDH_FIELD_INT, P(vae_tile), "VAE tile", NULL},
 };
 #define NFIELDS (int)(sizeof fields / sizeof fields[0])
 

@@ -287,6 +287,13 @@ typedef struct mdiff_gen_params {
                                       leave lora_dir). A tag with lora_dir NULL, or a NAME not
                                       there, is MDIFF_ERR_IO. NULL = none. The plain syntax leaves
                                       tags in the text */
+    int32_t vae_tile;              /* decode the image in overlapping tiles of this many pixels
+                                      a side (a multiple of the VAE's factor, at least 32): the
+                                      memory of one tile, not exact across seams (docs/vae-
+                                      tiling.md). 0 = automatic: whole, unless the host's
+                                      available memory cannot hold a whole decode (resolve_params
+                                      then gives the tile chosen); MDIFF_VAE_TILE_OFF = never */
+    int32_t reserved3;             /* 0 */
 } mdiff_gen_params;
 
 /* guidance value meaning "the model's own default" (ABI 1.3). */
@@ -295,6 +302,8 @@ typedef struct mdiff_gen_params {
 #define MDIFF_PROMPT_MAX 16384
 /* The most experts per token any MoE setting takes. */
 #define MDIFF_MAX_TOP_K 16
+/* gen_params.vae_tile: decode whole, whatever the memory (1.6). */
+#define MDIFF_VAE_TILE_OFF (-1)
 /* The most LoRAs one request applies, loras[] and prompt tags together (1.6). */
 #define MDIFF_MAX_LORAS 32
 /* The longest moe_schedule and moe_routes texts, in bytes (1.4). */

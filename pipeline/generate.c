@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../sampling/rng.h"
+#include "../vae/vae_tiled.h"
 #include "moe_controls.h"
 #include "request_loras.h"
 
@@ -473,7 +474,9 @@ md_status md_generate(const md_model *m, const md_gen_run *run, const mdiff_gen_
         st = md_fail(err, MD_ERR_NOMEM, "out of memory decoding the image");
         goto done;
     }
-    st = md_vae_decode(m->vae, s.be, s.latents, 1, s.lat_h, s.lat_w, decoded, err);
+    st = p->vae_tile > 0 ? md_vae_decode_tiled(m->vae, s.be, s.latents, s.lat_h, s.lat_w,
+                                               p->vae_tile, decoded, err)
+                         : md_vae_decode(m->vae, s.be, s.latents, 1, s.lat_h, s.lat_w, decoded, err);
     if (st != MD_OK) {
         md_fail_context(err, "decoding the latents: ");
         goto done;

@@ -3,7 +3,9 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "../runtime/mem_available.h"
 #include "../sampling/sampler.h"
+#include "../vae/vae_tiled.h"
 #include "moe_controls.h"
 #include "request_loras.h"
 
@@ -77,10 +79,37 @@ static md_status check_alone(const mdiff_gen_params *p, int parse_texts, md_erro
         return md_fail(err, MD_ERR_INVALID,
                        "unknown moe_routing %d (sequence 1, token 2, sequence-split 3)",
                        p->moe_routing);
+    if (p->vae_tile != 0 && p->vae_tile != MDIFF_VAE_TILE_OFF &&
+        (p->vae_tile < MD_VAE_TILE_MIN || p->vae_tile > MAX_SIDE))
+        return md_fail(err, MD_ERR_INVALID,
+                       "vae_tile must be 0 (automatic), -1 (never) or a tile side of %d..%d "
+                       "pixels (got %d)", MD_VAE_TILE_MIN, MAX_SIDE, p->vae_tile);
     md_request_loras loras;
     MD_TRY(md_request_loras_collect(p, &loras, err));
     md_request_loras_free(&loras);
     return md_moe_controls_check_alone(p, parse_texts, err);
+}
+
+/* A tile side must be whole latent pixels; 0 becomes a tile when a whole
+ * decode would take more than half of the memory available now (the
+ * largest multiple of 64 pixels whose decode takes at most a quarter). */
+static md_status resolve_vae_tile(const md_model *m, mdiff_gen_params *p, md_error *err)
+{
+    int f = md_vae_factor(m->vae);
+    if (p->vae_tile > 0 && p->vae_tile % f)
+        return md_fail(err, MD_ERR_INVALID, "vae_tile %d must be a multiple of %d for this model",
+                       p->vae_tile, f);
+    if (p->vae_tile != 0)
+        return MD_OK;
+    size_t avail = md_mem_available();
+    if (avail == 0 || md_vae_decode_bytes(m->vae, p->height / f, p->width / f) <= avail / 2)
+        return MD_OK;
+    int tile = 64;
+    while (tile + 64 < p->width + p->height &&
+           md_vae_decode_bytes(m->vae, (tile + 64) / f, (tile + 64) / f) <= avail / 4)
+        tile += 64;
+    p->vae_tile = tile;
+    return MD_OK;
 }
 
 /* What the loaded model decides: native size, guidance, clip layers, experts. */
@@ -106,6 +135,7 @@ static md_status resolve_with_model(const md_request_context *rc, mdiff_gen_para
                     p->height, factor);
     if (p->guidance == MDIFF_GUIDANCE_MODEL)
         p->guidance = m->default_cfg;
+    MD_TRY(resolve_vae_tile(m, p, err));
     int te_layers = m->te_cfg.num_layers;
     if (p->clip_skip >= te_layers)
         return md_fail(err, MD_ERR_INVALID, "clip_skip must be 0..%d (got %d)",
