@@ -223,6 +223,15 @@ int main(int argc, char **argv)
     tag.prompt = "<lora:lora_kohya:1>";
     refused(api, ctx, &tag, MDIFF_ERR_IO, "no LoRA folder", "a tag without lora_dir");
 
+    /* vae_tile: 0 by default; a tile that is not whole latent pixels refused; a tile
+     * over the whole image is the whole decode */
+    mdiff_gen_params vt = request(api);
+    CHECK(vt.vae_tile == 0, "vae_tile 0 by default");
+    vt.vae_tile = 33;
+    refused(api, ctx, &vt, MDIFF_ERR_INVALID, "vae_tile", "field: vae_tile 33");
+    vt.vae_tile = 4096;
+    CHECK(test_generate_hash(api, ctx, &vt) == base, "a tile over the whole image: the same image");
+
     /* model.files */
     const mdiff_model_files_api *mf = api->get_feature(MDIFF_FEATURE_MODEL_FILES);
     CHECK(mf && mf->hash_file, "the model.files feature");
