@@ -208,7 +208,10 @@ static md_status encode_init_image(gen_state *s, md_error *err)
     }
     for (size_t i = 0; i < 3 * npix; i++)
         img[i] = 2.0f * s->init_image[i] - 1.0f;
-    st = md_vae_encode(s->m->vae, s->be, img, 1, p->height, p->width, mean, logvar, err);
+    st = p->vae_tile > 0 ? md_vae_encode_tiled(s->m->vae, s->be, img, p->height, p->width,
+                                               p->vae_tile, mean, logvar, err)
+                         : md_vae_encode(s->m->vae, s->be, img, 1, p->height, p->width, mean,
+                                         logvar, err);
     if (st != MD_OK) {
         md_fail_context(err, "encoding the init image: ");
         goto done;

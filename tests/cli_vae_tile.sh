@@ -35,6 +35,12 @@ check "parameters record VAE tile" grep -q "VAE tile: 64," <(params "$TMP/t64.pn
 check "--from-png reproduces a tiled decode" same "$TMP/t64.png" "$TMP/again.png"
 check "the whole decode records no VAE tile" bash -c "! grep -q 'VAE tile' <('$IMG' text '$TMP/whole.png' parameters)"
 
+# img2img encodes the init image in the same tiles
+"$CLI" -q -m "$MODEL" -p "a dog" -i "$TMP/whole.png" --strength 0.5 --steps 4 --seed 3 \
+  --vae-tile 64 -o "$TMP/i64.png"
+"$CLI" -q -m "$MODEL" --from-png "$TMP/i64.png" -i "$TMP/whole.png" -o "$TMP/i64-again.png"
+check "img2img with tiles: --from-png reproduces it" same "$TMP/i64.png" "$TMP/i64-again.png"
+
 MOEDIFFUSE_MEM_AVAILABLE=1000000 gen -o "$TMP/auto.png"
 if grep -q "VAE tile: [0-9]" <(params "$TMP/auto.png"); then
   ok "little memory: the automatic choice tiles and records it ($(params "$TMP/auto.png" | grep -o 'VAE tile: [0-9]*'))"

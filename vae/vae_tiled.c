@@ -105,6 +105,80 @@ md_status md_vae_decode_tiled(const md_vae *v, md_backend *be, const float *z, i
     return st;
 }
 
+md_status md_vae_encode_tiled(const md_vae *v, md_backend *be, const float *image, int H, int W,
+                              int tile_px, float *mean, float *logvar, md_error *err)
+{
+    const md_vae_config *c = md_vae_config_of(v);
+    const int f = md_vae_factor(v), lc = c->latent_channels, ic = c->in_channels;
+    const int h = H / f, w = W / f, t = tile_px / f;
+    if (t < 1 || tile_px % f)
+        return md_fail(err, MD_ERR_INVALID, "VAE tile %d: must be a multiple of %d pixels",
+                       tile_px, f);
+    if (t >= h && t >= w)
+        return md_vae_encode(v, be, image, 1, H, W, mean, logvar, err);
+    const int th = t < h ? t : h, tw = t < w ? t : w;
+    const int ov = t / 4 > 1 ? t / 4 : 1;
+    int ys[MAX_TILES], xs[MAX_TILES];
+    int ny = tile_starts(h, th, th - ov > 0 ? th - ov : 1, ys, MAX_TILES);
+    int nx = tile_starts(w, tw, tw - ov > 0 ? tw - ov : 1, xs, MAX_TILES);
+    const size_t tH = (size_t)th * f, tW = (size_t)tw * f, n = (size_t)h * w;
+    float *sub = malloc(sizeof(float) * (size_t)ic * tH * tW);
+    float *m = malloc(sizeof(float) * (size_t)lc * th * tw);
+    float *lv = malloc(sizeof(float) * (size_t)lc * th * tw);
+    float *wsum = calloc(n, sizeof(float));
+    float *wy = malloc(sizeof(float) * th), *wx = malloc(sizeof(float) * tw);
+    md_status st = MD_OK;
+    if (!sub || !m || !lv || !wsum || !wy || !wx)
+        st = md_fail(err, MD_ERR_NOMEM, "out of memory for a tiled VAE encode");
+    if (st == MD_OK) {
+        memset(mean, 0, sizeof(float) * (size_t)lc * n);
+        memset(logvar, 0, sizeof(float) * (size_t)lc * n);
+    }
+    for (int iy = 0; st == MD_OK && iy < ny; iy++) {
+        for (int ix = 0; st == MD_OK && ix < nx; ix++) {
+            const int y0 = ys[iy], x0 = xs[ix];
+            for (int ch = 0; ch < ic; ch++)
+                for (size_t y = 0; y < tH; y++)
+                    memcpy(sub + ((size_t)ch * tH + y) * tW,
+                           image + ((size_t)ch * H + (size_t)y0 * f + y) * W + (size_t)x0 * f,
+                           sizeof(float) * tW);
+            st = md_vae_encode(v, be, sub, 1, (int)tH, (int)tW, m, lv, err);
+            if (st != MD_OK)
+                break;
+            int ry = iy > 0 ? ys[iy - 1] + th - y0 : ov, rx = ix > 0 ? xs[ix - 1] + tw - x0 : ov;
+            int ry_next = iy + 1 < ny ? y0 + th - ys[iy + 1] : ry;
+            int rx_next = ix + 1 < nx ? x0 + tw - xs[ix + 1] : rx;
+            for (int y = 0; y < th; y++)
+                wy[y] = ramp_weight(y, th, ry, ry_next, iy > 0, iy + 1 < ny);
+            for (int x = 0; x < tw; x++)
+                wx[x] = ramp_weight(x, tw, rx, rx_next, ix > 0, ix + 1 < nx);
+            for (int y = 0; y < th; y++)
+                for (int x = 0; x < tw; x++) {
+                    float wt = wy[y] * wx[x];
+                    size_t at = (size_t)(y0 + y) * w + x0 + x, src = (size_t)y * tw + x;
+                    wsum[at] += wt;
+                    for (int ch = 0; ch < lc; ch++) {
+                        mean[(size_t)ch * n + at] += wt * m[(size_t)ch * th * tw + src];
+                        logvar[(size_t)ch * n + at] += wt * lv[(size_t)ch * th * tw + src];
+                    }
+                }
+        }
+    }
+    if (st == MD_OK)
+        for (size_t i = 0; i < n; i++)
+            for (int ch = 0; ch < lc; ch++) {
+                mean[(size_t)ch * n + i] /= wsum[i];
+                logvar[(size_t)ch * n + i] /= wsum[i];
+            }
+    free(sub);
+    free(m);
+    free(lv);
+    free(wsum);
+    free(wy);
+    free(wx);
+    return st;
+}
+
 size_t md_vae_decode_bytes(const md_vae *v, int h, int w)
 {
     const md_vae_config *c = md_vae_config_of(v);

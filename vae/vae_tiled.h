@@ -1,4 +1,4 @@
-/* Decoding latents in overlapping tiles, so a large image decodes in the
+/* Decoding (and encoding) in overlapping tiles, so a large image decodes in the
  * memory of one tile: each tile is decoded alone and neighbouring tiles
  * are blended with linear ramps across their overlap. Not exact: the
  * decoder's GroupNorm statistics and receptive field see one tile, so the
@@ -19,6 +19,11 @@
  * tile at least the image's size decodes it whole. */
 md_status md_vae_decode_tiled(const md_vae *v, md_backend *be, const float *z, int h, int w,
                               int tile_px, float *image, md_error *err);
+
+/* As md_vae_encode for one image (H, W multiples of the factor), in tiles
+ * of tile_px pixels overlapping by a quarter tile, the latents blended. */
+md_status md_vae_encode_tiled(const md_vae *v, md_backend *be, const float *image, int H, int W,
+                              int tile_px, float *mean, float *logvar, md_error *err);
 
 /* Bytes of activations an untiled decode of an h x w latent takes (an
  * estimate from the widest full-resolution level). */
