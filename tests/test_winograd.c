@@ -49,7 +49,8 @@ static void reference(double *y, const float *x, const float *w, const float *b,
                 }
 }
 
-/* mode: 2 or 4 forces that tile size, MD_CPU_WINOGRAD_AUTO lets it choose. */
+/* mode: 2 or 4 forces that tile size, MD_CPU_WINOGRAD_AUTO lets it choose.
+ * banded: bands of one tile row and filter blocks of a few output channels. */
 static void case_conv(md_backend *be, int mode, md_dtype dt, int64_t cin, int64_t cout,
                       int64_t h, int64_t wd, int bias, int banded)
 {
@@ -84,14 +85,17 @@ static void case_conv(md_backend *be, int mode, md_dtype dt, int64_t cin, int64_
     be->upload(be, &x, xh);
 
     int saved_mode = c->winograd;
-    int64_t saved_budget = c->wino_budget;
+    int64_t saved_budget = c->wino_budget, saved_fbudget = c->wino_filter_budget;
     c->winograd = mode;
-    if (banded)
-        c->wino_budget = 1; /* one tile row per band */
+    if (banded) {
+        c->wino_budget = 1;                        /* one tile row per band */
+        c->wino_filter_budget = 36 * cin * 3 + 1; /* 3 (m = 4) or 6 output channels */
+    }
     int picked = md_cpu_winograd_pick(c, &y, &x, &w, 1, 1);
     be->conv2d(be, &y, &x, &w, bias ? &b : NULL, 1, 1);
     c->winograd = saved_mode;
     c->wino_budget = saved_budget;
+    c->wino_filter_budget = saved_fbudget;
     be->download(be, &y, yh);
     be->arena_reset(be, mark);
 

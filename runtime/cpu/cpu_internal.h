@@ -20,7 +20,9 @@ typedef struct md_cpu {
      * per shape), or 2 / 4 to force F(2x2,3x3) / F(4x4,3x3). From the
      * MD_CPU_WINOGRAD environment variable at creation. */
     int winograd;
-    int64_t wino_budget; /* Winograd tile scratch limit in floats (tests shrink it) */
+    /* Winograd scratch limits in floats (tests shrink them): transformed
+     * tiles of a band, transformed filters of a block of output channels */
+    int64_t wino_budget, wino_filter_budget;
 } md_cpu;
 
 #define MD_CPU_WINOGRAD_OFF 0

@@ -13,8 +13,9 @@
  * f32/f16/bf16 weights: cached, they would take 16/9 (m = 2) or 4 (m = 4)
  * times the f32 weights, while the transform costs a few percent of the
  * GEMMs (bench/RESULTS.md). Tiles of both batch elements share the GEMMs;
- * they are processed in bands of tile rows so that scratch stays bounded
- * on a full-resolution VAE decode.
+ * they are processed in bands of tile rows, and the filters in blocks of
+ * output channels, so that scratch stays bounded on a full-resolution VAE
+ * decode and on the widest U-Net layers.
  *
  * The transforms work on 8 tiles (or 8 input channels) at once, one per
  * vector lane, built once generically and once for AVX2+FMA. */
@@ -121,19 +122,21 @@ struct wino_job {
     const float *x;      /* [B, Cin, H, W] */
     float *y;            /* [B, Cout, H, W] */
     const float *bias;   /* [Cout] or NULL */
-    float *u, *v, *mm;   /* U, V and M above */
+    float *u, *v, *mm;   /* U, V and M above, U and M for one block of Cout */
+    int64_t co0, cb;     /* that block: output channels [co0, co0 + cb) */
     int64_t r0, rows, t; /* band: global tile rows [r0, r0 + rows), t tiles */
 };
 
-/* One item per output channel: 8 input channels per step, one per lane. */
+/* One item per output channel of the block: 8 input channels per step,
+ * one per lane. */
 AI void filter_body(const struct wino_job *j, int m, int64_t begin, int64_t end)
 {
     const int a = m + 2;
     float buf[LANES * 9];
-    for (int64_t co = begin; co < end; co++)
+    for (int64_t lc = begin; lc < end; lc++)
         for (int64_t ci0 = 0; ci0 < j->cin; ci0 += LANES) {
             int n = j->cin - ci0 < LANES ? (int)(j->cin - ci0) : LANES;
-            md_cpu_widen(j->c, j->wt, (co * j->cin + ci0) * 9, buf, (int64_t)n * 9);
+            md_cpu_widen(j->c, j->wt, ((j->co0 + lc) * j->cin + ci0) * 9, buf, (int64_t)n * 9);
             v8f g[9], t[6 * 3], u[36];
             for (int k = 0; k < 9; k++) {
                 float lane[LANES] = {0};
@@ -146,7 +149,7 @@ AI void filter_body(const struct wino_job *j, int m, int64_t begin, int64_t end)
             for (int row = 0; row < a; row++)
                 g_1d(m, &u[row * a], 1, &t[row * 3], 1);
             for (int e = 0; e < a * a; e++)
-                v_store_n(j->u + (e * j->cout + co) * j->cin + ci0, &u[e], n);
+                v_store_n(j->u + (e * j->cb + lc) * j->cin + ci0, &u[e], n);
         }
 }
 
@@ -190,21 +193,22 @@ AI void input_body(const struct wino_job *j, int m, int64_t begin, int64_t end)
     }
 }
 
-/* One item per (output channel, tile row of the band): 8 tiles per step. */
+/* One item per (output channel of the block, tile row of the band): 8
+ * tiles per step. */
 AI void output_body(const struct wino_job *j, int m, int64_t begin, int64_t end)
 {
     const int a = m + 2;
     for (int64_t it = begin; it < end; it++) {
-        int64_t co = it / j->rows, rr = it % j->rows, r = j->r0 + rr;
+        int64_t lc = it / j->rows, rr = it % j->rows, r = j->r0 + rr, co = j->co0 + lc;
         int64_t nb = r / j->tiles_y, ty = r % j->tiles_y;
         float *plane = j->y + (nb * j->cout + co) * j->h * j->w;
-        const float *mrow = j->mm + co * j->t + rr * j->tiles_x;
+        const float *mrow = j->mm + lc * j->t + rr * j->tiles_x;
         float bias = j->bias ? j->bias[co] : 0.0f;
         for (int64_t tx0 = 0; tx0 < j->tiles_x; tx0 += LANES) {
             int n = j->tiles_x - tx0 < LANES ? (int)(j->tiles_x - tx0) : LANES;
             v8f d[36], t[4 * 6], o[16];
             for (int e = 0; e < a * a; e++)
-                v_load_n(&d[e], mrow + e * j->cout * j->t + tx0, n);
+                v_load_n(&d[e], mrow + e * j->cb * j->t + tx0, n);
             for (int col = 0; col < a; col++)
                 at_1d(m, &t[col], a, &d[col], a);
             for (int row = 0; row < m; row++)
@@ -311,7 +315,7 @@ int md_cpu_winograd_pick(const md_cpu *c, const md_tensor *y, const md_tensor *x
      * (measurements in bench/RESULTS.md). */
     int64_t tiles4 = batch * ((h + 3) / 4) * ((wd + 3) / 4);
     int64_t tiles2 = batch * ((h + 1) / 2) * ((wd + 1) / 2);
-    if (cin < 16)
+    if (cin < 16 || w->shape[0] < 16)
         return 0;
     if (tiles4 >= 64)
         return 4;
@@ -331,36 +335,49 @@ void md_cpu_conv2d_winograd(md_cpu *c, int m, md_tensor *y, const md_tensor *x,
     if (total_rows <= 0 || cout <= 0 || cin <= 0)
         return;
 
-    int64_t band = c->wino_budget / (na * (cin + cout) * tiles_x);
+    /* Transformed filters for a block of output channels at a time: all of
+     * them would take up to 4x the f32 weights (0.5 GB for a 2560->1280
+     * layer at m = 4). A block past the first redoes the input transform,
+     * a few percent of its GEMMs. */
+    int64_t cb = c->wino_filter_budget / (na * cin);
+    if (cb >= 32)
+        cb -= cb % 16;
+    if (cb < 1)
+        cb = 1;
+    if (cb > cout)
+        cb = cout;
+    int64_t band = c->wino_budget / (na * (cin + cb) * tiles_x);
     if (band < 1)
         band = 1;
     if (band > total_rows)
         band = total_rows;
     size_t mark = md_arena_mark(&c->arena);
     const float *bf = b ? md_cpu_weight_f32(c, b) : NULL;
-    float *u = md_arena_alloc(&c->arena, (size_t)(na * cout * cin) * sizeof(float));
+    float *u = md_arena_alloc(&c->arena, (size_t)(na * cb * cin) * sizeof(float));
     float *v = md_arena_alloc(&c->arena, (size_t)(na * cin * band * tiles_x) * sizeof(float));
-    float *mm = md_arena_alloc(&c->arena, (size_t)(na * cout * band * tiles_x) * sizeof(float));
+    float *mm = md_arena_alloc(&c->arena, (size_t)(na * cb * band * tiles_x) * sizeof(float));
     if ((b && !bf) || !u || !v || !mm) {
         md_cpu_poison(y);
         md_arena_reset(&c->arena, mark);
         return;
     }
     struct wino_job j = {c, m, cin, cout, h, wd, tiles_x, tiles_y, w, x->data, y->data, bf,
-                         u, v, mm, 0, 0, 0};
-    md_cpu_for(c, cout, cin * na * 4, filter_range, &j);
-    for (int64_t r0 = 0; r0 < total_rows; r0 += band) {
-        j.r0 = r0;
-        j.rows = total_rows - r0 < band ? total_rows - r0 : band;
-        j.t = j.rows * tiles_x;
-        md_cpu_for(c, cin * j.rows, tiles_x * na * 4, input_range, &j);
-        md_cpu_blas_lock();
-        for (int64_t e = 0; e < na; e++)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)cout, (int)j.t, (int)cin,
-                        1.0f, u + e * cout * cin, (int)cin, v + e * cin * j.t, (int)j.t, 0.0f,
-                        mm + e * cout * j.t, (int)j.t);
-        md_cpu_blas_unlock();
-        md_cpu_for(c, cout * j.rows, tiles_x * na * 3, output_range, &j);
+                         u, v, mm, 0, 0, 0, 0, 0};
+    for (j.co0 = 0; j.co0 < cout; j.co0 += cb) {
+        j.cb = cout - j.co0 < cb ? cout - j.co0 : cb;
+        md_cpu_for(c, j.cb, cin * na * 4, filter_range, &j);
+        for (j.r0 = 0; j.r0 < total_rows; j.r0 += band) {
+            j.rows = total_rows - j.r0 < band ? total_rows - j.r0 : band;
+            j.t = j.rows * tiles_x;
+            md_cpu_for(c, cin * j.rows, tiles_x * na * 4, input_range, &j);
+            md_cpu_blas_lock();
+            for (int64_t e = 0; e < na; e++)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)j.cb, (int)j.t,
+                            (int)cin, 1.0f, u + e * j.cb * cin, (int)cin, v + e * cin * j.t,
+                            (int)j.t, 0.0f, mm + e * j.cb * j.t, (int)j.t);
+            md_cpu_blas_unlock();
+            md_cpu_for(c, j.cb * j.rows, tiles_x * na * 3, output_range, &j);
+        }
     }
     md_arena_reset(&c->arena, mark);
 }
