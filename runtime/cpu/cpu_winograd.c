@@ -97,9 +97,14 @@ AI void at_1d(int m, v8f *o, int os, const v8f *d, int ds)
     }
 }
 
-/* Partial vector loads and stores for the last lanes of a row. */
+/* Vector loads and stores of n <= 8 lanes; a whole vector is one move
+ * (a variable-length copy would be a library call per vector). */
 AI void v_load_n(v8f *v, const float *p, int n)
 {
+    if (n == LANES) {
+        memcpy(v, p, sizeof *v);
+        return;
+    }
     float buf[LANES] = {0};
     memcpy(buf, p, (size_t)n * sizeof(float));
     memcpy(v, buf, sizeof *v);
@@ -107,6 +112,10 @@ AI void v_load_n(v8f *v, const float *p, int n)
 
 AI void v_store_n(float *p, const v8f *v, int n)
 {
+    if (n == LANES) {
+        memcpy(p, v, sizeof *v);
+        return;
+    }
     float buf[LANES];
     memcpy(buf, v, sizeof buf);
     memcpy(p, buf, (size_t)n * sizeof(float));
