@@ -161,30 +161,37 @@ static void shape_table(md_backend *modes[3], int reps, int only)
         }
         md_tensor w = {.dtype = MD_F16, .ndim = 4, .shape = {s->cout, s->cin, 3, 3}, .data = wh};
         md_tensor b = {.dtype = MD_F16, .ndim = 1, .shape = {s->cout}, .data = bh};
-        double t[3], filt[3] = {0}, err_ref[3];
+        /* The three run in turn, `reps` rounds, best of each: on a shared
+         * machine a burst of load then hits all of them alike. */
+        double t[3] = {1e30, 1e30, 1e30}, filt[3] = {0, 1e30, 1e30}, err_ref[3];
+        md_tensor x[3], y[3], x1[3], y1[3];
+        size_t mark[3];
         for (int mi = 0; mi < 3; mi++) {
             md_backend *be = modes[mi];
-            size_t mark = be->arena_mark(be);
-            md_tensor x = be->new_tensor(be, 4, (const int64_t[]){s->batch, s->cin, s->side, s->side});
-            md_tensor y = be->new_tensor(be, 4, (const int64_t[]){s->batch, s->cout, s->side, s->side});
-            if (!x.data || !y.data) {
+            mark[mi] = be->arena_mark(be);
+            x[mi] = be->new_tensor(be, 4, (const int64_t[]){s->batch, s->cin, s->side, s->side});
+            y[mi] = be->new_tensor(be, 4, (const int64_t[]){s->batch, s->cout, s->side, s->side});
+            x1[mi] = be->new_tensor(be, 4, (const int64_t[]){1, s->cin, 1, 1});
+            y1[mi] = be->new_tensor(be, 4, (const int64_t[]){1, s->cout, 1, 1});
+            if (!x[mi].data || !y[mi].data || !x1[mi].data || !y1[mi].data) {
                 fprintf(stderr, "bench-conv: out of memory\n");
                 exit(1);
             }
-            be->upload(be, &x, xh);
-            t[mi] = time_conv(be, &y, &x, &w, &b, reps);
-            out[mi] = malloc(sizeof(float) * (size_t)ny);
-            be->download(be, &y, out[mi]);
-            be->arena_reset(be, mark);
-            if (mi) {
+            be->upload(be, &x[mi], xh);
+            be->upload(be, &x1[mi], xh);
+        }
+        for (int r = 0; r < reps; r++)
+            for (int mi = 0; mi < 3; mi++) {
+                t[mi] = fmin(t[mi], time_conv(modes[mi], &y[mi], &x[mi], &w, &b, 1));
                 /* per-call filter transform: the same layer on a 1x1 image
                  * (its one-tile GEMMs included, so an upper bound) */
-                md_tensor x1 = be->new_tensor(be, 4, (const int64_t[]){1, s->cin, 1, 1});
-                md_tensor y1 = be->new_tensor(be, 4, (const int64_t[]){1, s->cout, 1, 1});
-                be->upload(be, &x1, xh);
-                filt[mi] = time_conv(be, &y1, &x1, &w, &b, reps);
-                be->arena_reset(be, mark);
+                if (mi)
+                    filt[mi] = fmin(filt[mi], time_conv(modes[mi], &y1[mi], &x1[mi], &w, &b, 1));
             }
+        for (int mi = 0; mi < 3; mi++) {
+            out[mi] = malloc(sizeof(float) * (size_t)ny);
+            modes[mi]->download(modes[mi], &y[mi], out[mi]);
+            modes[mi]->arena_reset(modes[mi], mark[mi]);
         }
         /* against doubles on 2048 sampled outputs (the corners included) */
         double maxref = 0, maxe[3] = {0};

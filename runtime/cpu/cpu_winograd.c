@@ -346,8 +346,7 @@ void md_cpu_conv2d_winograd(md_cpu *c, int m, md_tensor *y, const md_tensor *x,
 
     /* Transformed filters for a block of output channels at a time: all of
      * them would take up to 4x the f32 weights (0.5 GB for a 2560->1280
-     * layer at m = 4). A block past the first redoes the input transform,
-     * a few percent of its GEMMs. */
+     * layer at m = 4). */
     int64_t cb = c->wino_filter_budget / (na * cin);
     if (cb >= 32)
         cb -= cb % 16;
@@ -372,13 +371,22 @@ void md_cpu_conv2d_winograd(md_cpu *c, int m, md_tensor *y, const md_tensor *x,
     }
     struct wino_job j = {c, m, cin, cout, h, wd, tiles_x, tiles_y, w, x->data, y->data, bf,
                          u, v, mm, 0, 0, 0, 0, 0};
-    for (j.co0 = 0; j.co0 < cout; j.co0 += cb) {
-        j.cb = cout - j.co0 < cb ? cout - j.co0 : cb;
-        md_cpu_for(c, j.cb, cin * na * 4, filter_range, &j);
-        for (j.r0 = 0; j.r0 < total_rows; j.r0 += band) {
-            j.rows = total_rows - j.r0 < band ? total_rows - j.r0 : band;
-            j.t = j.rows * tiles_x;
-            md_cpu_for(c, cin * j.rows, tiles_x * na * 4, input_range, &j);
+    /* Bands outer, so each band's input is transformed once; the filters
+     * of a single block are transformed once, several blocks per band
+     * (only on layers both wide and large, none at SD1.5's sizes). */
+    int one_block = cb == cout;
+    if (one_block) {
+        j.cb = cout;
+        md_cpu_for(c, cout, cin * na * 4, filter_range, &j);
+    }
+    for (j.r0 = 0; j.r0 < total_rows; j.r0 += band) {
+        j.rows = total_rows - j.r0 < band ? total_rows - j.r0 : band;
+        j.t = j.rows * tiles_x;
+        md_cpu_for(c, cin * j.rows, tiles_x * na * 4, input_range, &j);
+        for (j.co0 = 0; j.co0 < cout; j.co0 += cb) {
+            j.cb = cout - j.co0 < cb ? cout - j.co0 : cb;
+            if (!one_block)
+                md_cpu_for(c, j.cb, cin * na * 4, filter_range, &j);
             md_cpu_blas_lock();
             for (int64_t e = 0; e < na; e++)
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)j.cb, (int)j.t,
