@@ -128,7 +128,8 @@ static void run_cases(md_backend *be)
     static const int64_t shapes[][4] = {
         /* cin, cout, h, w */
         {3, 5, 7, 5},   {17, 9, 1, 1},  {8, 16, 9, 13}, {20, 12, 2, 3},
-        {33, 7, 11, 10}, {9, 24, 6, 17}, {16, 16, 8, 8},
+        {33, 7, 11, 10}, {9, 24, 6, 17}, {16, 16, 8, 8}, /* auto: F(2x2) */
+        {16, 20, 31, 32},                                  /* auto: F(4x4) */
     };
     static const int modes[] = {2, 4, MD_CPU_WINOGRAD_AUTO};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
@@ -163,7 +164,12 @@ static void test_choice(void)
     md_tensor x = {.dtype = MD_F32, .ndim = 4, .shape = {2, 320, 64, 64}};
     md_tensor y = x;
     md_tensor w = {.dtype = MD_F16, .ndim = 4, .shape = {320, 320, 3, 3}};
-    CHECK(md_cpu_winograd_pick(c, &y, &x, &w, 1, 1) != 0, "SD1.5 64x64 320ch uses Winograd");
+    CHECK(md_cpu_winograd_pick(c, &y, &x, &w, 1, 1) == 4, "SD1.5 64x64 320ch: F(4x4)");
+    md_tensor x8 = {.dtype = MD_F32, .ndim = 4, .shape = {2, 1280, 8, 8}};
+    md_tensor w8 = {.dtype = MD_F16, .ndim = 4, .shape = {1280, 1280, 3, 3}};
+    CHECK(md_cpu_winograd_pick(c, &x8, &x8, &w8, 1, 1) == 2, "8x8 latents at batch 2: F(2x2)");
+    x8.shape[0] = 1;
+    CHECK(md_cpu_winograd_pick(c, &x8, &x8, &w8, 1, 1) == 0, "8x8 latents at batch 1: im2col");
     CHECK(md_cpu_winograd_pick(c, &y, &x, &w, 2, 1) == 0, "stride 2 stays on im2col");
     md_tensor w1 = {.dtype = MD_F16, .ndim = 4, .shape = {320, 320, 1, 1}};
     CHECK(md_cpu_winograd_pick(c, &y, &x, &w1, 1, 0) == 0, "1x1 stays on im2col");

@@ -320,15 +320,19 @@ int md_cpu_winograd_pick(const md_cpu *c, const md_tensor *y, const md_tensor *x
     if (c->winograd == 2 || c->winograd == 4)
         return c->winograd;
     int64_t batch = x->shape[0], cin = x->shape[1], h = x->shape[2], wd = x->shape[3];
-    /* Below these the GEMMs are too thin or the transforms dominate
-     * (measurements in bench/RESULTS.md). */
+    /* The filters are transformed at every call, so the tiles sharing them
+     * must be many enough; F(4x4) needs more of them (its filters are 36
+     * values, its GEMMs thinner). Measured at SD1.5's shapes (bench-conv,
+     * bench/RESULTS.md): F(4x4) from 32x32 latents at batch 2 (128 tiles)
+     * and the VAE decoder, F(2x2) at 16x16 and 8x8 at batch 2, im2col for
+     * fewer tiles or for layers with few channels (conv_in, conv_out). */
     int64_t tiles4 = batch * ((h + 3) / 4) * ((wd + 3) / 4);
     int64_t tiles2 = batch * ((h + 1) / 2) * ((wd + 1) / 2);
     if (cin < 16 || w->shape[0] < 16)
         return 0;
-    if (tiles4 >= 64)
+    if (tiles4 >= 128)
         return 4;
-    if (tiles2 >= 64)
+    if (tiles2 >= 32)
         return 2;
     return 0;
 }
