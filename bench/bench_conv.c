@@ -198,9 +198,11 @@ static void shape_table(md_backend *modes[3], int reps, int only)
         for (int k = 0; k < 2048; k++) {
             uint64_t r = (uint64_t)k * 0x9e3779b97f4a7c15ull + si;
             r ^= r >> 29;
-            int64_t n = (int64_t)(r % (uint64_t)s->batch), co = (int64_t)((r >> 8) % (uint64_t)s->cout);
-            int64_t oy = k < 4 ? (k & 1) * (s->side - 1) : (int64_t)((r >> 24) % (uint64_t)s->side);
-            int64_t ox = k < 4 ? (k >> 1) * (s->side - 1) : (int64_t)((r >> 40) % (uint64_t)s->side);
+            uint64_t side = (uint64_t)s->side;
+            int64_t n = (int64_t)(r % (uint64_t)s->batch);
+            int64_t co = (int64_t)((r >> 8) % (uint64_t)s->cout);
+            int64_t oy = k < 4 ? (k & 1) * (s->side - 1) : (int64_t)((r >> 24) % side);
+            int64_t ox = k < 4 ? (k >> 1) * (s->side - 1) : (int64_t)((r >> 40) % side);
             double ref = direct_at(xh, wv, bv, s, n, co, oy, ox);
             int64_t idx = ((n * s->cout + co) * s->side + oy) * s->side + ox;
             maxref = fmax(maxref, fabs(ref));

@@ -11,8 +11,9 @@
  *
  * The filters are transformed at every call, straight from the stored
  * f32/f16/bf16 weights: cached, they would take 16/9 (m = 2) or 4 (m = 4)
- * times the f32 weights, while the transform costs a few percent of the
- * GEMMs (bench/RESULTS.md). Tiles of both batch elements share the GEMMs;
+ * times the f32 weights (3.5 or 8 GB for SD1.5's U-Net). The transform
+ * costs under 10% of a layer with many tiles but up to half of one with
+ * few (bench/RESULTS.md), which md_cpu_winograd_pick weighs. Tiles of both batch elements share the GEMMs;
  * they are processed in bands of tile rows, and the filters in blocks of
  * output channels, so that scratch stays bounded on a full-resolution VAE
  * decode and on the widest U-Net layers.
