@@ -1,7 +1,7 @@
 /* Winograd convolution (F(2x2,3x3), F(4x4,3x3) and the automatic choice)
  * against a plain double-precision direct-convolution loop: odd sizes that
  * are not multiples of the tile, 1x1 images, batch 2, with and without
- * bias, F32 and F16 weights, input channels that do not fill the vector
+ * bias, F32, F16 and BF16 weights, input channels that do not fill the vector
  * lanes, tile bands of one row, 1 and 3 threads, portable and AVX2
  * kernels. Also the MD_CPU_WINOGRAD switch and the per-shape choice. */
 #include <math.h>
@@ -71,6 +71,11 @@ static void case_conv(md_backend *be, int mode, md_dtype dt, int64_t cin, int64_
         if (dt == MD_F16) {
             ((uint16_t *)raw)[k] = md_f32_to_f16(v);
             v = md_f16_to_f32(((uint16_t *)raw)[k]);
+        } else if (dt == MD_BF16) {
+            uint32_t bits;
+            memcpy(&bits, &v, 4);
+            ((uint16_t *)raw)[k] = (uint16_t)(bits >> 16); /* truncation: exact either way */
+            v = md_bf16_to_f32(((uint16_t *)raw)[k]);
         } else {
             ((float *)raw)[k] = v;
         }
@@ -141,6 +146,8 @@ static void run_cases(md_backend *be)
     case_conv(be, 2, MD_F32, 12, 10, 9, 7, 1, 1);
     case_conv(be, 4, MD_F16, 12, 10, 9, 7, 1, 1);
     case_conv(be, 4, MD_F32, 40, 8, 13, 21, 0, 1);
+    case_conv(be, 2, MD_BF16, 11, 9, 5, 6, 1, 0);
+    case_conv(be, 4, MD_BF16, 11, 9, 5, 6, 1, 0);
 }
 
 /* The switch, and the shapes it leaves to im2col. */
