@@ -181,6 +181,9 @@ md_status md_backend_cpu_create(md_backend **out, int threads, md_error *err)
     c->f16c = md_vm_detect_f16c();
     c->col_budget = (int64_t)4 << 20; /* 16 MiB of im2col columns */
     c->att_block = 128;
+    c->winograd = md_cpu_winograd_env();
+    c->wino_budget = (int64_t)8 << 20;        /* 32 MiB of transformed tiles */
+    c->wino_filter_budget = (int64_t)16 << 20; /* 64 MiB of transformed filters */
     /* OpenBLAS keeps one thread count for the whole process, so the last
      * backend created decides it for every backend. */
     md_cpu_blas_lock();

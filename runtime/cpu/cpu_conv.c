@@ -1,4 +1,5 @@
-/* 2-D convolution as im2col + GEMM: y_b [Cout, Ho*Wo] = W [Cout, K] col [K, Ho*Wo],
+/* 2-D convolution as im2col + GEMM (3x3 stride-1 ones usually go to
+ * cpu_winograd.c instead): y_b [Cout, Ho*Wo] = W [Cout, K] col [K, Ho*Wo],
  * K = Cin*kh*kw. The column buffer covers a band of output rows at a time,
  * so a large image (VAE decoder at full resolution) needs bounded scratch. */
 #include <cblas.h>
@@ -64,6 +65,11 @@ void md_cpu_conv2d(md_backend *be, md_tensor *y, const md_tensor *x, const md_te
     int64_t kdim = cin * kh * kw, npix = ho * wo;
     if (batch <= 0 || cout <= 0 || npix <= 0)
         return;
+    int wino = md_cpu_winograd_pick(c, y, x, w, stride, pad);
+    if (wino) {
+        md_cpu_conv2d_winograd(c, wino, y, x, w, b);
+        return;
+    }
 
     size_t mark = md_arena_mark(&c->arena);
     const float *wf = md_cpu_weight_f32(c, w);

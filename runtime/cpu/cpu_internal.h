@@ -16,7 +16,17 @@ typedef struct md_cpu {
      * so tests can force the banded path on small images. */
     int64_t col_budget;
     int64_t att_block; /* attention queries per block (tests shrink it) */
+    /* 3x3 stride-1 convolutions: MD_CPU_WINOGRAD_OFF (im2col), _AUTO (chosen
+     * per shape), or 2 / 4 to force F(2x2,3x3) / F(4x4,3x3). From the
+     * MD_CPU_WINOGRAD environment variable at creation. */
+    int winograd;
+    /* Winograd scratch limits in floats (tests shrink them): transformed
+     * tiles of a band, transformed filters of a block of output channels */
+    int64_t wino_budget, wino_filter_budget;
 } md_cpu;
+
+#define MD_CPU_WINOGRAD_OFF 0
+#define MD_CPU_WINOGRAD_AUTO 1
 
 static inline md_cpu *md_cpu_of(md_backend *be)
 {
@@ -52,6 +62,15 @@ int64_t md_cpu_rows(const md_tensor *t);
 
 /* Copy `row` (n floats) into each of `rows` rows of y. */
 void md_cpu_fill_rows(float *y, const float *row, int64_t rows, int64_t n);
+
+/* Winograd convolution (cpu_winograd.c). _env reads MD_CPU_WINOGRAD: unset
+ * or "1" auto, "0" off, "2" or "4" forced. _pick returns the tile size m
+ * (2 or 4) to use for this convolution, or 0 for im2col. */
+int md_cpu_winograd_env(void);
+int md_cpu_winograd_pick(const md_cpu *c, const md_tensor *y, const md_tensor *x,
+                         const md_tensor *w, int stride, int pad);
+void md_cpu_conv2d_winograd(md_cpu *c, int m, md_tensor *y, const md_tensor *x,
+                            const md_tensor *w, const md_tensor *b);
 
 /* ---- the op table entries, one file per family ---- */
 void md_cpu_conv2d(md_backend *be, md_tensor *y, const md_tensor *x, const md_tensor *w,
