@@ -34,7 +34,7 @@ endforeach()
 
 # Tests that run threads at once; the ThreadSanitizer pass (.ci/run) runs
 # this label.
-foreach(threaded test_run_state test_expert_cache)
+foreach(threaded test_run_state test_expert_cache test_file_hash test_winograd)
   if(TEST ${threaded})
     set_tests_properties(${threaded} PROPERTIES LABELS "unit;threads")
   endif()
