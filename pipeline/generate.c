@@ -467,6 +467,7 @@ md_status md_generate(const md_model *m, const md_gen_run *run, const mdiff_gen_
         }
     }
     emit(&s, "final_latents", -1, s.latents, s.n);
+    md_unet_state_drop_kv(s.unet); /* the text's keys and values are done with: the VAE gets the room */
 
     float inv = 1.0f / m->vae_cfg.scaling_factor;
     for (size_t k = 0; k < s.n; k++)
