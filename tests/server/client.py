@@ -1,0 +1,138 @@
+"""A small A1111 API client (standard library only) driving a running
+`moe-diffuse serve`: progress while a job runs, an interrupt, two clients
+at once, a wrong password. Prints "ok ..." / "FAIL ..." lines and exits 1
+on any failure. Usage: client.py URL USER:PASS"""
+import base64
+import json
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+
+URL, AUTH = sys.argv[1], sys.argv[2]
+failures = 0
+
+
+def report(good, name, detail=""):
+    global failures
+    if good:
+        print("ok   py: " + name)
+    else:
+        failures += 1
+        print("FAIL py: %s %s" % (name, detail))
+
+
+def call(path, body=None, auth=AUTH, timeout=120):
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(URL + path, data=data, method="GET" if body is None else "POST")
+    req.add_header("Content-Type", "application/json")
+    if auth:
+        req.add_header("Authorization", "Basic " + base64.b64encode(auth.encode()).decode())
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, json.loads(r.read() or b"null")
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"null")
+
+
+def is_png(b64):
+    return base64.b64decode(b64)[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def background(body, out):
+    t0 = time.time()
+    out["status"], out["reply"] = call("/sdapi/v1/txt2img", body)
+    out["seconds"] = time.time() - t0
+
+
+LONG = {"prompt": "a lighthouse", "steps": 12, "width": 64, "height": 64, "seed": 3}
+
+# Progress polled while a job runs: steps advance, a preview arrives.
+res = {}
+t = threading.Thread(target=background, args=(LONG, res))
+t.start()
+seen_steps, preview, slowest = set(), False, 0.0
+while t.is_alive():
+    t0 = time.time()
+    st, p = call("/sdapi/v1/progress")
+    slowest = max(slowest, time.time() - t0)
+    if st == 200 and p["state"]["job_count"] > 0:
+        seen_steps.add(p["state"]["sampling_step"])
+        if p["current_image"] and is_png(p["current_image"]):
+            preview = True
+    time.sleep(0.05)
+t.join()
+report(res.get("status") == 200 and len(res["reply"]["images"]) == 1, "the long job finished")
+report(len(seen_steps) >= 3, "progress shows the steps advancing", sorted(seen_steps))
+report(preview, "progress carries current_image (a PNG preview)")
+report(slowest < 2.0, "/progress answers while a job runs (slowest %.2fs)" % slowest)
+st, p = call("/sdapi/v1/progress")
+report(st == 200 and p["progress"] == 0 and p["state"]["job_count"] == 0, "progress is idle after")
+
+# An interrupt mid-generation ends the job early with no image.
+res = {}
+t = threading.Thread(target=background, args=(dict(LONG, steps=1000), res))
+t.start()
+deadline = time.time() + 60
+while time.time() < deadline:
+    st, p = call("/sdapi/v1/progress?skip_current_image=true")
+    if p["state"]["sampling_step"] >= 2:
+        break
+    time.sleep(0.02)
+report(p["current_image"] is None, "skip_current_image leaves the preview out")
+st, _ = call("/sdapi/v1/interrupt", {})
+report(st == 200, "POST /interrupt answers 200")
+t.join(60)
+info = json.loads(res["reply"]["info"]) if res.get("status") == 200 else {}
+report(res.get("status") == 200 and res["reply"]["images"] == [] and info.get("interrupted"),
+       "the interrupted job returns no image", res.get("status"))
+report(res.get("seconds", 99) < 30, "the interrupted job stopped early (%.1fs)" % res.get("seconds", 99))
+
+# Two clients at once: both served (one after the other), each its own seed.
+a, b = {}, {}
+ta = threading.Thread(target=background, args=(dict(LONG, steps=2, seed=11), a))
+tb = threading.Thread(target=background, args=(dict(LONG, steps=2, seed=12), b))
+ta.start(); tb.start(); ta.join(); tb.join()
+ok2 = a.get("status") == 200 and b.get("status") == 200
+report(ok2 and is_png(a["reply"]["images"][0]) and is_png(b["reply"]["images"][0]),
+       "two clients at once both get their image", (a.get("status"), b.get("status")))
+if ok2:
+    report(json.loads(a["reply"]["info"])["seed"] == 11 and json.loads(b["reply"]["info"])["seed"] == 12,
+           "each client gets its own seed")
+    report(a["reply"]["images"][0] != b["reply"]["images"][0], "the two images differ")
+
+# A batch: batch_size x n_iter images, consecutive seeds.
+st, r = call("/sdapi/v1/txt2img", {"prompt": "x", "steps": 2, "width": 64, "height": 64,
+                                   "seed": 5, "batch_size": 2, "n_iter": 2})
+info = json.loads(r["info"]) if st == 200 else {}
+report(st == 200 and len(r["images"]) == 4 and info.get("all_seeds") == [5, 6, 7, 8],
+       "batch_size 2 x n_iter 2: four images, seeds 5..8", st)
+
+# Wrong password, no password.
+st, _ = call("/sdapi/v1/samplers", auth="user:wrong")
+report(st == 401, "a wrong password gets 401", st)
+st, _ = call("/sdapi/v1/samplers", auth=None)
+report(st == 401, "no password gets 401", st)
+
+# A1111's own field names and errors.
+st, r = call("/sdapi/v1/txt2img", {"prompt": "x", "steps": "many"})
+report(st == 422 and "steps" in r["detail"], "a wrong type is 422 naming the field", r)
+st, r = call("/sdapi/v1/txt2img", {"prompt": "x", "sampler_name": "No Such Sampler"})
+report(st == 422 and "sampler_name" in r["detail"], "an unknown sampler is 422", r)
+st, r = call("/sdapi/v1/txt2img", {"prompt": "x", "width": 99999, "height": 64})
+report(st == 422 and "limit" in r["detail"], "an image past the size cap is 422", r)
+st, r = call("/sdapi/v1/txt2img", {"prompt": "x", "init_image": "/etc/passwd"})
+report(st == 422 and "init_image" in r["detail"], "a file path field is refused", r)
+st, r = call("/sdapi/v1/txt2img", {"prompt": "x", "steps": 2, "width": 64, "height": 64,
+                                   "sampler_name": "Euler", "scheduler": "Karras",
+                                   "no_such_field": [1, 2], "seed": -1})
+info = json.loads(r["info"]) if st == 200 else {}
+report(st == 200 and info.get("sampler_name") == "Euler Karras",
+       "sampler_name + scheduler map to one sampler; unknown fields are ignored", info.get("sampler_name"))
+report(st == 200 and info.get("seed", -1) >= 0, "seed -1 is a random seed", info.get("seed"))
+st, r = call("/sdapi/v1/options", {"sd_model_checkpoint": "some-other-model"})
+report(st == 422, "switching to a model the server does not have is 422", st)
+
+print("py client: %d failed" % failures)
+sys.exit(1 if failures else 0)
