@@ -230,10 +230,17 @@ static int check_limits(const md_gen_request *g, const md_gen_limits *lim, char 
 static cJSON *echo_of(const cJSON *root)
 {
     cJSON *echo = cJSON_Duplicate(root, 1);
-    if (echo && cJSON_HasObjectItem(echo, "init_images"))
-        cJSON_ReplaceItemInObjectCaseSensitive(echo, "init_images", cJSON_CreateNull());
-    if (echo && cJSON_HasObjectItem(echo, "mask"))
-        cJSON_ReplaceItemInObjectCaseSensitive(echo, "mask", cJSON_CreateNull());
+    static const char *const images[] = {"init_images", "mask"};
+    for (int i = 0; echo && i < 2; i++) {
+        /* case-sensitive, as every key is read: "Mask" is not the mask */
+        cJSON *old = cJSON_GetObjectItemCaseSensitive(echo, images[i]);
+        cJSON *null = old ? cJSON_CreateNull() : NULL;
+        if (old && (!null || !cJSON_ReplaceItemViaPointer(echo, old, null))) {
+            cJSON_Delete(null);
+            cJSON_Delete(echo);
+            echo = NULL;
+        }
+    }
     return echo;
 }
 
