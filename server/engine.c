@@ -41,6 +41,7 @@ static void name_of(const char *path, char *out, size_t cap)
 int md_server_open(md_server *s, const md_server_config *cfg, char *msg, size_t cap)
 {
     memset(s, 0, sizeof *s);
+    s->client_fd = -1;
     s->cfg = *cfg;
     pthread_mutex_init(&s->gen_lock, NULL);
     pthread_mutex_init(&s->state_lock, NULL);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -36,6 +37,15 @@ static uint64_t random_seed(void)
     return x & 0xffffffffULL; /* 32 bits, as A1111's */
 }
 
+/* Whether the client closed its connection: nobody waits for the image, so
+ * the queue moves on. A peek at the socket, which nothing else reads while
+ * its connection's thread is here. */
+static int client_gone(int fd)
+{
+    char c;
+    return fd >= 0 && recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+}
+
 /* Steps and the latest preview for /progress; a non-zero return cancels. */
 static int on_progress(void *user, const mdiff_progress *pr)
 {
@@ -59,7 +69,9 @@ static int on_progress(void *user, const mdiff_progress *pr)
             s->preview_h = img->height;
         }
     }
-    int stop = s->interrupted || s->stopping;
+    if (!s->client_gone && client_gone(s->client_fd))
+        s->client_gone = 1;
+    int stop = s->interrupted || s->stopping || s->client_gone;
     pthread_mutex_unlock(&s->state_lock);
     return stop;
 }
@@ -250,13 +262,15 @@ static char *info_of(const run *rn, uint64_t seed)
     return text;
 }
 
-static void begin_job(md_server *s, const char *job, int images, int steps)
+static void begin_job(md_server *s, const char *job, int fd, int images, int steps)
 {
     time_t now = time(NULL);
     struct tm tm;
     pthread_mutex_lock(&s->state_lock);
     s->busy = 1;
     s->job = job;
+    s->client_fd = fd;
+    s->client_gone = 0;
     s->interrupted = 0;
     s->job_count = images;
     s->job_no = 0;
@@ -274,13 +288,16 @@ static void end_job(md_server *s)
 {
     pthread_mutex_lock(&s->state_lock);
     s->busy = 0;
+    s->client_fd = -1;
     pthread_mutex_unlock(&s->state_lock);
 }
 
 static int interrupted(md_server *s)
 {
     pthread_mutex_lock(&s->state_lock);
-    int v = s->interrupted || s->stopping;
+    if (!s->client_gone && client_gone(s->client_fd))
+        s->client_gone = 1;
+    int v = s->interrupted || s->stopping || s->client_gone;
     pthread_mutex_unlock(&s->state_lock);
     return v;
 }
@@ -356,8 +373,11 @@ static void generate(md_server *s, const char *body, size_t size, int img2img, m
     if (s->stopping) {
         rc = 503;
         snprintf(msg, sizeof msg, "the server is shutting down");
+    } else if (client_gone(r->client_fd)) { /* gave up while queued: nothing to make */
+        rc = 503;
+        snprintf(msg, sizeof msg, "the client disconnected");
     } else {
-        begin_job(s, img2img ? "img2img" : "txt2img", g.batch_size * g.n_iter, g.req.p.steps);
+        begin_job(s, img2img ? "img2img" : "txt2img", r->client_fd, g.batch_size * g.n_iter, g.req.p.steps);
         rc = run_all(&rn, &in, seed, msg, sizeof msg);
         end_job(s);
     }

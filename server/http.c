@@ -159,7 +159,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     if (k->too_large)
         return send_error(c, 413, "the body is larger than this server's limit");
-    md_reply r = {0};
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    md_reply r = {.client_fd = ci ? (int)ci->connect_fd : -1};
     route(s, c, url, method, k, &r);
     return send_reply(c, &r);
 }

@@ -63,10 +63,13 @@ typedef struct md_server {
     uint8_t *preview;              /* the last preview's RGB (preview_w x preview_h); NULL = none */
     int preview_w, preview_h;
     char *last_stats;              /* the last run's routing statistics as JSON; NULL = none */
+    int client_fd;                 /* the running request's socket (-1: unknown) */
+    int client_gone;               /* its client disconnected: the job was cancelled */
 } md_server;
 
 /* A reply: the status and a malloc'd body (JSON unless content_type says). */
 typedef struct md_reply {
+    int client_fd;       /* the request's socket, to notice a client gone; -1 = unknown */
     int status;
     char *body;
     size_t size;

@@ -102,6 +102,28 @@ if ok2:
            "each client gets its own seed")
     report(a["reply"]["images"][0] != b["reply"]["images"][0], "the two images differ")
 
+# A client that disconnects mid-generation does not hold the queue: its
+# job is cancelled and the next request is served at once.
+import socket
+from urllib.parse import urlparse
+u = urlparse(URL)
+body = json.dumps(dict(LONG, steps=1000)).encode()
+sock = socket.create_connection((u.hostname, u.port))
+sock.sendall(b"POST /sdapi/v1/txt2img HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+             b"Authorization: Basic " + base64.b64encode(AUTH.encode()) +
+             b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+deadline = time.time() + 60
+while time.time() < deadline:
+    st, p = call("/sdapi/v1/progress?skip_current_image=true")
+    if p["state"]["sampling_step"] >= 2:
+        break
+    time.sleep(0.02)
+sock.close()
+t0 = time.time()
+st, r = call("/sdapi/v1/txt2img", {"prompt": "x", "steps": 2, "width": 64, "height": 64})
+report(st == 200 and time.time() - t0 < 30,
+       "a client gone mid-job: its job stops, the next is served (%.1fs)" % (time.time() - t0), st)
+
 # A batch: batch_size x n_iter images, consecutive seeds.
 st, r = call("/sdapi/v1/txt2img", {"prompt": "x", "steps": 2, "width": 64, "height": 64,
                                    "seed": 5, "batch_size": 2, "n_iter": 2})
