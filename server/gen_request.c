@@ -171,9 +171,12 @@ static int a1111_fields(md_gen_request *g, const cJSON *root, int img2img,
     if (!img2img)
         return 0;
     if ((v = cJSON_GetObjectItemCaseSensitive(root, "inpainting_mask_invert")) &&
-        !cJSON_IsNull(v) &&
-        (rc = get_int(v, "inpainting_mask_invert", 0, 1, &g->mask_invert, msg, cap)))
-        return rc;
+        !cJSON_IsNull(v)) {
+        if (cJSON_IsBool(v)) /* A1111 takes 0 / 1; some clients send a bool */
+            g->mask_invert = cJSON_IsTrue(v);
+        else if ((rc = get_int(v, "inpainting_mask_invert", 0, 1, &g->mask_invert, msg, cap)))
+            return rc;
+    }
     v = cJSON_GetObjectItemCaseSensitive(root, "init_images");
     if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) < 1)
         return fail(msg, cap, 422, "%s: img2img needs a list of at least one base64 image",

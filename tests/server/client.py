@@ -131,6 +131,34 @@ info = json.loads(r["info"]) if st == 200 else {}
 report(st == 200 and len(r["images"]) == 4 and info.get("all_seeds") == [5, 6, 7, 8],
        "batch_size 2 x n_iter 2: four images, seeds 5..8", st)
 
+# The bodies the webuiapi package sends (every field it fills in, most of
+# them A1111 options this server ignores).
+WEBUIAPI = {"enable_hr": False, "denoising_strength": 0.7, "firstphase_width": 0,
+            "firstphase_height": 0, "hr_scale": 2, "hr_upscaler": "Latent",
+            "hr_second_pass_steps": 0, "hr_resize_x": 0, "hr_resize_y": 0,
+            "hr_checkpoint_name": None, "hr_sampler_name": None, "hr_prompt": "",
+            "hr_negative_prompt": "", "prompt": "a boat", "styles": [], "seed": 9,
+            "subseed": -1, "subseed_strength": 0.0, "seed_resize_from_h": 0,
+            "seed_resize_from_w": 0, "sampler_name": None, "batch_size": 1, "n_iter": 1,
+            "steps": 2, "cfg_scale": 7.0, "width": 64, "height": 64, "restore_faces": False,
+            "tiling": False, "do_not_save_samples": False, "do_not_save_grid": False,
+            "negative_prompt": "", "eta": 1.0, "s_min_uncond": 0, "s_churn": 0, "s_tmax": 0,
+            "s_tmin": 0, "s_noise": 1, "override_settings": {},
+            "override_settings_restore_afterwards": True, "script_args": [], "script_name": None,
+            "send_images": True, "save_images": False, "alwayson_scripts": {},
+            "sampler_index": "Euler a", "scheduler": None}
+st, r = call("/sdapi/v1/txt2img", WEBUIAPI)
+info = json.loads(r["info"]) if st == 200 else {}
+report(st == 200 and info.get("sampler_name") == "Euler a" and len(r["images"]) == 1,
+       "webuiapi's txt2img body is served (sampler_index)", (st, r if st != 200 else ""))
+if st == 200:
+    body = dict(WEBUIAPI, init_images=[r["images"][0]], resize_mode=0, image_cfg_scale=1.5,
+                mask=None, mask_blur=4, inpainting_fill=0, inpaint_full_res=True,
+                inpaint_full_res_padding=0, inpainting_mask_invert=False,
+                initial_noise_multiplier=1, include_init_images=False, denoising_strength=0.5)
+    st, r = call("/sdapi/v1/img2img", body)
+    report(st == 200 and len(r["images"]) == 1, "webuiapi's img2img body is served", (st, r if st != 200 else ""))
+
 # Wrong password, no password.
 st, _ = call("/sdapi/v1/samplers", auth="user:wrong")
 report(st == 401, "a wrong password gets 401", st)
