@@ -89,15 +89,14 @@ static int sampler(md_gen_request *g, const cJSON *root, char *msg, size_t cap)
     if (!ours && st) /* a scheduler the name already implies */
         ours = mdh_sampler_from_display(name->valuestring, NULL);
     if (!ours) {
-        snprintf(msg, cap, "%s: unknown sampler '%.200s'%s%.64s%s (GET /sdapi/v1/samplers lists them)",
+        snprintf(msg, cap,
+                 "%s: unknown sampler '%.200s'%s%.64s%s (GET /sdapi/v1/samplers lists them)",
                  key, name->valuestring, st ? " with scheduler '" : "", st ? st : "",
                  st ? "'" : "");
         return 422;
     }
-    mdh_error err = {0};
     if (mdh_request_set_string(&g->req, mdh_request_field("sampler"), ours) != MDIFF_OK)
         return fail(msg, cap, 500, "%s: out of memory", key);
-    (void)err;
     return 0;
 }
 

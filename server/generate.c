@@ -377,7 +377,8 @@ static void generate(md_server *s, const char *body, size_t size, int img2img, m
         rc = 503;
         snprintf(msg, sizeof msg, "the client disconnected");
     } else {
-        begin_job(s, img2img ? "img2img" : "txt2img", r->client_fd, g.batch_size * g.n_iter, g.req.p.steps);
+        begin_job(s, img2img ? "img2img" : "txt2img", r->client_fd, g.batch_size * g.n_iter,
+                  g.req.p.steps);
         rc = run_all(&rn, &in, seed, msg, sizeof msg);
         end_job(s);
     }

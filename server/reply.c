@@ -12,7 +12,8 @@ void md_reply_json(md_reply *r, int status, cJSON *json)
     free(r->body);
     r->content_type = "application/json";
     if (!text) {
-        static const char oom[] = "{\"error\":\"InternalServerError\",\"detail\":\"out of memory\"}";
+        static const char oom[] =
+            "{\"error\":\"InternalServerError\",\"detail\":\"out of memory\"}";
         r->status = 500;
         r->body = strdup(oom);
         r->size = r->body ? strlen(r->body) : 0;

@@ -18,7 +18,7 @@ static void usage(FILE *f)
             "AUTOMATIC1111's web API (/sdapi/v1) over one model (docs/server.md).\n"
             "  --listen ADDR:PORT   where to listen (default 127.0.0.1:7860; port 0: any free\n"
             "                       port, printed on stderr)\n"
-            "  -m, --model PATH     diffusers folder or .safetensors file (default: the demo model)\n"
+            "  -m, --model PATH     diffusers folder or .safetensors file (default: demo model)\n"
             "  --api-auth USER:PASS require HTTP basic authentication\n"
             "  --lora-dir DIR       where the prompt's <lora:NAME:WEIGHT> tags are found\n"
             "  --threads N          CPU threads (default: all cores)\n"
@@ -52,14 +52,19 @@ static int parse(int argc, char **argv, md_server_config *c)
     enum { LISTEN = 256, AUTH, LORA_DIR, THREADS, BACKEND, DEVICE, MAX_BODY, MAX_SIZE,
            MAX_IMAGES, PREVIEW };
     static const struct option longs[] = {
-        {"listen", required_argument, NULL, LISTEN},   {"model", required_argument, NULL, 'm'},
-        {"api-auth", required_argument, NULL, AUTH},   {"lora-dir", required_argument, NULL, LORA_DIR},
-        {"threads", required_argument, NULL, THREADS}, {"backend", required_argument, NULL, BACKEND},
-        {"device", required_argument, NULL, DEVICE},   {"max-body-mb", required_argument, NULL, MAX_BODY},
+        {"listen", required_argument, NULL, LISTEN},
+        {"model", required_argument, NULL, 'm'},
+        {"api-auth", required_argument, NULL, AUTH},
+        {"lora-dir", required_argument, NULL, LORA_DIR},
+        {"threads", required_argument, NULL, THREADS},
+        {"backend", required_argument, NULL, BACKEND},
+        {"device", required_argument, NULL, DEVICE},
+        {"max-body-mb", required_argument, NULL, MAX_BODY},
         {"max-size", required_argument, NULL, MAX_SIZE},
         {"max-images", required_argument, NULL, MAX_IMAGES},
         {"preview-every", required_argument, NULL, PREVIEW},
-        {"quiet", no_argument, NULL, 'q'},             {"help", no_argument, NULL, 'h'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     *c = (md_server_config){.listen = "127.0.0.1:7860", .model = MD_DEFAULT_MODEL, .device = -1,
                             .max_body = (size_t)64 << 20, .max_side = 2048, .max_images = 16,
@@ -85,7 +90,9 @@ static int parse(int argc, char **argv, md_server_config *c)
         case MAX_BODY: bad = int_arg("--max-body-mb", optarg, 1, 4096, &mb); break;
         case MAX_SIZE: bad = int_arg("--max-size", optarg, 64, 16384, &c->max_side); break;
         case MAX_IMAGES: bad = int_arg("--max-images", optarg, 1, 1000, &c->max_images); break;
-        case PREVIEW: bad = int_arg("--preview-every", optarg, 0, 1000, &c->preview_interval); break;
+        case PREVIEW:
+            bad = int_arg("--preview-every", optarg, 0, 1000, &c->preview_interval);
+            break;
         case 'q': c->quiet = 1; break;
         case 'h': usage(stdout); return -1;
         default: usage(stderr); return 2;
