@@ -370,7 +370,10 @@ static void generate(md_server *s, const char *body, size_t size, int img2img, m
     run rn = {.s = s, .g = &g, .images = cJSON_CreateArray(), .seeds = cJSON_CreateArray(),
               .infotexts = cJSON_CreateArray()};
     pthread_mutex_lock(&s->gen_lock);
-    if (s->stopping) {
+    pthread_mutex_lock(&s->state_lock);
+    int stopping = s->stopping;
+    pthread_mutex_unlock(&s->state_lock);
+    if (stopping) {
         rc = 503;
         snprintf(msg, sizeof msg, "the server is shutting down");
     } else if (client_gone(r->client_fd)) { /* gave up while queued: nothing to make */

@@ -10,7 +10,6 @@
 #define MD_SERVER_H
 
 #include <pthread.h>
-#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -50,9 +49,9 @@ typedef struct md_server {
     char sha256[65];       /* "" when it could not be computed */
     char hash10[11];
     pthread_mutex_t gen_lock;
-    volatile sig_atomic_t stopping; /* set once by the signal thread */
 
     pthread_mutex_t state_lock;    /* guards everything below */
+    int stopping;                  /* SIGINT / SIGTERM came: no new generation */
     int busy;
     const char *job;               /* "txt2img" or "img2img" while busy */
     int interrupted;
