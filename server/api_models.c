@@ -9,6 +9,7 @@
 #include "../host/image_read.h"
 #include "../host/infotext.h"
 #include "base64.h"
+#include "models.h"
 #include "server.h"
 
 void md_api_samplers(md_server *s, md_reply *r)
@@ -35,11 +36,11 @@ static void title_of(const md_server *s, char *buf, size_t cap)
         snprintf(buf, cap, "%s", s->model_name);
 }
 
-void md_api_sd_models(md_server *s, md_reply *r)
+/* The loaded model's entry. Called under state_lock. */
+static cJSON *loaded_entry(const md_server *s)
 {
     char title[320];
     title_of(s, title, sizeof title);
-    cJSON *j = cJSON_CreateArray();
     cJSON *m = cJSON_CreateObject();
     cJSON_AddStringToObject(m, "title", title);
     cJSON_AddStringToObject(m, "model_name", s->model_name);
@@ -50,19 +51,58 @@ void md_api_sd_models(md_server *s, md_reply *r)
         cJSON_AddNullToObject(m, "hash");
         cJSON_AddNullToObject(m, "sha256");
     }
-    cJSON_AddStringToObject(m, "filename", s->cfg.model);
+    cJSON_AddStringToObject(m, "filename", s->model_path);
     cJSON_AddNullToObject(m, "config");
-    cJSON_AddItemToArray(j, m);
+    return m;
+}
+
+/* "ink" of "ink.safetensors". */
+static void stem_of(const char *name, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s", name);
+    char *dot = strrchr(out, '.');
+    if (dot && !strcmp(dot, ".safetensors"))
+        *dot = '\0';
+}
+
+void md_api_sd_models(md_server *s, md_reply *r)
+{
+    cJSON *j = cJSON_CreateArray();
+    char **names = NULL;
+    int n = s->cfg.models_dir ? md_models_list(s->cfg.models_dir, &names) : 0;
+    pthread_mutex_lock(&s->state_lock);
+    cJSON_AddItemToArray(j, loaded_entry(s));
+    /* The others are hashed when loaded (A1111 too lists unhashed models
+     * without a hash): hashing gigabytes per listing would stall it. */
+    for (int i = 0; i < n; i++) {
+        char path[4096], stem[256];
+        snprintf(path, sizeof path, "%s/%s", s->cfg.models_dir, names[i]);
+        if (!strcmp(path, s->model_path))
+            continue;
+        stem_of(names[i], stem, sizeof stem);
+        cJSON *m = cJSON_CreateObject();
+        cJSON_AddStringToObject(m, "title", stem);
+        cJSON_AddStringToObject(m, "model_name", stem);
+        cJSON_AddNullToObject(m, "hash");
+        cJSON_AddNullToObject(m, "sha256");
+        cJSON_AddStringToObject(m, "filename", path);
+        cJSON_AddNullToObject(m, "config");
+        cJSON_AddItemToArray(j, m);
+    }
+    pthread_mutex_unlock(&s->state_lock);
+    md_models_free(names, n);
     md_reply_json(r, 200, j);
 }
 
 void md_api_options_get(md_server *s, md_reply *r)
 {
     char title[320];
-    title_of(s, title, sizeof title);
     cJSON *j = cJSON_CreateObject();
+    pthread_mutex_lock(&s->state_lock);
+    title_of(s, title, sizeof title);
     cJSON_AddStringToObject(j, "sd_model_checkpoint", title);
     cJSON_AddStringToObject(j, "sd_checkpoint_hash", s->sha256);
+    pthread_mutex_unlock(&s->state_lock);
     cJSON_AddNumberToObject(j, "CLIP_stop_at_last_layers", 1);
     cJSON_AddNumberToObject(j, "show_progress_every_n_steps", s->cfg.preview_interval);
     cJSON_AddBoolToObject(j, "samples_save", 0);
@@ -70,13 +110,63 @@ void md_api_options_get(md_server *s, md_reply *r)
     md_reply_json(r, 200, j);
 }
 
-/* The one model can be named by its title, name, hash or file name. */
+/* A model is named by its title, name, hash or file name. Called under
+ * gen_lock (the model fields are stable). */
 static int names_loaded_model(const md_server *s, const char *v)
 {
     char title[320];
     title_of(s, title, sizeof title);
-    return !strcmp(v, title) || !strcmp(v, s->model_name) || !strcmp(v, s->cfg.model) ||
+    return !strcmp(v, title) || !strcmp(v, s->model_name) || !strcmp(v, s->model_path) ||
            (s->hash10[0] && (!strcmp(v, s->hash10) || !strcmp(v, s->sha256)));
+}
+
+/* The --models-dir entry v names ("NAME", "NAME [HASH]", "NAME.safetensors"
+ * or its path), into path; 0 when none. */
+static int find_model(const md_server *s, const char *v, char *path, size_t cap)
+{
+    char **names = NULL;
+    int n = s->cfg.models_dir ? md_models_list(s->cfg.models_dir, &names) : 0, found = 0;
+    char want[320];
+    snprintf(want, sizeof want, "%s", v);
+    char *bracket = strstr(want, " [");
+    if (bracket && want[strlen(want) - 1] == ']')
+        *bracket = '\0'; /* the title's hash: the name decides */
+    for (int i = 0; i < n && !found; i++) {
+        char stem[256];
+        stem_of(names[i], stem, sizeof stem);
+        snprintf(path, cap, "%s/%s", s->cfg.models_dir, names[i]);
+        found = !strcmp(want, stem) || !strcmp(want, names[i]) || !strcmp(v, path);
+    }
+    md_models_free(names, n);
+    return found;
+}
+
+/* Switches to the model named by v (nothing when it is the loaded one);
+ * returns 0, else the HTTP status with msg. */
+static int choose_model(md_server *s, const char *v, char *msg, size_t cap)
+{
+    char path[4096];
+    pthread_mutex_lock(&s->gen_lock); /* after the running generation */
+    int rc = 0;
+    if (names_loaded_model(s, v)) {
+        rc = 0;
+    } else if (!find_model(s, v, path, sizeof path)) {
+        snprintf(msg, cap,
+                 "sd_model_checkpoint: no model '%.200s' %s (GET /sdapi/v1/sd-models lists them)",
+                 v, s->cfg.models_dir ? "in --models-dir" : "here: without --models-dir the "
+                                                              "server serves one model");
+        rc = 422;
+    } else {
+        char why[512] = "";
+        if (!s->cfg.quiet)
+            fprintf(stderr, "moe-diffuse serve: loading %s\n", path);
+        if (md_server_switch(s, path, why, sizeof why) != MDIFF_OK) {
+            snprintf(msg, cap, "sd_model_checkpoint: %.500s", why);
+            rc = 500;
+        }
+    }
+    pthread_mutex_unlock(&s->gen_lock);
+    return rc;
 }
 
 void md_api_options_set(md_server *s, const char *body, size_t size, md_reply *r)
@@ -93,17 +183,17 @@ void md_api_options_set(md_server *s, const char *body, size_t size, md_reply *r
     }
     /* Other options are A1111's UI settings: accepted and ignored. */
     const cJSON *ck = cJSON_GetObjectItemCaseSensitive(j, "sd_model_checkpoint");
-    char msg[600] = "";
-    if (ck && !cJSON_IsNull(ck) && !cJSON_IsString(ck))
+    char msg[800] = "";
+    int rc = 0;
+    if (ck && !cJSON_IsNull(ck) && !cJSON_IsString(ck)) {
         snprintf(msg, sizeof msg, "sd_model_checkpoint: must be a string");
-    else if (cJSON_IsString(ck) && !names_loaded_model(s, ck->valuestring))
-        snprintf(msg, sizeof msg,
-                 "sd_model_checkpoint: '%.200s' is not the loaded model (%.200s); this server "
-                 "serves one model and cannot switch",
-                 ck->valuestring, s->model_name);
+        rc = 422;
+    } else if (cJSON_IsString(ck)) {
+        rc = choose_model(s, ck->valuestring, msg, sizeof msg);
+    }
     cJSON_Delete(j);
-    if (msg[0])
-        md_reply_error(r, 422, msg);
+    if (rc)
+        md_reply_error(r, rc, msg);
     else
         md_reply_json(r, 200, cJSON_CreateNull());
 }

@@ -78,7 +78,7 @@ void md_api_moe_stats(md_server *s, md_reply *r)
     cJSON *j = s->last_stats ? cJSON_Parse(s->last_stats) : NULL;
     pthread_mutex_unlock(&s->state_lock);
     if (!j) {
-        md_reply_error(r, 404, "no generation has run yet");
+        md_reply_error(r, 404, "no generation has run yet on the loaded model");
         return;
     }
     md_reply_json(r, 200, j);

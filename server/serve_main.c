@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "models.h"
 #include "server.h"
 
 static void usage(FILE *f)
@@ -19,6 +20,8 @@ static void usage(FILE *f)
             "  --listen ADDR:PORT   where to listen (default 127.0.0.1:7860; port 0: any free\n"
             "                       port, printed on stderr)\n"
             "  -m, --model PATH     diffusers folder or .safetensors file (default: demo model)\n"
+            "  --models-dir DIR     models /sdapi/v1/options switches among (default -m: the\n"
+            "                       first)\n"
             "  --api-auth USER:PASS require HTTP basic authentication\n"
             "  --lora-dir DIR       where the prompt's <lora:NAME:WEIGHT> tags are found\n"
             "  --threads N          CPU threads (default: all cores)\n"
@@ -49,11 +52,12 @@ static int int_arg(const char *opt, const char *v, int lo, int hi, int *out)
 /* 0 to serve, else the exit code (-1: --help). */
 static int parse(int argc, char **argv, md_server_config *c)
 {
-    enum { LISTEN = 256, AUTH, LORA_DIR, THREADS, BACKEND, DEVICE, MAX_BODY, MAX_SIZE,
+    enum { LISTEN = 256, MODELS_DIR, AUTH, LORA_DIR, THREADS, BACKEND, DEVICE, MAX_BODY, MAX_SIZE,
            MAX_IMAGES, PREVIEW };
     static const struct option longs[] = {
         {"listen", required_argument, NULL, LISTEN},
         {"model", required_argument, NULL, 'm'},
+        {"models-dir", required_argument, NULL, MODELS_DIR},
         {"api-auth", required_argument, NULL, AUTH},
         {"lora-dir", required_argument, NULL, LORA_DIR},
         {"threads", required_argument, NULL, THREADS},
@@ -69,13 +73,17 @@ static int parse(int argc, char **argv, md_server_config *c)
     *c = (md_server_config){.listen = "127.0.0.1:7860", .model = MD_DEFAULT_MODEL, .device = -1,
                             .max_body = (size_t)64 << 20, .max_side = 2048, .max_images = 16,
                             .preview_interval = 1};
-    int mb = 64, opt;
+    int mb = 64, opt, model_given = 0;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "m:qh", longs, NULL)) != -1) {
         int bad = 0;
         switch (opt) {
         case LISTEN: c->listen = optarg; break;
-        case 'm': c->model = optarg; break;
+        case 'm':
+            c->model = optarg;
+            model_given = 1;
+            break;
+        case MODELS_DIR: c->models_dir = optarg; break;
         case AUTH:
             c->auth = optarg;
             if (!strchr(optarg, ':')) {
@@ -109,6 +117,21 @@ static int parse(int argc, char **argv, md_server_config *c)
     if (c->lora_dir && (stat(c->lora_dir, &st) != 0 || !S_ISDIR(st.st_mode))) {
         fprintf(stderr, "moe-diffuse serve: --lora-dir %s: not a folder\n", c->lora_dir);
         return 4;
+    }
+    if (c->models_dir && !model_given) {
+        static char first[4096];
+        char **names = NULL;
+        int n = md_models_list(c->models_dir, &names);
+        if (n > 0)
+            snprintf(first, sizeof first, "%s/%s", c->models_dir, names[0]);
+        md_models_free(names, n);
+        if (n <= 0) {
+            fprintf(stderr, "moe-diffuse serve: --models-dir %s: %s\n", c->models_dir,
+                    n < 0 ? "not a readable folder"
+                          : "no models (diffusers folders or .safetensors files) in it");
+            return 3;
+        }
+        c->model = first;
     }
     return 0;
 }

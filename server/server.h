@@ -26,7 +26,8 @@
 
 typedef struct md_server_config {
     const char *listen;   /* ADDR:PORT */
-    const char *model;
+    const char *model;    /* NULL with models_dir: its first model */
+    const char *models_dir; /* models /sdapi/v1/options can switch among; NULL = none */
     const char *auth;     /* "user:pass" (HTTP basic); NULL = none */
     const char *lora_dir; /* where <lora:NAME:W> tags are found; NULL = none */
     const char *backend;
@@ -44,6 +45,7 @@ typedef struct md_server {
     const mdiff_api *api;
     mdiff_context *ctx;
     mdiff_model_info info;
+    char model_path[4096]; /* the loaded model */
     char model_name[256];  /* the model's file or folder name without .safetensors */
     char model_file[4096]; /* the file A1111's hash is of */
     char sha256[65];       /* "" when it could not be computed */
@@ -85,6 +87,9 @@ double md_server_now(void);
 /* engine.c: loads the model (msg says why not). */
 int md_server_open(md_server *s, const md_server_config *cfg, char *msg, size_t cap);
 void md_server_close(md_server *s);
+/* Loads another model in place of the loaded one (which stays on a
+ * failure). Called under gen_lock; the fields change under state_lock. */
+int md_server_switch(md_server *s, const char *path, char *msg, size_t cap);
 
 /* The endpoints. body/size: the request's body (NUL-terminated). */
 void md_api_txt2img(md_server *s, const char *body, size_t size, md_reply *r);

@@ -161,14 +161,33 @@ check "SIGTERM: within 10 s" [ $(( $(date +%s) - t0 )) -le 10 ]
 wait "$CURL"
 check "SIGTERM: no 'error' of ours in the log" bash -c "! grep -qi 'sanitizer\|leak' '$TMP/server.log'"
 
-# 9. An MoE model: its MoE fields in the body, its routing in /moe/v1/stats.
-# Also: no --api-auth, no password needed; a port in use is a clear error.
-MODEL="$G/tiny-sd-moe"
-start "$TMP/server2.log" -q || exit 1
+# 9. --models-dir: switching through /options to an MoE model, its MoE
+# fields in the body, its routing in /moe/v1/stats. Also: no --api-auth, no
+# password needed; a port in use is a clear error.
+mkdir -p "$TMP/models"
+ln -s "$G/tiny-sd-dense" "$TMP/models/dense"
+ln -s "$G/tiny-sd-moe" "$TMP/models/moe"
+cp "$KOHYA" "$TMP/models/broken.safetensors"
+MODEL="$TMP/models/dense"
+start "$TMP/server2.log" -q --models-dir "$TMP/models" || exit 1
 code=$(status "$URL/sdapi/v1/samplers")
 check "without --api-auth no password is needed" [ "$code" = 200 ]
+curl -s "$URL/sdapi/v1/sd-models" > "$TMP/models.json"
+check "sd-models lists --models-dir, the loaded model first" \
+  bash -c "grep -q '^\[{\"title\":\"dense \[' '$TMP/models.json' &&
+           grep -q '\"model_name\":\"moe\"' '$TMP/models.json' &&
+           grep -q '\"filename\":\"$TMP/models/broken.safetensors\"' '$TMP/models.json'"
+curl -s -X POST "$URL/sdapi/v1/options" -d '{"sd_model_checkpoint": "moe"}' > "$TMP/switch.json"
+curl -s "$URL/sdapi/v1/options" > "$TMP/options2.json"
+check "POST options switches to moe" grep -q '"sd_model_checkpoint":"moe \[' "$TMP/options2.json"
+code=$(status -X POST "$URL/sdapi/v1/options" -d '{"sd_model_checkpoint": "broken"}')
+check "a model that fails to load: 500, the loaded one stays" \
+  bash -c "[ $code = 500 ] && curl -s '$URL/sdapi/v1/options' | grep -q '\"sd_model_checkpoint\":\"moe \['"
+code=$(status -X POST "$URL/sdapi/v1/options" -d '{"sd_model_checkpoint": "../etc"}')
+check "a name outside --models-dir: 422" [ "$code" = 422 ]
 code=$(status "$URL/moe/v1/stats")
-check "moe stats before any run: 404" [ "$code" = 404 ]
+check "moe stats before any run on the model: 404" [ "$code" = 404 ]
+MODEL="$G/tiny-sd-moe"
 "$CLI" -q -m "$MODEL" -p "a cat" --steps 3 -W 64 -H 64 --seed 7 --moe-top-k 1 --moe-routing token \
   -o "$TMP/cli_moe.png"
 curl -s -X POST "$URL/sdapi/v1/txt2img" -d '{"prompt": "a cat", "steps": 3, "width": 64,
