@@ -102,5 +102,7 @@ void md_cli_progress_error(md_cli_progress *p, int exit_code, const char *messag
 int md_cli_info_main(int argc, char **argv);
 /* `moe-diffuse devices` (cli/devices.c). */
 int md_cli_devices_main(int argc, char **argv);
+/* `moe-diffuse serve` (server/serve_main.c, linked in when built). */
+int md_serve_main(int argc, char **argv);
 
 #endif

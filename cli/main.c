@@ -187,6 +187,14 @@ int main(int argc, char **argv)
         return md_cli_info_main(argc - 1, argv + 1);
     if (argc > 1 && !strcmp(argv[1], "devices"))
         return md_cli_devices_main(argc - 1, argv + 1);
+    if (argc > 1 && !strcmp(argv[1], "serve")) {
+#ifdef MD_WITH_SERVER
+        return md_serve_main(argc - 1, argv + 1);
+#else
+        fprintf(stderr, "moe-diffuse: this build has no `serve` (libmicrohttpd was not found)\n");
+        return MD_EXIT_USAGE;
+#endif
+    }
 
     md_cli_options o;
     int rc = md_cli_parse(argc, argv, &o);

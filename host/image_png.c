@@ -79,3 +79,23 @@ int md_png_write(const char *path, const uint8_t *rgb, int width, int height,
     png_args a = {rgb, width, height, text, ntext};
     return mdh_output_write(path, write_png_file, &a, err);
 }
+
+int md_png_encode(const uint8_t *rgb, int width, int height, const md_text_chunk *text,
+                  size_t ntext, unsigned char **png, size_t *size, mdh_error *err)
+{
+    *png = NULL;
+    *size = 0;
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f)
+        return mdh_fail(err, MDIFF_ERR_NOMEM, "out of memory for a PNG");
+    int ok = write_stream(f, rgb, width, height, text, ntext);
+    if (fclose(f) != 0 || !ok) {
+        free(buf);
+        return mdh_fail(err, MDIFF_ERR_NOMEM, "out of memory encoding a %dx%d PNG", width, height);
+    }
+    *png = (unsigned char *)buf;
+    *size = len;
+    return MDIFF_OK;
+}

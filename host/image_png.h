@@ -18,6 +18,11 @@ typedef struct md_text_chunk {
 int md_png_write(const char *path, const uint8_t *rgb, int width, int height,
                        const md_text_chunk *text, size_t ntext, mdh_error *err);
 
+/* The same PNG in memory (for the server's responses): *png is malloc'd,
+ * *size bytes. */
+int md_png_encode(const uint8_t *rgb, int width, int height, const md_text_chunk *text,
+                  size_t ntext, unsigned char **png, size_t *size, mdh_error *err);
+
 /* planes [3, H, W] in [0, 1] -> interleaved 8-bit RGB, round(255 x). */
 void md_planes_to_rgb8(const float *planes, int width, int height, uint8_t *rgb);
 

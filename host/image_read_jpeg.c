@@ -35,13 +35,9 @@ static void on_jpeg_warning(j_common_ptr cinfo, int level)
     }
 }
 
-int md_image_read_jpeg(const char *path, md_image *out, mdh_error *err)
+/* Decodes the opened stream f and closes it. */
+static int decode_jpeg(FILE *f, const char *path, int max_side, md_image *out, mdh_error *err)
 {
-    out->width = out->height = 0;
-    out->rgba = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return mdh_fail(err, MDIFF_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     struct jpeg_decompress_struct cinfo;
     jpeg_fail e;
     uint8_t *volatile pixels = NULL;
@@ -64,9 +60,9 @@ int md_image_read_jpeg(const char *path, md_image *out, mdh_error *err)
         snprintf(e.msg, sizeof e.msg, "CMYK JPEGs are not supported (convert it to RGB)");
         longjmp(e.jump, 1);
     }
-    if (cinfo.image_width > MD_IMAGE_MAX_SIDE || cinfo.image_height > MD_IMAGE_MAX_SIDE) {
+    if (cinfo.image_width > (unsigned)max_side || cinfo.image_height > (unsigned)max_side) {
         snprintf(e.msg, sizeof e.msg, "%ux%u is larger than %d pixels a side", cinfo.image_width,
-                 cinfo.image_height, MD_IMAGE_MAX_SIDE);
+                 cinfo.image_height, max_side);
         longjmp(e.jump, 1);
     }
     cinfo.out_color_space = JCS_RGB;
@@ -98,4 +94,25 @@ int md_image_read_jpeg(const char *path, md_image *out, mdh_error *err)
     out->height = (int)h;
     out->rgba = pixels;
     return MDIFF_OK;
+}
+
+int md_image_read_jpeg(const char *path, md_image *out, mdh_error *err)
+{
+    out->width = out->height = 0;
+    out->rgba = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return mdh_fail(err, MDIFF_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    return decode_jpeg(f, path, MD_IMAGE_MAX_SIDE, out, err);
+}
+
+int md_image_decode_jpeg(const void *data, size_t size, const char *name, int max_side,
+                         md_image *out, mdh_error *err)
+{
+    out->width = out->height = 0;
+    out->rgba = NULL;
+    FILE *f = size ? fmemopen((void *)data, size, "rb") : NULL;
+    if (!f)
+        return mdh_fail(err, MDIFF_ERR_NOMEM, "%s: out of memory", name);
+    return decode_jpeg(f, name, max_side, out, err);
 }

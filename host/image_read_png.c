@@ -31,12 +31,11 @@ static void on_png_warning(png_structp png, png_const_charp msg)
  * reading it and bounds only IDAT's, so a 100-byte file declaring a 2 GB
  * zTXt costs seconds and gigabytes. Every chunk must therefore fit in what
  * is left of the file; a short file stops the walk (libpng reports it). */
-static int check_chunk_lengths(FILE *f, const char *path, mdh_error *err)
+static int check_chunk_lengths(FILE *f, uint64_t size, const char *path, mdh_error *err)
 {
-    struct stat sb;
-    if (fstat(fileno(f), &sb) != 0 || sb.st_size < 8 || fseek(f, 8, SEEK_SET) != 0)
+    if (size < 8 || fseek(f, 8, SEEK_SET) != 0)
         return MDIFF_OK;
-    uint64_t left = (uint64_t)sb.st_size - 8;
+    uint64_t left = size - 8;
     unsigned char h[8];
     while (left >= 8 && fread(h, 1, 8, f) == 8) {
         left -= 8;
@@ -53,29 +52,47 @@ static int check_chunk_lengths(FILE *f, const char *path, mdh_error *err)
     return MDIFF_OK;
 }
 
+/* The stream checked and rewound; size is the bytes it holds (0: unknown). */
+static int checked_png(FILE *f, uint64_t size, const char *path, mdh_error *err)
+{
+    int st = check_chunk_lengths(f, size, path, err);
+    if (st == MDIFF_OK && fseek(f, 0, SEEK_SET) != 0)
+        st = mdh_fail(err, MDIFF_ERR_IO, "%s: cannot read: %s", path, strerror(errno));
+    if (st != MDIFF_OK)
+        fclose(f);
+    return st;
+}
+
+/* Images held in memory (the server's uploads) are read through the same
+ * code as files: a FILE over the buffer. */
+static int open_png_memory(const void *data, size_t size, const char *name, FILE **f,
+                           mdh_error *err)
+{
+    *f = size ? fmemopen((void *)data, size, "rb") : NULL;
+    if (!*f)
+        return size ? mdh_fail(err, MDIFF_ERR_NOMEM, "%s: out of memory", name)
+                    : mdh_fail(err, MDIFF_ERR_FORMAT, "%s: the image is empty", name);
+    int st = checked_png(*f, size, name, err);
+    if (st != MDIFF_OK)
+        *f = NULL;
+    return st;
+}
+
 static int open_png(const char *path, FILE **f, mdh_error *err)
 {
     *f = fopen(path, "rb");
     if (!*f)
         return mdh_fail(err, MDIFF_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    int st = check_chunk_lengths(*f, path, err);
-    if (st == MDIFF_OK && fseek(*f, 0, SEEK_SET) != 0)
-        st = mdh_fail(err, MDIFF_ERR_IO, "%s: cannot read: %s", path, strerror(errno));
-    if (st != MDIFF_OK) {
-        fclose(*f);
+    struct stat sb;
+    uint64_t size = fstat(fileno(*f), &sb) == 0 && sb.st_size > 0 ? (uint64_t)sb.st_size : 0;
+    int st = checked_png(*f, size, path, err);
+    if (st != MDIFF_OK)
         *f = NULL;
-    }
     return st;
 }
-
-int md_image_read_png(const char *path, md_image *out, mdh_error *err)
+/* Decodes the opened stream f and closes it. */
+static int decode_png(FILE *f, const char *path, int max_side, md_image *out, mdh_error *err)
 {
-    out->width = out->height = 0;
-    out->rgba = NULL;
-    FILE *f;
-    int st = open_png(path, &f, err);
-    if (st != MDIFF_OK)
-        return st;
     png_reader r = {{0}};
     png_structp png =
         png_create_read_struct(PNG_LIBPNG_VER_STRING, &r, on_png_error, on_png_warning);
@@ -96,7 +113,7 @@ int md_image_read_png(const char *path, md_image *out, mdh_error *err)
                        path, r.msg[0] ? r.msg : "out of memory");
     }
     png_init_io(png, f);
-    png_set_user_limits(png, MD_IMAGE_MAX_SIDE, MD_IMAGE_MAX_SIDE);
+    png_set_user_limits(png, (png_uint_32)max_side, (png_uint_32)max_side);
     png_read_info(png, info);
     png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
     int color = png_get_color_type(png, info);
@@ -127,6 +144,25 @@ int md_image_read_png(const char *path, md_image *out, mdh_error *err)
     out->height = (int)h;
     out->rgba = pixels;
     return MDIFF_OK;
+}
+
+int md_image_read_png(const char *path, md_image *out, mdh_error *err)
+{
+    out->width = out->height = 0;
+    out->rgba = NULL;
+    FILE *f;
+    int st = open_png(path, &f, err);
+    return st != MDIFF_OK ? st : decode_png(f, path, MD_IMAGE_MAX_SIDE, out, err);
+}
+
+int md_image_decode_png(const void *data, size_t size, const char *name, int max_side,
+                        md_image *out, mdh_error *err)
+{
+    out->width = out->height = 0;
+    out->rgba = NULL;
+    FILE *f;
+    int st = open_png_memory(data, size, name, &f, err);
+    return st != MDIFF_OK ? st : decode_png(f, name, max_side, out, err);
 }
 
 static int valid_utf8(const unsigned char *s)
@@ -165,13 +201,10 @@ static char *latin1_to_utf8(const char *s)
     return out;
 }
 
-int md_png_read_text(const char *path, const char *key, char **text, mdh_error *err)
+/* The text chunk `key` of the opened stream f, which it closes. */
+static int read_text_chunk(FILE *f, const char *path, const char *key, char **text,
+                           mdh_error *err)
 {
-    *text = NULL;
-    FILE *f;
-    int st = open_png(path, &f, err);
-    if (st != MDIFF_OK)
-        return st;
     unsigned char sig[8] = {0};
     if (fread(sig, 1, 8, f) != 8 || png_sig_cmp(sig, 0, 8) != 0) {
         fclose(f);
@@ -219,4 +252,21 @@ int md_png_read_text(const char *path, const char *key, char **text, mdh_error *
         return mdh_fail(err, MDIFF_ERR_FORMAT, "%s: has no '%s' text chunk", path, key);
     *text = found;
     return MDIFF_OK;
+}
+
+int md_png_read_text(const char *path, const char *key, char **text, mdh_error *err)
+{
+    *text = NULL;
+    FILE *f;
+    int st = open_png(path, &f, err);
+    return st != MDIFF_OK ? st : read_text_chunk(f, path, key, text, err);
+}
+
+int md_png_decode_text(const void *data, size_t size, const char *name, const char *key,
+                       char **text, mdh_error *err)
+{
+    *text = NULL;
+    FILE *f;
+    int st = open_png_memory(data, size, name, &f, err);
+    return st != MDIFF_OK ? st : read_text_chunk(f, name, key, text, err);
 }

@@ -32,7 +32,7 @@ LAYERS=(
 # include their own headers (same folder or below) and the host-side
 # helper library, which itself includes only the public header and its own
 # files. tools/, tests/ and bench/ sit above everything: unchecked.
-HOSTS=(cli plugins)
+HOSTS=(cli plugins server)
 PUBLIC_HEADER="include/moediffuse.h"
 HOST_LIBRARY="host"
 
@@ -145,6 +145,8 @@ self_test() {
     write_file "$tmp/host/image.h" moediffuse.h
     write_file "$tmp/cli/cli.h" moediffuse.h
     write_file "$tmp/cli/main.c" cli.h ../host/image.h "stdio_like_generated.h"
+    write_file "$tmp/server/server.h" moediffuse.h
+    write_file "$tmp/server/http.c" server.h ../host/image.h
     if ! out=$(check_tree "$tmp" 2>&1); then
         echo "check-layers self-test: a clean tree failed:" >&2
         echo "$out" >&2
@@ -154,6 +156,9 @@ self_test() {
     write_file "$tmp/vae/sideways.c" ../moe/moe.h
     write_file "$tmp/cli/engine.c" runtime/status.h
     write_file "$tmp/host/engine_use.c" ../runtime/status.h
+    write_file "$tmp/server/engine.c" ../pipeline/pipeline.h
+    write_file "$tmp/server/cli_use.c" ../cli/cli.h
+    write_file "$tmp/pipeline/pipeline.h"
     if out=$(check_tree "$tmp" 2>&1); then
         echo "check-layers self-test: bad includes passed" >&2
         return 1
@@ -162,7 +167,9 @@ self_test() {
     for want in "moe/upward.c:1: moe may not include unet/unet.h" \
         "vae/sideways.c:1: vae may not include moe/moe.h" \
         "cli/engine.c:1: cli may not include runtime/status.h" \
-        "host/engine_use.c:1: host may not include runtime/status.h"; do
+        "host/engine_use.c:1: host may not include runtime/status.h" \
+        "server/engine.c:1: server may not include pipeline/pipeline.h" \
+        "server/cli_use.c:1: server may not include cli/cli.h"; do
         if ! grep -qxF "$want" <<<"$out"; then
             echo "check-layers self-test: missing \"$want\" in:" >&2
             echo "$out" >&2

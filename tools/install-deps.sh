@@ -15,10 +15,10 @@ if [ "$(id -u)" != 0 ]; then
 fi
 build=(build-essential cmake pkg-config libopenblas-dev libcjson-dev libpng-dev
        libjpeg62-turbo-dev libstb-dev libyaml-dev zlib1g-dev libssl-dev
-       glslc libvulkan-dev)
+       glslc libvulkan-dev libmicrohttpd-dev)
 tests=(mesa-vulkan-drivers vulkan-validationlayers
        gimp libgimp2.0-dev krita python3-pyqt5 python3 python3-pil python3-numpy
-       clang libclang-rt-14-dev)
+       clang libclang-rt-14-dev curl)
 pkgs=("${build[@]}")
 [ "${1:-}" = "--build" ] || pkgs+=("${tests[@]}")
 export DEBIAN_FRONTEND=noninteractive

@@ -25,4 +25,9 @@ foreach(src ${MD_FUZZ_SOURCES})
            COMMAND ${name} -runs=0 -rss_limit_mb=2048 ${CMAKE_SOURCE_DIR}/tests/fuzz/corpus/${corpus})
   set_tests_properties(${name}.corpus PROPERTIES LABELS fuzz)
 endforeach()
+# The server's request parser, without the server's HTTP side.
+if(TARGET fuzz_server_request)
+  target_sources(fuzz_server_request PRIVATE ${CMAKE_SOURCE_DIR}/server/gen_request.c
+    ${CMAKE_SOURCE_DIR}/server/base64.c)
+endif()
 add_custom_target(fuzz DEPENDS ${MD_FUZZ_TARGETS})
