@@ -28,9 +28,8 @@ static void print_help(void)
     if (n > 80)
         snprintf(model_line, sizeof model_line,
                  " -m, --model PATH      diffusers folder or .safetensors file");
-    printf("usage: moe-diffuse [options] -p PROMPT      moe-diffuse info MODEL\n"
-           "       moe-diffuse batch --prompts FILE [options]     moe-diffuse devices\n"
-           "       moe-diffuse serve [--listen ADDR:PORT] [options]  (A1111's web API)\n"
+    printf("usage: moe-diffuse [options] -p PROMPT   | info MODEL | devices\n"
+           "       moe-diffuse batch --prompts FILE | serve [--listen ADDR:PORT] (web API)\n"
            "%s\n"
            " -p, --prompt TEXT     emphasis (word:1.3) (word) [word]; long prompts chunked\n"
            " -n, --negative-prompt TEXT  --prompt-file F --negative-prompt-file F (-=stdin)\n"
