@@ -41,12 +41,10 @@ static void print_load(const char *when)
     printf("load average %s: %s", when, buf);
 }
 
+/* mode NULL: the automatic choice ("1"). */
 static md_backend *make_backend(const char *mode, int threads)
 {
-    if (mode)
-        setenv("MD_CPU_WINOGRAD", mode, 1);
-    else
-        unsetenv("MD_CPU_WINOGRAD");
+    setenv("MD_CPU_WINOGRAD", mode ? mode : "1", 1);
     md_backend *be = NULL;
     md_error err = {0};
     if (md_backend_cpu_create(&be, threads, &err) != MD_OK) {

@@ -165,6 +165,11 @@ static void test_choice(void)
     md_backend_destroy(be);
     unsetenv("MD_CPU_WINOGRAD");
     REQUIRE(md_backend_cpu_create(&be, 1, &err) == MD_OK);
+    CHECK(md_cpu_of(be)->winograd == MD_CPU_WINOGRAD_OFF, "off unless asked for");
+    md_backend_destroy(be);
+    setenv("MD_CPU_WINOGRAD", "1", 1);
+    REQUIRE(md_backend_cpu_create(&be, 1, &err) == MD_OK);
+    unsetenv("MD_CPU_WINOGRAD");
     md_cpu *c = md_cpu_of(be);
     CHECK(c->winograd == MD_CPU_WINOGRAD_AUTO);
 

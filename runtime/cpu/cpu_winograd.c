@@ -299,10 +299,12 @@ static void output_range(void *ctx, int64_t b, int64_t e)
 
 int md_cpu_winograd_env(void)
 {
+    /* Off unless asked for: its GEMMs, like im2col's, go through OpenBLAS,
+     * whose sums differ with the thread count, and the different rounding
+     * of Winograd made that visible as a different image at -t 1 and -t 2
+     * (docs/performance.md). */
     const char *s = getenv("MD_CPU_WINOGRAD");
-    if (!s || !*s)
-        return MD_CPU_WINOGRAD_AUTO;
-    if (!strcmp(s, "0") || !strcmp(s, "off"))
+    if (!s || !*s || !strcmp(s, "0") || !strcmp(s, "off"))
         return MD_CPU_WINOGRAD_OFF;
     if (!strcmp(s, "2"))
         return 2;
