@@ -101,5 +101,7 @@ void md_cli_progress_error(md_cli_progress *p, int exit_code, const char *messag
 int md_cli_info_main(int argc, char **argv);
 /* `moe-diffuse devices` (cli/devices.c). */
 int md_cli_devices_main(int argc, char **argv);
+/* `moe-diffuse merge CONFIG.yaml OUT` (cli/merge.c). */
+int md_cli_merge_main(int argc, char **argv);
 
 #endif

@@ -185,6 +185,8 @@ int main(int argc, char **argv)
         return md_cli_info_main(argc - 1, argv + 1);
     if (argc > 1 && !strcmp(argv[1], "devices"))
         return md_cli_devices_main(argc - 1, argv + 1);
+    if (argc > 1 && !strcmp(argv[1], "merge"))
+        return md_cli_merge_main(argc - 1, argv + 1);
 
     md_cli_options o;
     int rc = md_cli_parse(argc, argv, &o);

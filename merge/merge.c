@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "../io/safetensors.h"
 #include "../lora/lora_bind.h"
@@ -335,7 +336,7 @@ static md_status check_source(merge_job *j, int e, const md_model *m, const md_w
                               md_error *err)
 {
     if ((m->family == MD_FAMILY_SDXL) != j->cfg.sdxl)
-        return md_fail(err, MD_ERR_INVALID,
+        return md_fail(err, MD_ERR_UNSUPPORTED,
                        "%s: experts[%d].source_model: %s is an %s model, the base is not: "
                        "experts must share the base's architecture",
                        j->cfg.path, e, j->cfg.experts[e].source,
@@ -347,12 +348,12 @@ static md_status check_source(merge_job *j, int e, const md_model *m, const md_w
             const md_tensor *w = md_weights_find(u, name);
             const md_tensor *spec = &j->specs[j->t[i].first + (size_t)p];
             if (!w)
-                return md_fail(err, MD_ERR_INVALID,
+                return md_fail(err, MD_ERR_UNSUPPORTED,
                                "%s: experts[%d].source_model: %s has no %s: experts must share "
                                "the base's architecture",
                                j->cfg.path, e, j->cfg.experts[e].source, name);
             if (!md_shape_equal(w, spec->ndim, spec->shape))
-                return md_fail(err, MD_ERR_INVALID,
+                return md_fail(err, MD_ERR_UNSUPPORTED,
                                "%s: experts[%d].source_model: %s: %s is %s, the base's is %s: "
                                "experts must share the base's architecture",
                                j->cfg.path, e, j->cfg.experts[e].source, name,
@@ -641,7 +642,11 @@ md_status md_merge(const char *config_path, const char *out_dir, const md_merge_
         if (!mkdtemp(j->tmp))
             s = md_fail(err, MD_ERR_IO, "%s: cannot create a folder beside it: %s", out_dir,
                         strerror(errno));
-        else if ((s = run(j, err)) != MD_OK)
+        else if (chmod(j->tmp, 0755) != 0) /* mkdtemp makes it private */
+            s = md_fail(err, MD_ERR_IO, "%s: %s", j->tmp, strerror(errno));
+        if (s != MD_OK && j->tmp[0] && access(j->tmp, F_OK) == 0)
+            md_merge_remove_tree(j->tmp);
+        else if (s == MD_OK && (s = run(j, err)) != MD_OK)
             md_merge_remove_tree(j->tmp);
     }
     job_free(j);
