@@ -567,8 +567,9 @@ static md_status run(merge_job *j, md_error *err)
     if (cancelled(j, MD_MERGE_PHASE_BASE, 0))
         return md_fail(err, MD_ERR_CANCELLED, "merge: cancelled");
     MD_TRY(write_base(j, err));
-    if (j->cfg.init == MD_MERGE_INIT_HIDDEN)
-        MD_TRY(md_backend_cpu_create(&j->cpu, j->opt.threads, err));
+    /* Sources load on it (weights stay in their mapped files); the
+     * gate-init runs compute on it. */
+    MD_TRY(md_backend_cpu_create(&j->cpu, j->opt.threads, err));
     for (int e = 0; e < j->cfg.nexperts; e++)
         MD_TRY(do_expert(j, e, err));
     if (cancelled(j, MD_MERGE_PHASE_WRITE, j->cfg.nexperts))
