@@ -1,5 +1,7 @@
 /* Reading a SegMoE merge config (merge_config.h). The YAML is first turned
- * into JSON (the form it is saved in), then checked key by key. */
+ * into JSON (the form it is saved in), then checked key by key. A config
+ * that is not valid YAML is a bad value like any other (MD_ERR_INVALID):
+ * its author fixes it, as with a bad command line. */
 #include "merge_config.h"
 
 #include <errno.h>
@@ -69,14 +71,14 @@ static cJSON *to_json(conv *c, yaml_node_t *n, int depth)
     if (!n)
         return NULL;
     if (depth > MAX_DEPTH || ++c->nodes > MAX_NODES) {
-        md_fail(c->err, MD_ERR_FORMAT, "%s: the YAML nests or repeats too deeply (aliases?)",
+        md_fail(c->err, MD_ERR_INVALID, "%s: the YAML nests or repeats too deeply (aliases?)",
                 c->path);
         return NULL;
     }
     if (n->type == YAML_SCALAR_NODE) {
         const char *s = (const char *)n->data.scalar.value;
         if (strlen(s) != n->data.scalar.length) {
-            md_fail(c->err, MD_ERR_FORMAT, "%s: a value holds a NUL character", c->path);
+            md_fail(c->err, MD_ERR_INVALID, "%s: a value holds a NUL character", c->path);
             return NULL;
         }
         cJSON *j = n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE ? plain_scalar(s)
@@ -101,7 +103,7 @@ static cJSON *to_json(conv *c, yaml_node_t *n, int depth)
         return a;
     }
     if (n->type != YAML_MAPPING_NODE) {
-        md_fail(c->err, MD_ERR_FORMAT, "%s: empty YAML node", c->path);
+        md_fail(c->err, MD_ERR_INVALID, "%s: empty YAML node", c->path);
         return NULL;
     }
     cJSON *o = cJSON_CreateObject();
@@ -109,13 +111,13 @@ static cJSON *to_json(conv *c, yaml_node_t *n, int depth)
          p++) {
         yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
         if (!k || k->type != YAML_SCALAR_NODE) {
-            md_fail(c->err, MD_ERR_FORMAT, "%s: a mapping key is not a plain name", c->path);
+            md_fail(c->err, MD_ERR_INVALID, "%s: a mapping key is not a plain name", c->path);
             cJSON_Delete(o);
             return NULL;
         }
         const char *key = (const char *)k->data.scalar.value;
         if (cJSON_GetObjectItemCaseSensitive(o, key)) {
-            md_fail(c->err, MD_ERR_FORMAT, "%s: key '%s' appears twice", c->path, key);
+            md_fail(c->err, MD_ERR_INVALID, "%s: key '%s' appears twice", c->path, key);
             cJSON_Delete(o);
             return NULL;
         }
@@ -141,7 +143,7 @@ static cJSON *parse_yaml(const char *path, const char *text, size_t len, md_erro
     }
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
     if (!yaml_parser_load(&parser, &doc)) {
-        md_fail(err, MD_ERR_FORMAT, "%s:%zu:%zu: not valid YAML: %s", path,
+        md_fail(err, MD_ERR_INVALID, "%s:%zu:%zu: not valid YAML: %s", path,
                 parser.problem_mark.line + 1, parser.problem_mark.column + 1,
                 parser.problem ? parser.problem : "syntax error");
         yaml_parser_delete(&parser);
@@ -151,7 +153,7 @@ static cJSON *parse_yaml(const char *path, const char *text, size_t len, md_erro
     yaml_node_t *root = yaml_document_get_root_node(&doc);
     cJSON *j = root ? to_json(&c, root, 0) : NULL;
     if (!root)
-        md_fail(err, MD_ERR_FORMAT, "%s: the file is empty", path);
+        md_fail(err, MD_ERR_INVALID, "%s: the file is empty", path);
     yaml_document_delete(&doc);
     yaml_parser_delete(&parser);
     return j;
@@ -422,7 +424,7 @@ md_status md_merge_config_parse(const char *path, const char *text, size_t len,
         return md_fail(err, MD_ERR_INVALID, "%s: path too long", path);
     out->yaml = parse_yaml(path, text, len, err);
     if (!out->yaml)
-        return err ? err->code : MD_ERR_FORMAT;
+        return err ? err->code : MD_ERR_INVALID;
     md_status s = check(out, err);
     if (s == MD_OK)
         s = complete_yaml(out, err);
@@ -445,7 +447,7 @@ md_status md_merge_config_read(const char *path, md_merge_config *out, md_error 
         return md_fail(err, MD_ERR_NOMEM, "%s: out of memory", path);
     if (bad || n > MAX_FILE) {
         free(buf);
-        return md_fail(err, bad ? MD_ERR_IO : MD_ERR_FORMAT,
+        return md_fail(err, bad ? MD_ERR_IO : MD_ERR_INVALID,
                        bad ? "%s: read error" : "%s: larger than 1 MiB: not a merge config", path);
     }
     md_status s = md_merge_config_parse(path, buf, n, out, err);
