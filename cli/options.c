@@ -26,8 +26,8 @@ static void print_help(void)
     if (n > 80)
         snprintf(model_line, sizeof model_line,
                  " -m, --model PATH      diffusers folder or .safetensors file");
-    printf("usage: moe-diffuse [options] -p PROMPT      moe-diffuse info MODEL\n"
-           "       moe-diffuse batch --prompts FILE [options]     moe-diffuse devices\n"
+    printf("usage: moe-diffuse [options] -p PROMPT     moe-diffuse info MODEL | devices\n"
+           "       moe-diffuse batch --prompts FILE [options]   moe-diffuse merge CFG OUT\n"
            "%s\n"
            " -p, --prompt TEXT     emphasis (word:1.3) (word) [word]; long prompts chunked\n"
            " -n, --negative-prompt TEXT  --prompt-file F --negative-prompt-file F (-=stdin)\n"
