@@ -67,6 +67,26 @@ check "--dtype f32: and only f32" grep -aq '"F32"' "$U"
 check "--gate-init random is recorded" grep -q '"init":.*"random"' "$TMP/out/unet/config.json"
 rm -rf "$TMP/out"
 
+# A LoRA under an expert: fused into that expert's layers (and its gate
+# run), its prompt appended to the expert's.
+config lora.yaml 1 attn source_2
+sed -i "/negative_prompt: \"blurry\"/a\\    loras:\\n      - source_model: $G/tiny-sd-lora/lora_kohya.safetensors\\n        positive_prompt: \"lora words\"" "$TMP/lora.yaml"
+"$CLI" merge -q "$TMP/lora.yaml" "$TMP/out" 2>"$TMP/err"; rc=$?
+check "merge with a LoRA: exit 0" test "$rc" = 0
+check "the LoRA is recorded in segmoe_config" grep -q '"lora words"' "$TMP/out/unet/config.json"
+rm -rf "$TMP/out"
+# With the same random gates, only the LoRA's fused weights tell the two apart.
+U=unet/diffusion_pytorch_model.safetensors
+"$CLI" merge -q --gate-init random "$TMP/lora.yaml" "$TMP/out" 2>/dev/null
+"$CLI" merge -q --gate-init random "$TMP/good.yaml" "$TMP/out2" 2>/dev/null
+check "the LoRA changes the merged weights" test -s "$TMP/out/$U" -a -s "$TMP/out2/$U"
+check "... and only them (same size)" test "$(stat -c %s "$TMP/out/$U")" = "$(stat -c %s "$TMP/out2/$U")"
+differs() { ! cmp -s "$1" "$2"; }
+check "... which differ" differs "$TMP/out/$U" "$TMP/out2/$U"
+rm -rf "$TMP/out" "$TMP/out2"
+sed "s|$G/tiny-sd-lora/lora_kohya.safetensors|gone.safetensors|" "$TMP/lora.yaml" >"$TMP/nolora.yaml"
+expect "missing LoRA" nolora.yaml 4 "nolora.yaml: experts[0].loras[0].source_model: 'gone.safetensors' does not exist"
+
 config missing.yaml 1 attn source_3
 expect "missing source" missing.yaml 4 "missing.yaml: experts[1].source_model: 'source_3' does not exist"
 config arch.yaml 1 attn sdxl
