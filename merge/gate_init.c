@@ -57,12 +57,14 @@ static void ddpm_step(const md_ddpm_settings *s, const float *acp, int t, int pr
 typedef struct run_buf {
     float *embeds, *lat, *model_in, *eps, *z, *acp;
     double *ts;
+    float *pooled;      /* SDXL: [2, projection dim], negative first */
+    float time_ids[12]; /* SDXL: [2, 6] */
 } run_buf;
 
 static void free_buf(run_buf *b)
 {
     free(b->embeds), free(b->lat), free(b->model_in), free(b->eps), free(b->z), free(b->acp);
-    free(b->ts);
+    free(b->ts), free(b->pooled);
 }
 
 static md_status denoise(const md_gate_job *j, md_backend *cap, md_unet_state *st, run_buf *b,
@@ -90,7 +92,8 @@ static md_status denoise(const md_gate_job *j, md_backend *cap, md_unet_state *s
         float trow[2] = {(float)t, (float)t};
         md_unet_inputs in = {.batch = 2, .height = hw, .width = hw, .sample = b->model_in,
                              .timesteps = trow, .context = b->embeds,
-                             .context_len = MD_CLIP_CONTEXT};
+                             .context_len = MD_CLIP_CONTEXT, .text_embeds = b->pooled,
+                             .time_ids = b->pooled ? b->time_ids : NULL};
         /* Every call overwrites SegMoE's hook; only the last one counts. */
         const int last = i == steps - 1;
         if (last)
@@ -137,10 +140,8 @@ static md_status gate_rows(const md_gate_job *j, const md_backend *cap, float *c
 md_status md_gate_init_run(const md_gate_job *j, float *const *rows, md_error *err)
 {
     const md_model *m = j->m;
-    if (m->family == MD_FAMILY_SDXL)
-        return md_fail(err, MD_ERR_UNSUPPORTED,
-                       "merge: hidden gate initialisation of SDXL sources is not supported yet "
-                       "(use init: random)");
+    const int sdxl = m->family == MD_FAMILY_SDXL;
+    const size_t pd = sdxl ? (size_t)m->te2_cfg.projection_dim : 0;
     const int hw = m->unet_cfg.sample_size, ctx = m->unet_cfg.cross_attention_dim;
     const size_t n = (size_t)m->unet_cfg.in_channels * (size_t)hw * (size_t)hw;
     const size_t ne = (size_t)MD_CLIP_CONTEXT * (size_t)ctx;
@@ -149,18 +150,28 @@ md_status md_gate_init_run(const md_gate_job *j, float *const *rows, md_error *e
         .model_in = malloc(sizeof(float) * 2 * n), .eps = malloc(sizeof(float) * 2 * n),
         .z = malloc(sizeof(float) * n),
         .acp = malloc(sizeof(float) * (size_t)(m->sched_cfg.num_train_timesteps + 1)),
-        .ts = malloc(sizeof(double) * MD_MERGE_GATE_STEPS)};
+        .ts = malloc(sizeof(double) * MD_MERGE_GATE_STEPS),
+        .pooled = sdxl ? malloc(sizeof(float) * 2 * pd) : NULL};
+    /* SDXL's added conditioning at the native size: original = target =
+     * the default size, no crop (the pipeline's defaults). */
+    for (int r = 0; r < 2; r++) {
+        const float side = (float)m->default_size;
+        const float ids[6] = {side, side, 0, 0, side, side};
+        memcpy(b.time_ids + 6 * r, ids, sizeof ids);
+    }
     md_backend *cap = NULL;
     md_unet_state *st = NULL;
     md_status s = MD_OK;
-    if (!b.embeds || !b.lat || !b.model_in || !b.eps || !b.z || !b.acp || !b.ts)
+    if (!b.embeds || !b.lat || !b.model_in || !b.eps || !b.z || !b.acp || !b.ts ||
+        (sdxl && !b.pooled))
         s = md_fail(err, MD_ERR_NOMEM, "merge: out of memory for the gate-init run");
     /* The plain prompts (no emphasis syntax), negative first as the
      * guidance batch has them. */
     if (s == MD_OK)
-        s = md_encode_prompt(m, j->be, j->negative, 0, b.embeds, NULL, err);
+        s = md_encode_prompt(m, j->be, j->negative, 0, b.embeds, b.pooled, err);
     if (s == MD_OK)
-        s = md_encode_prompt(m, j->be, j->positive, 0, b.embeds + ne, NULL, err);
+        s = md_encode_prompt(m, j->be, j->positive, 0, b.embeds + ne,
+                             b.pooled ? b.pooled + pd : NULL, err);
     if (s == MD_OK) {
         observe(j, "prompt_embeds", b.embeds, 2 * ne);
         s = md_capture_new(j->be, j->watch, j->nwatch, &cap, err);

@@ -425,6 +425,25 @@ static md_status write_expert(merge_job *j, int e, const md_weights *u, md_error
     return MD_OK;
 }
 
+/* Every source opened and checked before any long work, so a wrong
+ * source fails in seconds rather than after the gate runs before it. */
+static md_status check_sources(merge_job *j, md_error *err)
+{
+    for (int e = 0; e < j->cfg.nexperts; e++) {
+        md_model *m = NULL;
+        md_model_options mo = {.backend = j->cpu};
+        if (md_model_load(j->cfg.experts[e].source, &mo, &m, err) != MD_OK)
+            return md_fail_context(err, "%s: experts[%d].source_model: ", j->cfg.path, e);
+        const md_weights *u = unet_map(m);
+        md_status s = u ? check_source(j, e, m, u, err)
+                        : md_fail(err, MD_ERR_FORMAT, "%s: experts[%d].source_model: %s has no "
+                                  "U-Net", j->cfg.path, e, j->cfg.experts[e].source);
+        md_model_free(m);
+        MD_TRY(s);
+    }
+    return MD_OK;
+}
+
 static md_status do_expert(merge_job *j, int e, md_error *err)
 {
     if (cancelled(j, MD_MERGE_PHASE_EXPERT, e))
@@ -558,6 +577,10 @@ static md_status run(merge_job *j, md_error *err)
                        "list each LoRA under its expert",
                        j->cfg.path);
     MD_TRY(plan(j, err));
+    /* Sources load on it (weights stay in their mapped files); the
+     * gate-init runs compute on it. */
+    MD_TRY(md_backend_cpu_create(&j->cpu, j->opt.threads, err));
+    MD_TRY(check_sources(j, err));
     char path[MD_MERGE_PATH_MAX + 96];
     snprintf(path, sizeof path, "%s/unet", j->tmp);
     if (mkdir(path, 0755) != 0)
@@ -567,9 +590,6 @@ static md_status run(merge_job *j, md_error *err)
     if (cancelled(j, MD_MERGE_PHASE_BASE, 0))
         return md_fail(err, MD_ERR_CANCELLED, "merge: cancelled");
     MD_TRY(write_base(j, err));
-    /* Sources load on it (weights stay in their mapped files); the
-     * gate-init runs compute on it. */
-    MD_TRY(md_backend_cpu_create(&j->cpu, j->opt.threads, err));
     for (int e = 0; e < j->cfg.nexperts; e++)
         MD_TRY(do_expert(j, e, err));
     if (cancelled(j, MD_MERGE_PHASE_WRITE, j->cfg.nexperts))
