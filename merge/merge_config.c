@@ -235,13 +235,21 @@ static md_status get_string(const char *path, const char *key, const cJSON *obj,
     return MD_OK;
 }
 
+/* A number that is a whole int; the range is checked before the cast,
+ * which is undefined beyond int (1e108 was a fuzzing finding). */
+static int whole_int(const cJSON *v)
+{
+    return cJSON_IsNumber(v) && v->valuedouble >= -2147483648.0 &&
+           v->valuedouble <= 2147483647.0 && v->valuedouble == (double)(int)v->valuedouble;
+}
+
 static md_status get_int(const char *path, const char *key, const cJSON *obj, int lo, int hi,
                          int *out, md_error *err)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
     if (!v)
         return MD_OK;
-    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int)v->valuedouble)
+    if (!whole_int(v))
         return md_fail(err, MD_ERR_INVALID, "%s: %s: must be a whole number", path, key);
     if (v->valueint < lo || v->valueint > hi)
         return md_fail(err, MD_ERR_INVALID, "%s: %s: %d is out of range (%d..%d)", path, key,
@@ -393,7 +401,7 @@ static md_status check(md_merge_config *c, md_error *err)
     MD_TRY(get_int(c->path, "num_experts", y, 1, 1 << 20, &declared, err));
     c->top_k = 1;
     const cJSON *tk = cJSON_GetObjectItemCaseSensitive(y, "num_experts_per_tok");
-    if (cJSON_IsNumber(tk) && tk->valuedouble > c->nexperts && tk->valuedouble == (int)tk->valuedouble)
+    if (whole_int(tk) && tk->valueint > c->nexperts)
         return md_fail(err, MD_ERR_INVALID,
                        "%s: num_experts_per_tok: %d is more than the %d experts listed", c->path,
                        tk->valueint, c->nexperts);

@@ -111,6 +111,11 @@ int main(void)
     expect_error("unknown expert key",
                  "base_model: base\nexperts:\n  - source_model: base\n    weight: 2\n",
                  MD_ERR_INVALID, "experts[0]: unknown key 'weight'");
+    /* Fuzzing finding: a number beyond int was cast before its range was checked. */
+    snprintf(y, sizeof y, "%snum_experts_per_tok: 1.5e108\n", head);
+    expect_error("huge top-k", y, MD_ERR_INVALID, "num_experts_per_tok: must be a whole number");
+    snprintf(y, sizeof y, "%snum_experts: -1e300\n", head);
+    expect_error("huge num_experts", y, MD_ERR_INVALID, "num_experts: must be a whole number");
     expect_error("duplicate key", "base_model: base\nbase_model: base\n", MD_ERR_INVALID,
                  "key 'base_model' appears twice");
     expect_error("no experts", "base_model: base\n", MD_ERR_INVALID, "experts: missing");
