@@ -87,6 +87,16 @@ rm -rf "$TMP/out" "$TMP/out2"
 sed "s|$G/tiny-sd-lora/lora_kohya.safetensors|gone.safetensors|" "$TMP/lora.yaml" >"$TMP/nolora.yaml"
 expect "missing LoRA" nolora.yaml 4 "nolora.yaml: experts[0].loras[0].source_model: 'gone.safetensors' does not exist"
 
+# A single-file source (the same weights as an LDM checkpoint) merges to
+# the same bytes as its diffusers folder, gates included.
+"$BUILD/md-test-single-file" "$CASE/source_2" "$TMP/s2.safetensors" >/dev/null
+config single.yaml 1 attn s2.safetensors
+"$CLI" merge -q --dtype f32 "$TMP/good.yaml" "$TMP/out" 2>/dev/null
+"$CLI" merge -q --dtype f32 "$TMP/single.yaml" "$TMP/out2" 2>"$TMP/err"; rc=$?
+check "single-file source: exit 0" test "$rc" = 0
+check "single-file source: the same U-Net file" cmp -s "$TMP/out/$U" "$TMP/out2/$U"
+rm -rf "$TMP/out" "$TMP/out2"
+
 config missing.yaml 1 attn source_3
 expect "missing source" missing.yaml 4 "missing.yaml: experts[1].source_model: 'source_3' does not exist"
 config arch.yaml 1 attn sdxl
