@@ -14,6 +14,7 @@
 #include "../io/safetensors.h"
 #include "../lora/lora_bind.h"
 #include "../models/model.h"
+#include "base_lora.h"
 #include "gate_init.h"
 #include "merge_files.h"
 #include "st_stream.h"
@@ -47,6 +48,7 @@ typedef struct merge_job {
     size_t n, cap;
     md_st_stream *st;
     md_backend *cpu;
+    md_base_lora bl;       /* top-level LoRAs, fused into the base */
     int down0, down1, up0, up1; /* block ranges [start, end) */
 } merge_job;
 
@@ -243,6 +245,15 @@ static md_status write_base(merge_job *j, md_error *err)
         if (j->base_index[i] == SIZE_MAX)
             continue;
         const md_tensor *t = md_safetensors_tensor(j->base, j->base_index[i]);
+        if (md_base_lora_modifies(&j->bl, j->names[i])) {
+            float *fused = NULL;
+            md_status s = md_base_lora_fused(&j->bl, j->names[i], &fused, err);
+            if (s == MD_OK)
+                s = md_st_stream_put(j->st, i, MD_F32, fused, err);
+            free(fused);
+            MD_TRY(s);
+            continue;
+        }
         MD_TRY(md_st_stream_put(j->st, i, t->dtype, t->data, err));
     }
     /* Unmapped now: from here on only one source is in memory. */
@@ -560,8 +571,14 @@ static md_status write_folder_rest(merge_job *j, md_error *err)
         struct stat st;
         snprintf(a, sizeof a, "%s/%s", j->cfg.base, parts[i]);
         snprintf(b, sizeof b, "%s/%s", j->tmp, parts[i]);
-        if (stat(a, &st) == 0 && S_ISDIR(st.st_mode))
-            s = md_merge_copy_dir(a, b, err);
+        if (stat(a, &st) != 0 || !S_ISDIR(st.st_mode))
+            continue;
+        s = md_merge_copy_dir(a, b, err);
+        /* Top-level LoRAs change the text encoders too. */
+        if (s == MD_OK && (i == 0 || i == 3)) {
+            snprintf(b, sizeof b, "%s/%s/model.safetensors", j->tmp, parts[i]);
+            s = md_base_lora_write_te(&j->bl, i == 3, b, err);
+        }
     }
     return s == MD_OK ? write_scheduler(j, err) : s;
 }
@@ -571,11 +588,7 @@ static md_status write_folder_rest(merge_job *j, md_error *err)
 static md_status run(merge_job *j, md_error *err)
 {
     MD_TRY(open_base(j, err));
-    if (j->cfg.nbase_loras)
-        return md_fail(err, MD_ERR_UNSUPPORTED,
-                       "%s: loras: top-level LoRAs (fused into the base) are not supported yet; "
-                       "list each LoRA under its expert",
-                       j->cfg.path);
+    MD_TRY(md_base_lora_open(&j->bl, &j->cfg, j->base, err));
     MD_TRY(plan(j, err));
     /* Sources load on it (weights stay in their mapped files); the
      * gate-init runs compute on it. */
@@ -620,6 +633,7 @@ static md_status run(merge_job *j, md_error *err)
 static void job_free(merge_job *j)
 {
     md_st_stream_abort(j->st);
+    md_base_lora_close(&j->bl);
     md_safetensors_close(j->base);
     cJSON_Delete(j->unet_cfg);
     for (int i = 0; i < j->nt; i++)

@@ -87,6 +87,20 @@ rm -rf "$TMP/out" "$TMP/out2"
 sed "s|$G/tiny-sd-lora/lora_kohya.safetensors|gone.safetensors|" "$TMP/lora.yaml" >"$TMP/nolora.yaml"
 expect "missing LoRA" nolora.yaml 4 "nolora.yaml: experts[0].loras[0].source_model: 'gone.safetensors' does not exist"
 
+# A top-level LoRA: fused into the base (its U-Net outside the MoE layers
+# and its text encoder, kept in the file's dtype).
+config toplora.yaml 1 attn source_2 "loras:
+  - source_model: $G/tiny-sd-lora/lora_kohya.safetensors"
+"$CLI" merge -q --gate-init random "$TMP/toplora.yaml" "$TMP/out" 2>"$TMP/err"; rc=$?
+"$CLI" merge -q --gate-init random "$TMP/good.yaml" "$TMP/out2" 2>/dev/null
+check "top-level LoRA: exit 0" test "$rc" = 0
+check "top-level LoRA: the text encoder is fused" differs "$TMP/out/text_encoder/model.safetensors" "$CASE/base/text_encoder/model.safetensors"
+check "top-level LoRA: the base's U-Net weights are fused" differs "$TMP/out/$U" "$TMP/out2/$U"
+check "without it the text encoder is copied" cmp -s "$TMP/out2/text_encoder/model.safetensors" "$CASE/base/text_encoder/model.safetensors"
+"$CLI" -m "$TMP/out" -q -p "a cat" --steps 2 -o "$TMP/lora-cat.png"
+check "the LoRA-fused merge generates" test -s "$TMP/lora-cat.png"
+rm -rf "$TMP/out" "$TMP/out2"
+
 # A single-file source (the same weights as an LDM checkpoint) merges to
 # the same bytes as its diffusers folder, gates included.
 "$BUILD/md-test-single-file" "$CASE/source_2" "$TMP/s2.safetensors" >/dev/null
