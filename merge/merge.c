@@ -227,8 +227,9 @@ static md_status open_base(merge_job *j, md_error *err)
         return md_fail(err, MD_ERR_INVALID, "%s: type: '%s', but base_model %s is an %s model",
                        j->cfg.path, j->cfg.sdxl ? "sdxl" : "sd", j->cfg.base,
                        sdxl ? "SDXL" : "SD 1.x/2.x");
-    if (cJSON_GetObjectItem(j->unet_cfg, "segmoe_config"))
-        return md_fail(err, MD_ERR_INVALID, "%s: base_model: %s is already an MoE model",
+    if (cJSON_GetObjectItem(j->unet_cfg, "segmoe_config") ||
+        cJSON_GetObjectItem(j->unet_cfg, "moe_config"))
+        return md_fail(err, MD_ERR_UNSUPPORTED, "%s: base_model: %s is already an MoE model",
                        j->cfg.path, j->cfg.base);
     snprintf(path, sizeof path, "%s/unet/diffusion_pytorch_model.safetensors", j->cfg.base);
     if (stat(path, &st) != 0)
