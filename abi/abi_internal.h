@@ -125,6 +125,8 @@ void abi_context_destroy(mdiff_context *ctx);
 int abi_generate(mdiff_context *ctx, const mdiff_gen_params *params, mdiff_image *out, char *msg,
                  size_t msg_cap);
 int abi_model_info(mdiff_context *ctx, mdiff_model_info *info);
+/* api->merge (abi/merge.c). */
+int abi_merge(const mdiff_merge_params *params, char *msg, size_t msg_cap);
 
 /* The request (abi/request.c): a host's struct read over the defaults
  * (pipeline/request.c); the one validation, resolving every default (ctx

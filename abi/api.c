@@ -263,6 +263,7 @@ static const mdiff_api api_v1 = {
     .image_free = api_image_free,
     .get_feature = api_get_feature,
     .resolve_params = abi_resolve_params,
+    .merge = abi_merge,
 };
 
 MOEDIFFUSE_EXPORT const mdiff_api *moediffuse_get_api(int major, int minor)

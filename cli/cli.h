@@ -104,5 +104,7 @@ int md_cli_info_main(int argc, char **argv);
 int md_cli_devices_main(int argc, char **argv);
 /* `moe-diffuse serve` (server/serve_main.c, linked in when built). */
 int md_serve_main(int argc, char **argv);
+/* `moe-diffuse merge CONFIG.yaml OUT` (cli/merge.c). */
+int md_cli_merge_main(int argc, char **argv);
 
 #endif

@@ -195,6 +195,8 @@ int main(int argc, char **argv)
         return MD_EXIT_USAGE;
 #endif
     }
+    if (argc > 1 && !strcmp(argv[1], "merge"))
+        return md_cli_merge_main(argc - 1, argv + 1);
 
     md_cli_options o;
     int rc = md_cli_parse(argc, argv, &o);

@@ -28,7 +28,7 @@ static void print_help(void)
     if (n > 80)
         snprintf(model_line, sizeof model_line,
                  " -m, --model PATH      diffusers folder or .safetensors file");
-    printf("usage: moe-diffuse [options] -p PROMPT   | info MODEL | devices\n"
+    printf("usage: moe-diffuse [options] -p PROMPT   | info MODEL | devices | merge CFG OUT\n"
            "       moe-diffuse batch --prompts FILE | serve [--listen ADDR:PORT] (web API)\n"
            "%s\n"
            " -p, --prompt TEXT     emphasis (word:1.3) (word) [word]; long prompts chunked\n"

@@ -12,9 +12,11 @@ static const char *const segmoe_keys[] = {
     "down_idx_end", "up_idx_start",        "up_idx_end", "shared_expert", NULL};
 /* SegMoE copies the recipe it merged the model from into segmoe_config:
  * the base and source models, their routing prompts, LoRAs and how the
- * gates were initialised. They matter only while merging; the saved
- * weights already hold their result. */
-static const char *const segmoe_ignored[] = {"base_model", "experts", "loras", "init", NULL};
+ * gates were initialised (gate_init_seed: the seed of moe-diffuse merge's
+ * gate-init noise). They matter only while merging; the saved weights
+ * already hold their result. */
+static const char *const segmoe_ignored[] = {"base_model", "experts", "loras", "init",
+                                             "gate_init_seed", NULL};
 static const char *const own_keys[] = {
     "num_experts",   "top_k",          "num_experts_per_tok", "routing",      "moe_layers",
     "shared_expert", "down_idx_start", "down_idx_end",        "up_idx_start", "up_idx_end",

@@ -701,6 +701,50 @@ typedef struct mdiff_profile_api {
     int (*backend_name)(mdiff_context *ctx, char *text, size_t cap);
 } mdiff_profile_api;
 
+/* ---- merging models (ABI 1.6) ----
+ * api->merge builds a SegMoE Mixture-of-Experts model folder from a SegMoE
+ * YAML config and the dense models it names (docs/merge.md). It needs no
+ * context. */
+typedef enum mdiff_merge_stage {
+    MDIFF_MERGE_BASE = 1,      /* copying the base model's weights */
+    MDIFF_MERGE_EXPERT = 2,    /* expert `expert` (0-based) starts */
+    MDIFF_MERGE_GATE_STEP = 3, /* gate-initialisation step `step` of `steps` done */
+    MDIFF_MERGE_WRITE = 4      /* gates and configs being written */
+} mdiff_merge_stage;
+
+typedef struct mdiff_merge_progress {
+    size_t struct_size;
+    int32_t stage;   /* mdiff_merge_stage */
+    int32_t expert;  /* 0-based, of `experts` */
+    int32_t experts;
+    int32_t step;    /* MDIFF_MERGE_GATE_STEP: steps done, of `steps` */
+    int32_t steps;
+    int32_t reserved;
+} mdiff_merge_progress;
+
+/* A non-zero return cancels the merge. */
+typedef int (*mdiff_merge_progress_fn)(void *user, const mdiff_merge_progress *progress);
+
+#define MDIFF_MERGE_GATE_INIT_CONFIG 0 /* the config's `init` (default: hidden) */
+#define MDIFF_MERGE_GATE_INIT_HIDDEN 1 /* from each source's own hidden states */
+#define MDIFF_MERGE_GATE_INIT_RANDOM 2 /* random gates, no model runs (quick tries) */
+
+typedef struct mdiff_merge_params {
+    size_t struct_size;      /* sizeof; no init function: zero the rest */
+    const char *config_path; /* SegMoE YAML; its paths are relative to its folder */
+    const char *output_path; /* the new model folder; must not exist */
+    uint64_t seed;           /* noise of the gate-initialisation runs */
+    int32_t gate_init;       /* MDIFF_MERGE_GATE_INIT_* */
+    int32_t dtype_bits;      /* U-Net weights written: 16 (0 = 16) or 32 */
+    int32_t threads;         /* CPU threads of the gate-init runs, 0 = all */
+    int32_t reserved;
+    mdiff_merge_progress_fn progress; /* may be NULL */
+    void *progress_user;
+    /* When non-NULL and set non-zero (from any thread or a signal
+     * handler), the merge stops at its next check: MDIFF_ERR_CANCELLED. */
+    const volatile int *cancel;
+} mdiff_merge_params;
+
 /* ---- the function table ---- */
 typedef struct mdiff_api {
     size_t struct_size;
@@ -756,6 +800,17 @@ typedef struct mdiff_api {
      * request before loading a model, and to record what was generated. */
     int (*resolve_params)(mdiff_context *ctx, const mdiff_gen_params *params,
                           mdiff_gen_params *out, char *msg, size_t msg_cap);
+
+    /* ABI 1.6 */
+    /* Merges params->config_path into the new folder params->output_path
+     * (SegMoE's layout, written beside it under a temporary name and
+     * renamed when complete). On any failure or cancel nothing is left.
+     * Errors name the file and the config key: MDIFF_ERR_INVALID a bad
+     * config value or key; MDIFF_ERR_IO a missing file or the output
+     * existing or unwritable; MDIFF_ERR_FORMAT / MDIFF_ERR_UNSUPPORTED a
+     * source that is malformed, a pickle checkpoint, or of another
+     * architecture than the base. Present when struct_size covers it. */
+    int (*merge)(const mdiff_merge_params *params, char *msg, size_t msg_cap);
 } mdiff_api;
 
 /* The one exported symbol. NULL when `major` is not served. */

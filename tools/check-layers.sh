@@ -26,6 +26,7 @@ LAYERS=(
     "models"
     "lora"
     "pipeline"
+    "merge"
     "abi"
 )
 # Hosts see the engine only through the public header; besides it they may

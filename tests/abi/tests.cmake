@@ -74,3 +74,11 @@ foreach(editor gimp krita)
   set_tests_properties(plugin_${editor} PROPERTIES ENVIRONMENT "${MD_ABI_TEST_ENV}"
     LABELS "plugins" SKIP_RETURN_CODE 77 TIMEOUT 600)
 endforeach()
+
+# ABI 1.6: api->merge (SegMoE merges) on the golden merge case.
+add_executable(abi_merge ${CMAKE_SOURCE_DIR}/tests/abi/abi_merge.c)
+target_compile_options(abi_merge PRIVATE ${MD_WARNINGS})
+target_link_libraries(abi_merge PRIVATE moediffuse Threads::Threads)
+add_test(NAME abi_merge COMMAND abi_merge)
+set_tests_properties(abi_merge PROPERTIES ENVIRONMENT "${MD_ABI_TEST_ENV};${MD_SANITIZER_ENV}"
+                     LABELS "unit;abi")

@@ -37,6 +37,9 @@ typedef struct gc_case {
     md_lora_file *lora_file;
     md_lora_binding lora;
     md_backend *inner_be;
+    /* Merge cases: the temporary folder holding the merged model (at
+     * model_path), removed at the end. */
+    char merged_dir[2048];
 } gc_case;
 
 /* Golden tensor as float (int32 converted); NULL when absent. Caller frees. */
@@ -63,5 +66,13 @@ void gc_run_lora_fused(gc_case *c);
  * failure. gc_lora_end undoes it. */
 int gc_lora_begin(gc_case *c, const char *file, md_lora_apply how);
 void gc_lora_end(gc_case *c);
+
+/* Merge cases (CHECKING.md item 8): merges the case's `yaml` into a
+ * temporary folder that becomes the model; 0 (message printed) on
+ * failure. gc_run_merge produces the merge.unet.* records from the merged
+ * file; gc_merge_end removes the folder. */
+int gc_merge_begin(gc_case *c, const char *yaml);
+void gc_run_merge(gc_case *c);
+void gc_merge_end(gc_case *c);
 
 #endif

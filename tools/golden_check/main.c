@@ -1,6 +1,6 @@
 /* golden-check CASE_DIR [--backend cpu|vulkan] [--lora-apply fused|side]
  * Exit 0 all passed, 1 some failed, 2 usage or setup error, 3 a case kind
- * that is not supported yet (merge case, CHECKING.md item 8), 77
+ * that is not supported yet, 77
  * the Vulkan backend was asked for but no Vulkan device can run it (ctest:
  * skipped). */
 #include <math.h>
@@ -17,7 +17,8 @@
 static int is_input(const char *name)
 {
     static const char *const suffixes[] = {
-        ".initial_noise", ".ancestral_noise", ".encoder_noise", ".noise", ".init_image",
+        ".initial_noise", ".ancestral_noise", ".encoder_noise", ".noise", ".step_noise",
+        ".init_image",
         ".mask_image", ".traj.sample", ".traj.model_output", "text_encoder.ids",
         "text_encoder_2.ids", "vae.decode.latent", "vae.encode.image"};
     for (size_t i = 0; i < sizeof suffixes / sizeof *suffixes; i++) {
@@ -103,27 +104,27 @@ static int usage(void)
             "  --lora-apply: how a LoRA case's LoRA is applied (default: fused where the\n"
             "  backend keeps weights in host memory, else side products)\n"
             "exit status: 0 all records passed, 1 some failed, 2 usage or setup error,\n"
-            "  %d unsupported case kind (merge case: not implemented yet),\n"
+            "  %d unsupported case kind,\n"
             "  %d no Vulkan device for --backend vulkan\n",
             EXIT_UNSUPPORTED_CASE, EXIT_NO_DEVICE);
     return 2;
 }
 
-/* CHECKING.md item 8: merge cases start from inputs that are not a model
- * folder; until merging exists, say so instead of failing on the missing
- * model_index.json. NULL for an ordinary or LoRA case. */
-static const char *unsupported_case_kind(const char *dir, const cJSON *case_json)
+/* CHECKING.md item 8: a merge case names its SegMoE YAML in golden.json
+ * inputs (else segmoe_config.yaml when present); NULL for an ordinary or
+ * LoRA case. */
+static const char *merge_yaml(const char *dir, const cJSON *case_json)
 {
     const cJSON *yaml = cJSON_GetObjectItem(cJSON_GetObjectItem(case_json, "inputs"), "segmoe_yaml");
     if (cJSON_IsString(yaml))
-        return "merge case";
+        return yaml->valuestring;
     char path[2048];
     snprintf(path, sizeof path, "%s/segmoe_config.yaml", dir);
     FILE *f = fopen(path, "rb");
     if (!f)
         return NULL;
     fclose(f);
-    return "merge case";
+    return "segmoe_config.yaml";
 }
 
 /* Produces every record the case holds and compares it (rules 2, 3 and
@@ -137,6 +138,7 @@ static void check_records(gc_case *c, int fp16, int *passed, int *failed)
     gc_run_schedulers(c);
     gc_run_pipelines(c);
     gc_run_lora_fused(c);
+    gc_run_merge(c);
 
     const cJSON *tensors = cJSON_GetObjectItem(c->golden_json, "tensors");
     const cJSON *rec;
@@ -195,12 +197,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "golden-check: %s: missing or not valid JSON\n", path);
         return 2;
     }
-    const char *kind = unsupported_case_kind(dir, c.case_json);
-    if (kind) {
-        fprintf(stderr, "golden-check: %s: unsupported: %s (not implemented yet)\n", dir, kind);
-        cJSON_Delete(c.case_json);
-        return EXIT_UNSUPPORTED_CASE;
-    }
+    const char *yaml = merge_yaml(dir, c.case_json);
     /* Single-file cases point at another case's records (CHECKING.md rule 4). */
     const cJSON *ref_json = cJSON_GetObjectItem(c.case_json, "golden_json");
     const cJSON *ref_st = cJSON_GetObjectItem(c.case_json, "golden_reference");
@@ -250,6 +247,10 @@ int main(int argc, char **argv)
         printf("case %s, %s, tolerance factor 1\n", dir, note);
 
     int passed = 0, failed = 0;
+    if (yaml && !gc_merge_begin(&c, yaml)) {
+        printf("%-48s %12s %10s FAIL (merge failed)\n", yaml, "-", "-");
+        failed++;
+    }
     const cJSON *lora_files = cJSON_GetObjectItem(c.case_json, "lora_files");
     if (lora_files) {
         /* CHECKING.md item 8: every listed file must give the records. */
@@ -301,6 +302,7 @@ int main(int argc, char **argv)
     }
     free(c.results);
     md_model_free(c.model);
+    gc_merge_end(&c);
     md_backend_destroy(c.be);
     md_safetensors_close(c.gold);
     if (c.golden_json != c.case_json)
