@@ -99,6 +99,10 @@ static md_status denoise(const md_gate_job *j, md_backend *cap, md_unet_state *s
         if (last)
             observe(j, "last_call_latents", b->lat, n);
         md_capture_arm(cap, last);
+        /* The last call must run to_k / to_v itself for the capture to see
+         * their input: the state would reuse the first call's keys and values. */
+        if (last)
+            md_unet_state_drop_kv(st);
         MD_TRY(md_unet_forward(m->unet, st, cap, &in, b->eps, err));
         md_capture_arm(cap, 0);
         for (size_t k = 0; k < n; k++) /* guidance: uncond + g (cond - uncond) */
@@ -182,6 +186,7 @@ md_status md_gate_init_run(const md_gate_job *j, float *const *rows, md_error *e
         s = denoise(j, cap, st, &b, err);
     if (s == MD_OK)
         s = gate_rows(j, cap, rows, err);
+    md_unet_state_drop_kv(st); /* while the backend holding them exists */
     md_unet_state_free(st);
     if (cap)
         cap->destroy(cap);
