@@ -21,6 +21,7 @@
 #include "models/model.h"
 #include "pipeline/pipeline.h"
 #include "sampling/rng.h"
+#include "sgemm_baseline.h"
 
 static double now(void)
 {
@@ -53,27 +54,6 @@ static md_backend *make_backend(const char *mode, int threads)
     }
     unsetenv("MD_CPU_WINOGRAD");
     return be;
-}
-
-/* sgemm GFLOP/s on a U-Net-like shape, as bench-step measures it. */
-static double sgemm_rate(void)
-{
-    const int m = 4096, k = 320, n = 1280;
-    float *a = malloc(sizeof(float) * m * k), *b = malloc(sizeof(float) * k * n);
-    float *c = malloc(sizeof(float) * m * n);
-    md_randn(1, 0, 0, a, (size_t)m * k);
-    md_randn(1, 1, 0, b, (size_t)k * n);
-    double best = 1e30;
-    for (int r = 0; r < 4; r++) {
-        double t0 = now();
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1, a, k, b, n, 0, c, n);
-        double t = now() - t0;
-        best = r && t < best ? t : best;
-    }
-    free(a);
-    free(b);
-    free(c);
-    return 2.0 * m * n * k / best / 1e9;
 }
 
 /* ---- per-shape table ---- */
@@ -400,7 +380,7 @@ int main(int argc, char **argv)
     print_load("at start");
     md_backend *modes[3] = {make_backend("0", threads), make_backend("2", threads),
                             make_backend("4", threads)};
-    double gemm = sgemm_rate();
+    double gemm = md_bench_sgemm_gflops();
     printf("sgemm baseline %.1f GFLOP/s\n", gemm);
     if (shapes)
         shape_table(modes, reps, only);

@@ -16,6 +16,7 @@
 #include "models/model.h"
 #include "pipeline/pipeline.h"
 #include "sampling/rng.h"
+#include "sgemm_baseline.h"
 
 /* A copy of the CPU backend's table whose GEMM-like entries count FLOPs
  * before calling the originals. `table` comes first so an op's backend
@@ -73,30 +74,6 @@ static double cpu_now(void)
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-/* sgemm GFLOP/s on a U-Net-like shape (4096 tokens x 320 -> 1280). */
-static double sgemm_rate(void)
-{
-    const int m = 4096, k = 320, n = 1280;
-    float *a = malloc(sizeof(float) * m * k), *b = malloc(sizeof(float) * k * n);
-    float *c = malloc(sizeof(float) * m * n);
-    if (!a || !b || !c)
-        return 0;
-    md_randn(1, 0, 0, a, (size_t)m * k);
-    md_randn(1, 1, 0, b, (size_t)k * n);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1, a, k, b, n, 0, c, n);
-    double best = 1e30;
-    for (int r = 0; r < 5; r++) {
-        double t0 = now();
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1, a, k, b, n, 0, c, n);
-        double t = now() - t0;
-        best = t < best ? t : best;
-    }
-    free(a);
-    free(b);
-    free(c);
-    return 2.0 * m * n * k / best / 1e9;
-}
-
 int main(int argc, char **argv)
 {
     const char *path = NULL;
@@ -127,7 +104,7 @@ int main(int argc, char **argv)
     counting.table.attention = count_attention;
     md_backend *be = &counting.table;
 
-    double gemm = sgemm_rate();
+    double gemm = md_bench_sgemm_gflops();
     double t0 = now();
     md_model *m = NULL;
     md_model_options mo = {.backend = be};

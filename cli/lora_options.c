@@ -35,7 +35,7 @@ int md_cli_lora_dir_default(mdh_request *r)
 void md_cli_lora_report(md_cli_engine *e, const mdiff_gen_params *p, int verbose, int quiet)
 {
     const mdiff_lora_api *la = e->api->get_feature(MDIFF_FEATURE_LORA);
-    if (!la || (p->lora_count == 0 && !strstr(p->prompt ? p->prompt : "", "<l")))
+    if (!la)
         return;
     mdiff_lora_info *info = calloc(MDIFF_MAX_LORAS, sizeof *info);
     if (!info)

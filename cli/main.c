@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "../host/infotext.h"
+#include "../host/parameters.h"
 #include "batch.h"
 #include "cli.h"
 #include "engine.h"
@@ -32,17 +33,6 @@ static void catch_sigint(void)
     sa.sa_flags = SA_RESETHAND;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
-}
-
-static uint64_t random_seed(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t x = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^ ((uint64_t)getpid() << 40);
-    x ^= x >> 33; /* splitmix finaliser so nearby clocks give unrelated seeds */
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    return x & 0xffffffffULL; /* 32 bits: short to type, as other UIs print them */
 }
 
 static double now_seconds(void)
@@ -238,7 +228,7 @@ int main(int argc, char **argv)
                 threads);
     }
 
-    uint64_t seed = o.random_seed ? random_seed() : o.req.p.seed;
+    uint64_t seed = o.random_seed ? mdh_random_seed() : o.req.p.seed;
     if (cancel_requested) {
         md_cli_progress_error(&progress, MD_EXIT_CANCELLED, "cancelled while loading the model");
         rc = MD_EXIT_CANCELLED;

@@ -12,34 +12,10 @@
 #include "../host/image_read.h"
 #include "../host/image_resize.h"
 #include "../host/image_write.h"
-#include "../host/a1111_hashes.h"
 #include "../host/infotext.h"
 #include "../host/output_file.h"
+#include "../host/parameters.h"
 #include "cli.h"
-
-static int round8(double v)
-{
-    int r = (int)((v + 4.0) / 8.0) * 8;
-    return r < 8 ? 8 : r > 8192 ? 8192 : r;
-}
-
-/* The generation size for an init image of iw x ih (see --help / man page). */
-static void size_for_image(const mdiff_gen_params *r, int iw, int ih, int *w, int *h)
-{
-    if (r->width && r->height) {
-        *w = r->width;
-        *h = r->height;
-    } else if (r->width) {
-        *w = r->width;
-        *h = round8((double)ih * r->width / iw);
-    } else if (r->height) {
-        *h = r->height;
-        *w = round8((double)iw * r->height / ih);
-    } else {
-        *w = round8(iw);
-        *h = round8(ih);
-    }
-}
 
 typedef struct inputs {
     float *init; /* [4, H, W]: RGB planes then alpha */
@@ -60,7 +36,7 @@ static int read_inputs(const mdh_request *rq, int quiet, int *w, int *h, inputs 
     }
     if (st != MDIFF_OK)
         goto done;
-    size_for_image(r, img.width, img.height, w, h);
+    mdh_size_for_image(r, img.width, img.height, w, h);
     if (!quiet && (*w != img.width || *h != img.height)) {
         int same_aspect = (long long)img.width * *h == (long long)img.height * *w;
         fprintf(stderr, "moe-diffuse: init image %s is %dx%d: %s to %dx%d%s\n", rq->init_image,
@@ -106,51 +82,16 @@ static char *model_name(const md_cli_engine *e, const char *given)
     return name;
 }
 
-/* The model's experts as the "MoE:" value: what the model is, the request's
- * own settings are recorded under their keys. */
-static void moe_text(const md_cli_engine *e, char *buf, size_t cap)
-{
-    const mdiff_model_info *i = &e->info;
-    snprintf(buf, cap, "%d experts, top-%d, %s routing%s", i->num_experts, i->top_k,
-             i->routing == MDIFF_ROUTING_TOKEN ? "token" : "sequence",
-             i->shared_expert ? ", shared expert" : "");
-}
-
-/* The feathering the library applies to an inpainting mask's edge
- * (moediffuse.h: min(w, h) / 128, 1..8 pixels), recorded as A1111's "Mask blur". */
-static int mask_blur(int w, int h)
-{
-    int r = (w < h ? w : h) / 128;
-    return r < 1 ? 1 : r > 8 ? 8 : r;
-}
-
 /* rq's text with the resolved values of `resolved`. */
 static char *parameters_for(const md_cli_engine *e, const mdh_request *rq,
                             const mdiff_gen_params *resolved, const char *given_name)
 {
-    mdh_request shown = *rq; /* a shallow view: strings stay rq's */
-    shown.p = *resolved;
-    /* The request's own MoE settings are what the text records; the ones in
-     * effect by default are the model's ("MoE:"). */
-    shown.p.moe_top_k = rq->p.moe_top_k;
-    shown.p.moe_routing = rq->p.moe_routing;
-    char moe[160];
-    moe_text(e, moe, sizeof moe);
     char *model = model_name(e, given_name);
-    char *lora_hashes = NULL;
-    mdh_error err = {0};
-    if (mdh_lora_hashes(e->api, e->ctx, &rq->p, &lora_hashes, &err) != MDIFF_OK)
-        lora_hashes = NULL; /* generate reports what is wrong with the LoRAs */
-    mdh_infotext_meta meta = {
-        .model_hash = e->model_hash[0] ? e->model_hash : NULL,
-        .lora_hashes = lora_hashes,
-        .model = model,
-        .moe = e->info.routing == MDIFF_ROUTING_NONE ? NULL : moe,
-        .mask_blur = rq->mask ? mask_blur(resolved->width, resolved->height) : 0,
-        .version = "moe-diffuse " MD_VERSION};
-    char *text = mdh_infotext_format(&shown, &meta);
+    mdh_parameters_source src = {.api = e->api, .info = &e->info,
+                                 .model_hash = e->model_hash, .model_name = model,
+                                 .version = "moe-diffuse " MD_VERSION};
+    char *text = mdh_parameters_text(&src, rq, resolved, rq->mask != NULL);
     free(model);
-    free(lora_hashes);
     return text;
 }
 

@@ -9,9 +9,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../host/a1111_hashes.h"
 #include "../host/image_png.h"
 #include "../host/infotext.h"
+#include "../host/parameters.h"
 #include "base64.h"
 #include "gen_request.h"
 #include "inputs.h"
@@ -25,17 +25,6 @@ typedef struct run {
     cJSON *images, *seeds, *infotexts;
     int done;
 } run;
-
-static uint64_t random_seed(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t x = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^ ((uint64_t)getpid() << 40);
-    x ^= x >> 33; /* splitmix finaliser so nearby clocks give unrelated seeds */
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    return x & 0xffffffffULL; /* 32 bits, as A1111's */
-}
 
 /* Whether the client closed its connection: nobody waits for the image, so
  * the queue moves on. A peek at the socket, which nothing else reads while
@@ -76,46 +65,14 @@ static int on_progress(void *user, const mdiff_progress *pr)
     return stop;
 }
 
-static void moe_text(const md_server *s, char *buf, size_t cap)
-{
-    const mdiff_model_info *i = &s->info;
-    snprintf(buf, cap, "%d experts, top-%d, %s routing%s", i->num_experts, i->top_k,
-             i->routing == MDIFF_ROUTING_TOKEN ? "token" : "sequence",
-             i->shared_expert ? ", shared expert" : "");
-}
-
-/* The feathering the library applies (moediffuse.h: min(w, h) / 128, 1..8
- * pixels), recorded as A1111's "Mask blur" as the CLI does. */
-static int mask_blur(int w, int h)
-{
-    int r = (w < h ? w : h) / 128;
-    return r < 1 ? 1 : r > 8 ? 8 : r;
-}
-
 /* The `parameters` text of one image, as the CLI writes it. */
 static char *parameters_for(const md_server *s, const mdh_request *rq,
                             const mdiff_gen_params *resolved, int has_mask)
 {
-    mdh_request shown = *rq; /* a shallow view: strings stay rq's */
-    shown.p = *resolved;
-    shown.p.moe_top_k = rq->p.moe_top_k;
-    shown.p.moe_routing = rq->p.moe_routing;
-    char moe[160];
-    moe_text(s, moe, sizeof moe);
-    char *lora_hashes = NULL;
-    mdh_error err = {0};
-    if (mdh_lora_hashes(s->api, s->ctx, &rq->p, &lora_hashes, &err) != MDIFF_OK)
-        lora_hashes = NULL; /* generate reports what is wrong with the LoRAs */
-    mdh_infotext_meta meta = {
-        .model_hash = s->hash10[0] ? s->hash10 : NULL,
-        .lora_hashes = lora_hashes,
-        .model = s->model_name,
-        .moe = s->info.routing == MDIFF_ROUTING_NONE ? NULL : moe,
-        .mask_blur = has_mask ? mask_blur(resolved->width, resolved->height) : 0,
-        .version = "moe-diffuse " MD_VERSION};
-    char *text = mdh_infotext_format(&shown, &meta);
-    free(lora_hashes);
-    return text;
+    mdh_parameters_source src = {.api = s->api, .info = &s->info,
+                                 .model_hash = s->hash10, .model_name = s->model_name,
+                                 .version = "moe-diffuse " MD_VERSION};
+    return mdh_parameters_text(&src, rq, resolved, has_mask);
 }
 
 /* One image into the reply; 0, else the HTTP status with msg. */
@@ -366,7 +323,7 @@ static void generate(md_server *s, const char *body, size_t size, int img2img, m
         md_gen_request_free(&g);
         return;
     }
-    uint64_t seed = g.random_seed ? random_seed() : g.req.p.seed;
+    uint64_t seed = g.random_seed ? mdh_random_seed() : g.req.p.seed;
     run rn = {.s = s, .g = &g, .images = cJSON_CreateArray(), .seeds = cJSON_CreateArray(),
               .infotexts = cJSON_CreateArray()};
     pthread_mutex_lock(&s->gen_lock);

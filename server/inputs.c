@@ -6,32 +6,7 @@
 
 #include "../host/image_read.h"
 #include "../host/image_resize.h"
-
-static int round8(double v)
-{
-    int r = (int)((v + 4.0) / 8.0) * 8;
-    return r < 8 ? 8 : r > 8192 ? 8192 : r;
-}
-
-/* The size rule of the CLI (docs/cli.md): the request's width and height,
- * one of them with the other from the image's aspect, or the image's own
- * size rounded to a multiple of 8. */
-static void size_for_image(const mdiff_gen_params *r, int iw, int ih, int *w, int *h)
-{
-    if (r->width && r->height) {
-        *w = r->width;
-        *h = r->height;
-    } else if (r->width) {
-        *w = r->width;
-        *h = round8((double)ih * r->width / iw);
-    } else if (r->height) {
-        *h = r->height;
-        *w = round8((double)iw * r->height / ih);
-    } else {
-        *w = round8(iw);
-        *h = round8(ih);
-    }
-}
+#include "../host/parameters.h"
 
 static uint8_t to_byte(float v)
 {
@@ -65,7 +40,7 @@ int md_inputs_load(const md_gen_request *g, int max_side, md_inputs *in, char *m
         rc = 422;
         goto done;
     }
-    size_for_image(&g->req.p, img.width, img.height, &in->width, &in->height);
+    mdh_size_for_image(&g->req.p, img.width, img.height, &in->width, &in->height);
     if (in->width > max_side || in->height > max_side) {
         snprintf(msg, cap, "width x height: %dx%d is past this server's limit of %d pixels a side",
                  in->width, in->height, max_side);
