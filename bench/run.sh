@@ -14,6 +14,11 @@ echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; commit $
 [ -d "$MODELS/sd15" ] || "$BUILD/make-random-model" --preset sd15 "$MODELS/sd15"
 "$BUILD/bench-step" "$MODELS/sd15" --size 512 --reps 2
 "$BUILD/bench-conv" "$MODELS/sd15" --size 512 --reps 3 --runs 2
+# Peak memory of a whole generation (one step) against the weights' size on disk.
+echo "sd15 weights on disk: $(du -sm "$MODELS/sd15" | cut -f1) MiB"
+/usr/bin/time -f "sd15 512x512 1 step, whole CLI run: %e s wall, %M KiB peak RSS" \
+  "$BUILD/moe-diffuse" -m "$MODELS/sd15" -p "a photo of a cat" -W 512 -H 512 \
+  --steps 1 --seed 1 -q -o /tmp/md-bench-sd15-512.png
 /usr/bin/time -f "tiny-sd-dense 20 steps 256x256: %e s wall, %M KiB peak RSS" \
   "$BUILD/moe-diffuse" -m "$GOLDEN/tiny-sd-dense" -p "a photo of a cat" -W 256 -H 256 \
   --steps 20 --seed 1 -q -o /tmp/md-bench-tiny256.png

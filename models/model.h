@@ -76,4 +76,12 @@ md_status md_model_load(const char *path, const md_model_options *opt, md_model 
                         md_error *err);
 void md_model_free(md_model *m);
 
+/* Gives the resident pages of the mapped weights of every weights map whose
+ * label starts with `component` ("unet", "vae", "text_encoder" covers both
+ * encoders) back to the kernel (io/mapped_pages.h): a generation calls it
+ * when a component is done with, so the peak memory of the next phase does
+ * not also hold the last one's weights. The model is unchanged: a later read
+ * maps the same bytes again from the page cache or the file. */
+void md_model_release_pages(const md_model *m, const char *component);
+
 #endif

@@ -399,6 +399,8 @@ md_status md_generate(const md_model *m, const md_gen_run *run, const mdiff_gen_
         st = encode_conditioning(&s, err);
     if (st != MD_OK)
         goto done;
+    /* Each phase's peak memory holds only its own component's weights. */
+    md_model_release_pages(m, "text_encoder");
 
     /* img2img and inpainting with strength < 1 start part-way down the schedule. */
     int begin = 0;
@@ -468,6 +470,7 @@ md_status md_generate(const md_model *m, const md_gen_run *run, const mdiff_gen_
     }
     emit(&s, "final_latents", -1, s.latents, s.n);
     md_unet_state_drop_kv(s.unet); /* the text's keys and values are done with: the VAE gets the room */
+    md_model_release_pages(m, "unet");
 
     float inv = 1.0f / m->vae_cfg.scaling_factor;
     for (size_t k = 0; k < s.n; k++)
