@@ -101,14 +101,9 @@ static md_status resolve_vae_tile(const md_model *m, mdiff_gen_params *p, md_err
                        p->vae_tile, f);
     if (p->vae_tile != 0)
         return MD_OK;
-    size_t avail = md_mem_available();
-    if (avail == 0 || md_vae_decode_bytes(m->vae, p->height / f, p->width / f) <= avail / 2)
-        return MD_OK;
-    int tile = 64;
-    while (tile + 64 < p->width + p->height &&
-           md_vae_decode_bytes(m->vae, (tile + 64) / f, (tile + 64) / f) <= avail / 4)
-        tile += 64;
-    p->vae_tile = tile;
+    int tile = md_vae_auto_tile(m->vae, p->height, p->width, md_mem_available());
+    if (tile > 0)
+        p->vae_tile = tile;
     return MD_OK;
 }
 

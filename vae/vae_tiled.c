@@ -194,3 +194,15 @@ size_t md_vae_decode_bytes(const md_vae *v, int h, int w)
     /* input, output, the skip of a ResNet and the norm's temporary */
     return widest * 4 * sizeof(float);
 }
+
+int md_vae_auto_tile(const md_vae *v, int height_px, int width_px, size_t avail)
+{
+    const int f = md_vae_factor(v);
+    if (avail == 0 || md_vae_decode_bytes(v, height_px / f, width_px / f) <= avail / 2)
+        return 0;
+    int tile = 64;
+    while (tile + 64 < width_px + height_px &&
+           md_vae_decode_bytes(v, (tile + 64) / f, (tile + 64) / f) <= avail / 4)
+        tile += 64;
+    return tile;
+}

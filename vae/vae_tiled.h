@@ -29,4 +29,10 @@ md_status md_vae_encode_tiled(const md_vae *v, md_backend *be, const float *imag
  * estimate from the widest full-resolution level). */
 size_t md_vae_decode_bytes(const md_vae *v, int h, int w);
 
+/* The automatic choice for an image of height_px x width_px pixels when
+ * `avail` bytes of memory are available (0: unknown): 0 (decode whole)
+ * when the whole decode takes at most half of it, else the largest
+ * multiple of 64 pixels whose tile decode takes at most a quarter. */
+int md_vae_auto_tile(const md_vae *v, int height_px, int width_px, size_t avail);
+
 #endif
